@@ -1,0 +1,56 @@
+# Gapfill: every target installs what it needs and skips what is already there.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv zip unzip
+GAPFILL_DATA ?= $(abspath ../shared/data)
+export GAPFILL_DATA
+export QT_QPA_PLATFORM := offscreen
+RUN := PYTHONPATH=$(CURDIR)/scripts $(PY)
+
+.PHONY: help deps venv test lint demo bench bench-quality package clean
+
+help:
+	@echo "make demo    fill a cloudy Sentinel-2 date from its neighbours (real data) into demo-output/"
+	@echo "make test    ruff + pytest on real QGIS, GDAL, qgis_process"
+	@echo "make bench   speed and memory of the fills on a large mosaic of the real samples"
+	@echo "make package plugin zip for QGIS 'Install from ZIP' in dist/"
+	@echo "make clean   remove the virtual environment and generated files"
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt | deps
+	test -x $(PY) || $(PYTHON_SYS) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	$(PY) -c "from osgeo import gdal_array; import onnxruntime, torch, numpy; assert int(numpy.__version__.split('.')[0]) < 2"
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv lint
+	$(VENV)/bin/python -m pytest -p no:cacheprovider tests
+
+demo: venv
+	$(RUN) scripts/demo.py --output demo-output
+
+bench: venv
+	$(RUN) scripts/bench_classical.py --output bench-output
+
+package: deps
+	$(PYTHON_SYS) scripts/make_package.py --output dist
+
+clean:
+	rm -rf $(VENV) demo-output bench-output dist .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,153 @@
+"""What every Gapfill algorithm shares: groups, icon, help, and running a core call safely."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.errors import Cancelled, GapfillError, MissingDependencyError
+from ..core.fill_engine import FillReport
+
+ICONS = Path(__file__).resolve().parent.parent / "icons"
+GROUPS = {
+    "prepare": "Prepare",
+    "fill": "Fill",
+    "train": "Train",
+    "evaluate": "Evaluate",
+}
+T = TypeVar("T")
+
+
+class GapfillAlgorithm(QgsProcessingAlgorithm):
+    """Base: subclasses give name, display name, group id, help, icon and processAlgorithm."""
+
+    GROUP = "fill"
+    ICON = "gapfill.svg"
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate(type(self).__name__, text)
+
+    def createInstance(self) -> QgsProcessingAlgorithm:  # noqa: N802 - QGIS API
+        return type(self)()
+
+    def group(self) -> str:
+        return self.tr(GROUPS[self.GROUP])
+
+    def groupId(self) -> str:  # noqa: N802 - QGIS API
+        return self.GROUP
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICONS / self.ICON))
+
+    def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
+        return str(ICONS / self.ICON)
+
+    def raster_path(
+        self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
+    ) -> str | None:
+        """The file behind a raster parameter (None when optional and empty)."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            return None
+        return raster_source(layer, name)
+
+    def raster_paths(
+        self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
+    ) -> list[str]:
+        """Files behind a multiple-layers parameter, in the order the user gave them."""
+        layers = self.parameterAsLayerList(parameters, name, context)
+        return [raster_source(layer, name) for layer in layers]
+
+
+def raster_source(layer: QgsRasterLayer, name: str) -> str:
+    if not layer.isValid():
+        raise QgsProcessingException(f"The layer given as {name} is not a valid raster.")
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            f"The layer given as {name} ('{layer.name()}') is not a file raster (provider "
+            f"'{layer.providerType()}'). Save it as a GeoTIFF first (Export > Save As)."
+        )
+    return layer.source()
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turn the engine's domain errors into Processing errors with the same message."""
+    try:
+        yield
+    except Cancelled as error:
+        raise QgsProcessingException("Cancelled: no output was written.") from error
+    except (GapfillError, MissingDependencyError) as error:
+        raise QgsProcessingException(str(error)) from error
+
+
+def run_core(
+    call: Callable[..., T],
+    feedback: QgsProcessingFeedback,
+    *args: Any,
+    **kwargs: Any,
+) -> T:
+    """Run a core function with QGIS progress and cancel, and domain errors translated."""
+    with domain_errors():
+        return call(
+            *args,
+            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
+            cancelled=feedback.isCanceled,
+            **kwargs,
+        )
+
+
+def target_parameters(algorithm: GapfillAlgorithm) -> None:
+    """The target image and its optional gap mask, common to every fill."""
+    algorithm.addParameter(
+        QgsProcessingParameterRasterLayer("INPUT", algorithm.tr("Target image (with gaps)"))
+    )
+    mask = QgsProcessingParameterRasterLayer(
+        "GAP_MASK", algorithm.tr("Gap mask (1 = gap; default: the target's no-data)"),
+        optional=True,
+    )
+    mask.setHelp(algorithm.tr("Build one with 'Build gap mask'. Pixels ≠ 0 are filled."))
+    algorithm.addParameter(mask)
+
+
+def fill_outputs(algorithm: GapfillAlgorithm) -> None:
+    algorithm.addParameter(
+        QgsProcessingParameterRasterDestination("OUTPUT", algorithm.tr("Filled image"))
+    )
+    algorithm.addOutput(
+        QgsProcessingOutputNumber("FILLED_PIXELS", algorithm.tr("Gap pixels filled"))
+    )
+    algorithm.addOutput(
+        QgsProcessingOutputNumber("UNFILLED_PIXELS", algorithm.tr("Gap pixels left as no-data"))
+    )
+
+
+def fill_results(report: FillReport, output: str, feedback: QgsProcessingFeedback) -> dict:
+    """Log the pixel counts (warnings for what the user should know) and build the results."""
+    for message in report.messages:
+        feedback.pushWarning(message)
+    if report.gaps:
+        feedback.pushInfo(
+            f"{report.filled} of {report.gaps} gap pixels filled "
+            f"({100 * report.filled / report.gaps:.1f} %)."
+        )
+    if report.unfilled:
+        feedback.pushWarning(
+            f"{report.unfilled} gap pixels could not be filled and are no-data in the output."
+        )
+    return {"OUTPUT": output, "FILLED_PIXELS": report.filled, "UNFILLED_PIXELS": report.unfilled}

@@ -1,0 +1,1 @@
+"""QGIS-free engine of Gapfill: raster windows, alignment, masks, fills, model cards, metrics."""

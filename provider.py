@@ -1,0 +1,35 @@
+"""The `gapfill` Processing provider: an explicit list of working algorithms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms.build_gap_mask import BuildGapMask
+from .algorithms.fill_spatial import FillSpatial
+from .algorithms.fill_temporal import FillTemporal
+
+ICON = Path(__file__).parent / "icons" / "gapfill.svg"
+
+
+class GapfillProvider(QgsProcessingProvider):
+    def id(self) -> str:
+        return "gapfill"
+
+    def name(self) -> str:
+        return "Gapfill"
+
+    def longName(self) -> str:  # noqa: N802 - QGIS API
+        return "Gapfill: fill clouds, shadows and no-data gaps"
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
+        return str(ICON)
+
+    def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
+        for algorithm in (BuildGapMask(), FillTemporal(), FillSpatial()):
+            self.addAlgorithm(algorithm)
