@@ -30,6 +30,12 @@ class GapfillProvider(QgsProcessingProvider):
     def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
         return str(ICON)
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
+        return ["tif"]
+
+    def defaultRasterFileExtension(self) -> str:  # noqa: N802 - QGIS API
+        return "tif"
+
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         for algorithm in (BuildGapMask(), FillTemporal(), FillSpatial()):
             self.addAlgorithm(algorithm)

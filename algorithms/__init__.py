@@ -1,0 +1,1 @@
+"""Processing algorithms: thin wrappers from parameters to a core call to outputs."""

@@ -1,0 +1,1 @@
+"""Headless PyTorch training package (datasets, networks, losses, export); never imports qgis."""
