@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON_SYS := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv zip unzip
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv
 GAPFILL_DATA ?= $(abspath ../shared/data)
 export GAPFILL_DATA
 export QT_QPA_PLATFORM := offscreen

@@ -50,6 +50,7 @@ def run_pipeline(
             while pending:
                 check_cancelled(cancelled)
                 finish_oldest()
+            check_cancelled(cancelled)  # a cancel during the last block still discards the output
         finally:
             for _, future in pending:
                 future.cancel()

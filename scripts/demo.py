@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 from osgeo import gdal
-
 from qgis_runner import REPO, QgisProcess
 
 sys.path.insert(0, str(REPO.parent))
@@ -51,7 +50,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, default=REPO / "demo-output")
     parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("GAPFILL_DATA", REPO.parent / "shared/data"))
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("GAPFILL_DATA", REPO.parent / "shared/data")),
     )
     args = parser.parse_args()
     series = args.data / "sen12mscr_ts"
@@ -66,8 +67,12 @@ def main() -> None:
     for day in dates:
         result = qgis.run(
             "gapfill:buildgapmask",
-            {"INPUT": series / f"s2_{day}.tif", "METHOD": 0, "DILATION": 3,
-             "OUTPUT": output / f"gapmask_{day}.tif"},
+            {
+                "INPUT": series / f"s2_{day}.tif",
+                "METHOD": 0,
+                "DILATION": 3,
+                "OUTPUT": output / f"gapmask_{day}.tif",
+            },
         )
         masks[day] = Path(result["results"]["OUTPUT"])
         fraction = result["results"]["GAP_FRACTION"]
@@ -86,7 +91,9 @@ def main() -> None:
     )
     for line in result["log"].get("info", []) + result["log"].get("warning", []):
         print(f"  {line}")
-    picture = quicklook(series / f"s2_{TARGET}.tif", masks[TARGET], filled, output / "quicklook.png")
+    picture = quicklook(
+        series / f"s2_{TARGET}.tif", masks[TARGET], filled, output / "quicklook.png"
+    )
     print(f"filled image: {filled}")
     print(f"quick-look (cloudy | gaps | filled): {picture}")
     print(f"make demo took {time.perf_counter() - started:.1f} s")

@@ -10,14 +10,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = "gapfill"
-EXCLUDED_TOP = {"tests", "scripts", ".ci", ".github"}
+EXCLUDED_TOP = {"tests", "scripts", "docs", ".ci", ".github"}
 EXCLUDED_FILES = {"Makefile", "pyproject.toml", "requirements-dev.txt", ".gitignore"}
 
 
 def packaged_files() -> list[Path]:
     """Files git tracks, less the development-only ones (so no venv, caches or outputs)."""
     listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, check=True, capture_output=True, text=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     files = []
     for name in filter(None, listing.split("\0")):

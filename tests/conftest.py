@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 PLUGIN_PATH = Path(tempfile.mkdtemp(prefix="gapfill-pluginpath-"))
 (PLUGIN_PATH / "gapfill").symlink_to(REPO, target_is_directory=True)
 sys.path.insert(0, str(PLUGIN_PATH))
+sys.path.insert(0, str(REPO / "scripts"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 

@@ -1,4 +1,4 @@
-"""Fixtures that need real QGIS: the provider registered in the Processing registry."""
+"""Fixtures that need real QGIS: the plugin loaded as QGIS loads it, its provider registered."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def provider(qgis_processing):
-    from qgis.core import QgsApplication
+def plugin(qgis_processing):
+    import gapfill
 
-    from gapfill.provider import GapfillProvider
-
-    registry = QgsApplication.processingRegistry()
-    instance = GapfillProvider()
-    assert registry.addProvider(instance)
+    instance = gapfill.classFactory(None)
+    instance.initProcessing()
     yield instance
-    registry.removeProvider(instance)
+    instance.unload()
+
+
+@pytest.fixture(scope="session")
+def provider(plugin):
+    return plugin.provider

@@ -1,0 +1,191 @@
+"""Every algorithm refuses bad input with a message naming the problem and the fix, and a
+failed or cancelled run leaves no output behind."""
+
+import numpy as np
+import processing
+import pytest
+from osgeo import gdal
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from rasters import read
+
+TARGET, OTHER = "s2_2018-03-07.tif", "s2_2018-03-22.tif"
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps warnings; cancels at the first progress report when asked to."""
+
+    def __init__(self, cancel_at_progress: bool = False) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+        self.cancel_at_progress = cancel_at_progress
+
+    def pushWarning(self, text: str) -> None:  # noqa: N802 - QGIS API
+        self.warnings.append(text)
+
+    def setProgress(self, progress: float) -> None:  # noqa: N802 - QGIS API
+        super().setProgress(progress)
+        if self.cancel_at_progress:
+            self.cancel()
+
+
+@pytest.fixture
+def series(data_dir):
+    return data_dir / "sen12mscr_ts"
+
+
+def write_mask(path, array, gdal_type=gdal.GDT_Byte, like=None):
+    dataset = gdal.GetDriverByName("GTiff").Create(
+        str(path),
+        array.shape[-1],
+        array.shape[-2],
+        1 if array.ndim == 2 else array.shape[0],
+        gdal_type,
+    )
+    if like is not None:
+        source = gdal.Open(str(like))
+        dataset.SetGeoTransform(source.GetGeoTransform())
+        dataset.SetProjection(source.GetProjection())
+    dataset.WriteArray(array) if array.ndim == 2 else [
+        dataset.GetRasterBand(i + 1).WriteArray(a) for i, a in enumerate(array)
+    ]
+    dataset = None
+    return str(path)
+
+
+def fill(series, tmp_path, feedback=None, **overrides):
+    parameters = {
+        "INPUT": str(series / TARGET),
+        "OTHER_DATES": [str(series / OTHER)],
+        "OUTPUT": str(tmp_path / "out.tif"),
+        **overrides,
+    }
+    return processing.run("gapfill:filltemporal", parameters, feedback=feedback)
+
+
+def assert_refused(match, tmp_path, call):
+    with pytest.raises(QgsProcessingException, match=match):
+        call()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tif") and "out" in p.name]
+
+
+def test_images_that_do_not_overlap(provider, series, data_dir, tmp_path):
+    africa = data_dir / "sen12mscr_georef" / "ROIs1868_summer_19_p30_s2_cloudy.tif"
+    assert_refused(
+        "does not overlap the target",
+        tmp_path,
+        lambda: fill(series, tmp_path, OTHER_DATES=[str(africa)], DATES="2018-03-07, 2018-03-22"),
+    )
+
+
+def test_mask_with_several_bands_or_floats(provider, series, tmp_path):
+    assert_refused(
+        "has 13 bands; a gap mask has exactly one band",
+        tmp_path,
+        lambda: fill(series, tmp_path, GAP_MASK=str(series / OTHER)),
+    )
+    floating = write_mask(
+        tmp_path / "float.tif",
+        np.zeros((256, 256), np.float32),
+        gdal.GDT_Float32,
+        like=series / TARGET,
+    )
+    assert_refused(
+        "floating-point values", tmp_path, lambda: fill(series, tmp_path, GAP_MASK=floating)
+    )
+
+
+def test_scl_classes_that_do_not_exist(provider, series, tmp_path):
+    assert_refused(
+        r"classes \[12\] do not exist.*11 snow",
+        tmp_path,
+        lambda: processing.run(
+            "gapfill:buildgapmask",
+            {
+                "INPUT": str(series / TARGET),
+                "METHOD": 1,
+                "SCL_CLASSES": "3, 12",
+                "OUTPUT": str(tmp_path / "out.tif"),
+            },
+        ),
+    )
+
+
+def test_masks_and_dates_must_match_the_images(provider, series, tmp_path):
+    mask = write_mask(tmp_path / "m.tif", np.zeros((256, 256), np.uint8), like=series / TARGET)
+    assert_refused(
+        "2 gap masks were given for 1 other-date images",
+        tmp_path,
+        lambda: fill(series, tmp_path, OTHER_MASKS=[mask, mask]),
+    )
+    assert_refused(
+        "3 dates were given but 2 are needed",
+        tmp_path,
+        lambda: fill(series, tmp_path, DATES="2018-01-01, 2018-01-02, 2018-01-03"),
+    )
+
+
+def test_no_gap_pixels_gives_a_warning_and_a_copy(provider, series, tmp_path):
+    clear = write_mask(tmp_path / "clear.tif", np.zeros((256, 256), np.uint8), like=series / TARGET)
+    feedback = RecordingFeedback()
+    result = fill(series, tmp_path, feedback, GAP_MASK=clear)
+    assert any("no gap pixels" in warning for warning in feedback.warnings)
+    np.testing.assert_array_equal(read(result["OUTPUT"]), read(series / TARGET))
+
+
+def test_target_entirely_in_gaps_without_other_source(provider, series, tmp_path):
+    everything = write_mask(
+        tmp_path / "all.tif", np.ones((256, 256), np.uint8), like=series / TARGET
+    )
+    assert_refused(
+        "entirely in gaps",
+        tmp_path,
+        lambda: processing.run(
+            "gapfill:fillspatial",
+            {
+                "INPUT": str(series / TARGET),
+                "GAP_MASK": everything,
+                "OUTPUT": str(tmp_path / "out.tif"),
+            },
+        ),
+    )
+
+
+def test_unreadable_input_and_unwritable_output(provider, series, tmp_path):
+    broken = tmp_path / "broken.tif"
+    broken.write_text("not a raster")
+    with pytest.raises(QgsProcessingException):
+        fill(series, tmp_path, INPUT=str(broken))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert_refused(
+        "cannot be created",
+        tmp_path,
+        lambda: fill(series, tmp_path, OUTPUT=str(blocker / "out.tif")),
+    )
+
+
+def test_missing_dates_say_how_to_give_them(provider, series, data_dir, tmp_path):
+    undated = tmp_path / "undated.tif"
+    gdal.Translate(str(undated), str(series / OTHER))
+    assert_refused(
+        "No acquisition date found",
+        tmp_path,
+        lambda: fill(series, tmp_path, OTHER_DATES=[str(undated)]),
+    )
+
+
+@pytest.mark.parametrize(
+    "algorithm", ["gapfill:filltemporal", "gapfill:fillspatial", "gapfill:buildgapmask"]
+)
+def test_cancel_leaves_no_output(provider, series, tmp_path, algorithm):
+    parameters = {"INPUT": str(series / TARGET), "OUTPUT": str(tmp_path / "out.tif")}
+    if algorithm == "gapfill:filltemporal":
+        parameters["OTHER_DATES"] = [str(series / OTHER)]
+    assert_refused(
+        "Cancelled",
+        tmp_path,
+        lambda: processing.run(
+            algorithm, parameters, feedback=RecordingFeedback(cancel_at_progress=True)
+        ),
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,104 @@
+"""The algorithms in a separate `qgis_process` process, found through QGIS_PLUGINPATH, from the
+repository and from the packaged zip."""
+
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from qgis_runner import REPO, QgisProcess, QgisProcessError
+from rasters import read, same_georeference
+
+EXPECTED = ["gapfill:buildgapmask", "gapfill:fillspatial", "gapfill:filltemporal"]
+
+
+@pytest.fixture(scope="module")
+def qgis(tmp_path_factory):
+    return QgisProcess(tmp_path_factory.mktemp("qgis"))
+
+
+def test_list_shows_the_algorithms(qgis):
+    assert sorted(qgis.list_algorithms()) == EXPECTED
+
+
+def test_mask_then_fill_chain(qgis, data_dir, tmp_path):
+    series = data_dir / "sen12mscr_ts"
+    target = series / "s2_2018-03-07.tif"
+    mask = qgis.run(
+        "gapfill:buildgapmask", {"INPUT": target, "DILATION": 1, "OUTPUT": tmp_path / "mask.tif"}
+    )
+    assert 0.3 < mask["results"]["GAP_FRACTION"] < 0.8
+    result = qgis.run(
+        "gapfill:filltemporal",
+        {
+            "INPUT": target,
+            "GAP_MASK": mask["results"]["OUTPUT"],
+            "METHOD": 1,
+            "OTHER_DATES": [series / "s2_2018-02-10.tif", series / "s2_2018-03-22.tif"],
+            "OUTPUT": tmp_path / "filled.tif",
+        },
+    )
+    output = result["results"]["OUTPUT"]
+    assert result["results"]["FILLED_PIXELS"] > 0
+    assert same_georeference(output, target)
+    gap = read(tmp_path / "mask.tif")[0] == 1
+    np.testing.assert_array_equal(read(output)[:, ~gap], read(target)[:, ~gap])
+    spatial = qgis.run(
+        "gapfill:fillspatial",
+        {"INPUT": target, "GAP_MASK": tmp_path / "mask.tif", "OUTPUT": tmp_path / "s.tif"},
+    )
+    assert spatial["results"]["UNFILLED_PIXELS"] == 0
+
+
+def test_errors_reach_the_command_line(qgis, data_dir, tmp_path):
+    series = data_dir / "sen12mscr_ts"
+    with pytest.raises(QgisProcessError, match="classes \\[42\\] do not exist"):
+        qgis.run(
+            "gapfill:buildgapmask",
+            {
+                "INPUT": series / "s2_2018-03-07.tif",
+                "METHOD": 1,
+                "SCL_CLASSES": "42",
+                "OUTPUT": tmp_path / "m.tif",
+            },
+        )
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_packaged_zip_installs_and_runs(data_dir, tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "make_package.py"),
+            "--output",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (archive,) = (tmp_path / "dist").glob("gapfill-*.zip")
+    with zipfile.ZipFile(archive) as content:
+        names = content.namelist()
+        assert "gapfill/metadata.txt" in names and "gapfill/__init__.py" in names
+        assert not [n for n in names if n.startswith(("gapfill/tests/", "gapfill/.venv/"))]
+        content.extractall(tmp_path / "installed")
+    qgis = QgisProcess(tmp_path / "qgis", plugin_folder=tmp_path / "installed" / "gapfill")
+    assert sorted(qgis.list_algorithms()) == EXPECTED
+    target = data_dir / "sen12mscr_ts" / "s2_2018-03-07.tif"
+    result = qgis.run("gapfill:fillspatial", {"INPUT": target, "OUTPUT": tmp_path / "o.tif"})
+    assert result["results"]["FILLED_PIXELS"] == 0  # no mask and no no-data: a copy
+    np.testing.assert_array_equal(read(tmp_path / "o.tif"), read(target))
+
+
+def test_plugin_loads_without_onnxruntime_or_torch(tmp_path):
+    """Only QGIS's own Python packages: the plugin still loads and lists its algorithms."""
+    qgis = QgisProcess(tmp_path / "bare", python_paths=[])
+    for module in ("onnxruntime", "torch"):
+        probe = subprocess.run(
+            ["/usr/bin/python3", "-c", f"import {module}"],
+            env=qgis.environment,
+            capture_output=True,
+        )
+        assert probe.returncode != 0, f"{module} is importable without the venv"
+    assert sorted(qgis.list_algorithms()) == EXPECTED
