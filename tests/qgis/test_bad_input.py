@@ -6,6 +6,7 @@ import processing
 import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
 from rasters import read
 
 TARGET, OTHER = "s2_2018-03-07.tif", "s2_2018-03-22.tif"

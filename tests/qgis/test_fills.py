@@ -4,6 +4,7 @@ import numpy as np
 import processing
 import pytest
 from osgeo import gdal
+
 from rasters import read, same_georeference
 
 TARGET, EARLIER, LATER = "2018-03-07", "2018-02-10", "2018-03-22"

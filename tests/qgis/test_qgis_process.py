@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+
 from qgis_runner import REPO, QgisProcess, QgisProcessError
 from rasters import read, same_georeference
 
