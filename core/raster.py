@@ -140,9 +140,13 @@ def data_band_count(dataset: gdal.Dataset) -> int:
 
 
 def read_valid(dataset: gdal.Dataset, window: Window) -> np.ndarray:
-    """Boolean (h, w): True where every data band has data (GDAL mask bands: no-data, alpha)."""
+    """Boolean (h, w): True where every data band has data (no-data values, mask bands, and the
+    alpha band that warping adds: GDAL treats an alpha band as a mask only on 2- and 4-band
+    datasets, so it is read explicitly)."""
     x, y, w, h = window
     valid = np.ones((h, w), dtype=bool)
+    if data_band_count(dataset) < dataset.RasterCount:
+        valid &= dataset.GetRasterBand(dataset.RasterCount).ReadAsArray(x, y, w, h) > 0
     for index in range(1, data_band_count(dataset) + 1):
         band = dataset.GetRasterBand(index)
         if band.GetMaskFlags() == gdal.GMF_ALL_VALID:

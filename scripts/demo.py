@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from osgeo import gdal
+
 from qgis_runner import REPO, QgisProcess
 
 sys.path.insert(0, str(REPO.parent))

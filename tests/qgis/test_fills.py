@@ -149,3 +149,28 @@ def test_spatial_fill_leaves_far_gaps_as_nodata(series, masks, tmp_path):
     assert result["UNFILLED_PIXELS"] > 0
     assert (filled.min(axis=0) == 0).sum() == result["UNFILLED_PIXELS"]
     assert gdal.Open(result["OUTPUT"]).GetRasterBand(1).GetNoDataValue() == 0
+
+
+def test_other_date_covering_half_the_target(series, masks, tmp_path):
+    """Outside an other-date image's footprint nothing is taken from it (no zeros leak in)."""
+    half = str(tmp_path / "half.tif")
+    gdal.Translate(half, str(series[LATER]), srcWin=[0, 0, 128, 256])
+    utm = str(tmp_path / "half_utm.tif")
+    gdal.Warp(utm, half, dstSRS="EPSG:32633", xRes=10, yRes=10)
+    result = processing.run(
+        "gapfill:filltemporal",
+        {
+            "INPUT": str(series[TARGET]),
+            "GAP_MASK": masks[TARGET],
+            "OTHER_DATES": [utm],
+            "DATES": f"{TARGET}, {LATER}",
+            "OUTPUT": str(tmp_path / "out.tif"),
+        },
+    )
+    filled = read(result["OUTPUT"])
+    gap = read(masks[TARGET])[0] == 1
+    right = np.zeros_like(gap)
+    right[:, 140:] = True
+    assert (filled[:, gap & right] == 0).all()  # no data there: left as no-data
+    assert (filled[:, gap & ~right][:, :100] > 0).any()
+    assert result["UNFILLED_PIXELS"] >= (gap & right).sum()

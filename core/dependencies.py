@@ -1,0 +1,82 @@
+"""Optional Python packages, imported on first use with an exact install command when missing.
+
+QGIS must start and `qgis_process` must list the algorithms without onnxruntime or torch, so
+they are imported inside the functions that need them, through `require`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from .errors import MissingDependencyError
+
+PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?(\.exe)?$", re.IGNORECASE)
+
+
+def python_executable() -> str:
+    """The Python interpreter running this code, also inside QGIS where `sys.executable` is QGIS.
+
+    Falls back to a Python next to `sys.prefix` (OSGeo4W, Linux packages, QGIS.app), then to
+    plain `python3`.
+    """
+    if sys.executable and PYTHON_NAME.match(Path(sys.executable).name):
+        return sys.executable
+    prefix = Path(sys.prefix)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [
+        prefix / "bin" / f"python{version}",
+        prefix / "bin" / "python3",
+        prefix / "bin" / "python",
+        prefix / "python.exe",
+        prefix / "python3.exe",
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    return "python3"
+
+
+def pip_command(*requirements: str) -> str:
+    """The shell command installing `requirements` into this Python without upgrading numpy.
+
+    numpy is pinned below its next major version: the GDAL bindings that QGIS ships are built
+    against the installed numpy major, and pip would otherwise bring a newer one.
+    """
+    numpy_major = int(np.__version__.split(".")[0])
+    arguments = [
+        python_executable(),
+        "-m",
+        "pip",
+        "install",
+        *requirements,
+        f"numpy<{numpy_major + 1}",
+    ]
+    if os.name == "nt":  # cmd.exe: double quotes keep '<' from being a redirection
+        return " ".join(f'"{argument}"' for argument in arguments)
+    return shlex.join(arguments)
+
+
+def require(module_name: str, purpose: str, distribution: str | None = None) -> ModuleType:
+    """Import `module_name`, or raise `MissingDependencyError` saying how to install it.
+
+    `distribution` is the pip name when it differs from the module's (default: the module's
+    top-level name).
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:
+        distribution = distribution or module_name.split(".")[0]
+        raise MissingDependencyError(
+            f"{purpose} needs the Python package '{distribution}', which cannot be imported "
+            f"({error}). Install it into the Python that QGIS uses with:\n"
+            f"    {pip_command(distribution)}\n"
+            "then restart QGIS."
+        ) from error

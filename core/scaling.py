@@ -1,0 +1,55 @@
+"""Per-band scaling between raw pixel values and network values, as the model card defines it.
+
+Arrays are (bands, ...) and come back as new float32 arrays. No-data travels as NaN: NaN stays
+NaN both ways, and a dB band turns non-positive linear values (no backscatter: no data) into NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .model_card import BandScaling
+
+
+def _check_bands(values: np.ndarray, scalings: Sequence[BandScaling]) -> None:
+    if values.shape[0] != len(scalings):
+        raise ValueError(f"{values.shape[0]} bands given for {len(scalings)} band scalings")
+
+
+def _clip(band: np.ndarray, scaling: BandScaling) -> None:
+    """In place; NaN stays NaN (np.maximum/np.minimum propagate it, and are faster than clip)."""
+    if scaling.clip_min is not None:
+        np.maximum(band, np.float32(scaling.clip_min), out=band)
+    if scaling.clip_max is not None:
+        np.minimum(band, np.float32(scaling.clip_max), out=band)
+
+
+def scale_bands(values: np.ndarray, scalings: Sequence[BandScaling]) -> np.ndarray:
+    """Raw values → network values: dB conversion, clipping, then (v − offset) · scale."""
+    _check_bands(values, scalings)
+    out = np.array(values, dtype=np.float32, copy=True)
+    for band, scaling in zip(out, scalings, strict=True):
+        if scaling.db:
+            band[band <= 0] = np.nan
+            np.log10(band, out=band)
+            band *= 10
+        _clip(band, scaling)
+        band -= np.float32(scaling.offset)
+        band *= np.float32(scaling.scale)
+    return out
+
+
+def unscale_bands(values: np.ndarray, scalings: Sequence[BandScaling]) -> np.ndarray:
+    """Network values → raw values: the inverse of `scale_bands`, clipped to the same bounds."""
+    _check_bands(values, scalings)
+    out = np.array(values, dtype=np.float32, copy=True)
+    for band, scaling in zip(out, scalings, strict=True):
+        band /= np.float32(scaling.scale)
+        band += np.float32(scaling.offset)
+        _clip(band, scaling)
+        if scaling.db:
+            band /= 10
+            np.power(np.float32(10), band, out=band)
+    return out
