@@ -10,15 +10,12 @@ def box_sum(array: np.ndarray, radius: int) -> np.ndarray:
     height, width = array.shape
     integral = np.zeros((height + 1, width + 1))
     np.cumsum(np.cumsum(array, axis=0), axis=1, out=integral[1:, 1:])
-    rows, cols = np.arange(height), np.arange(width)
-    y0, y1 = np.clip(rows - radius, 0, height), np.clip(rows + radius + 1, 0, height)
-    x0, x1 = np.clip(cols - radius, 0, width), np.clip(cols + radius + 1, 0, width)
-    return (
-        integral[np.ix_(y1, x1)]
-        - integral[np.ix_(y0, x1)]
-        - integral[np.ix_(y1, x0)]
-        + integral[np.ix_(y0, x0)]
-    )
+    # Edge padding clamps the window's corners to the image, so every corner is a plain slice.
+    padded = np.pad(integral, ((radius, radius + 1), (radius, radius + 1)), mode="edge")
+    low_y, high_y = slice(0, height), slice(2 * radius + 1, 2 * radius + 1 + height)
+    low_x, high_x = slice(0, width), slice(2 * radius + 1, 2 * radius + 1 + width)
+    inside = padded[high_y, high_x] - padded[low_y, high_x]
+    return inside - padded[high_y, low_x] + padded[low_y, low_x]
 
 
 def box_mean(array: np.ndarray, radius: int) -> np.ndarray:

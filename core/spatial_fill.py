@@ -38,7 +38,8 @@ def fill_nodata_arrays(
         check_cancelled(cancelled)
         band = stack.GetRasterBand(index)
         band.WriteArray(np.where(clear, plane, 0).astype(np.float32))
-        gdal.FillNodata(band, mask_band, max_distance, smoothing)
+        # blocks are small: keep FillNodata's work rasters in memory, never in the current folder
+        gdal.FillNodata(band, mask_band, max_distance, smoothing, ["TEMP_FILE_DRIVER=MEM"])
         values[index - 1] = band.ReadAsArray()
     return values[:bands], values[bands] > 0.5
 
