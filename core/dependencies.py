@@ -18,17 +18,22 @@ import numpy as np
 
 from .errors import MissingDependencyError
 
+INSTALLER_HINT = (
+    "Install it with Gapfill's 'Install dependencies' algorithm (menu Plugins › Gapfill › "
+    "Install dependencies…, or `qgis_process run gapfill:installdependencies`), which puts it "
+    "in a folder of your QGIS profile and leaves QGIS's own Python packages untouched."
+)
 PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?(\.exe)?$", re.IGNORECASE)
 
 
 def python_executable() -> str:
-    """The Python interpreter running this code, also inside QGIS where `sys.executable` is QGIS.
+    """The Python interpreter running this code, also inside QGIS.
 
-    Falls back to a Python next to `sys.prefix` (OSGeo4W, Linux packages, QGIS.app), then to
+    Embedded in QGIS, `sys.executable` is QGIS itself or whatever `python3` comes first on the
+    PATH (a pyenv shim, say), so the interpreter of `sys.prefix` (OSGeo4W, Linux packages,
+    QGIS.app, a virtual environment) is preferred; then a Python-named `sys.executable`; then
     plain `python3`.
     """
-    if sys.executable and PYTHON_NAME.match(Path(sys.executable).name):
-        return sys.executable
     prefix = Path(sys.prefix)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     candidates = [
@@ -41,6 +46,8 @@ def python_executable() -> str:
     for candidate in candidates:
         if candidate.is_file():
             return str(candidate)
+    if sys.executable and PYTHON_NAME.match(Path(sys.executable).name):
+        return sys.executable
     return "python3"
 
 
@@ -51,14 +58,13 @@ def pip_command(*requirements: str) -> str:
     against the installed numpy major, and pip would otherwise bring a newer one.
     """
     numpy_major = int(np.__version__.split(".")[0])
-    arguments = [
-        python_executable(),
-        "-m",
-        "pip",
-        "install",
-        *requirements,
-        f"numpy<{numpy_major + 1}",
-    ]
+    return command_line(
+        [python_executable(), "-m", "pip", "install", *requirements, f"numpy<{numpy_major + 1}"]
+    )
+
+
+def command_line(arguments: list[str]) -> str:
+    """`arguments` as one line to paste into this system's shell."""
     if os.name == "nt":  # cmd.exe: double quotes keep '<' from being a redirection
         return " ".join(f'"{argument}"' for argument in arguments)
     return shlex.join(arguments)
@@ -76,7 +82,6 @@ def require(module_name: str, purpose: str, distribution: str | None = None) -> 
         distribution = distribution or module_name.split(".")[0]
         raise MissingDependencyError(
             f"{purpose} needs the Python package '{distribution}', which cannot be imported "
-            f"({error}). Install it into the Python that QGIS uses with:\n"
-            f"    {pip_command(distribution)}\n"
-            "then restart QGIS."
+            f"({error}). {INSTALLER_HINT} Or install it by hand into the Python that QGIS "
+            f"uses with:\n    {pip_command(distribution)}\nthen restart QGIS."
         ) from error

@@ -20,6 +20,7 @@ PLUGIN_PATH = Path(tempfile.mkdtemp(prefix="gapfill-pluginpath-"))
 sys.path.insert(0, str(PLUGIN_PATH))
 sys.path.insert(0, str(REPO / "scripts"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest_plugins = ["model_factory"]  # small real ONNX models with cards, for core and QGIS tests
 
 
 def data_folder() -> Path:

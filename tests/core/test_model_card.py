@@ -253,7 +253,7 @@ def test_missing_package_names_the_exact_install_command(monkeypatch, tmp_path: 
     numpy_major = int(np.__version__.split(".")[0])
     assert f"-m pip install no-such-package 'numpy<{numpy_major + 1}'" in message
     assert message.startswith("Testing needs the Python package 'no-such-package'")
-    assert sys.executable in message
+    assert dependencies.python_executable() in message
     assert dependencies.require("json", "Testing") is json
 
 
@@ -263,5 +263,7 @@ def test_python_is_found_next_to_the_prefix_inside_qgis(monkeypatch, tmp_path: P
     python.touch()
     monkeypatch.setattr(sys, "executable", "/usr/bin/qgis")
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert dependencies.python_executable() == str(python)
+    monkeypatch.setattr(sys, "executable", "/root/.pyenv/shims/python3")  # first on the PATH
     assert dependencies.python_executable() == str(python)
     assert dependencies.pip_command("onnxruntime").startswith(f"{python} -m pip install")

@@ -1,0 +1,170 @@
+"""Processing algorithm: fill gaps with an ONNX model (SAR, other dates, DEM as the card asks)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from ..core.onnx_fill_raster import fill_raster_with_model
+from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core, target_parameters
+
+ROLE_PARAMETERS = [
+    ("SAR", "sar", "SAR image at the target's date (e.g. Sentinel-1 VV, VH)"),
+    ("BEFORE", "optical_before", "Optical image of an earlier date"),
+    ("AFTER", "optical_after", "Optical image of a later date"),
+    ("DEM", "dem", "Digital elevation model"),
+]
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+def parse_band_mapping(text: str) -> dict[str, list[int]]:
+    """'sar: 1, 2; target: 2 3 4' → {'sar': [1, 2], 'target': [2, 3, 4]} (1-based bands)."""
+    mapping: dict[str, list[int]] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        role, _, bands = part.partition(":")
+        try:
+            mapping[role.strip()] = [int(b) for b in re.split(r"[,\s]+", bands.strip()) if b]
+        except ValueError as error:
+            raise QgsProcessingException(
+                f"Band mapping '{part}' is not 'role: band, band, …' (1-based band numbers), "
+                "e.g. 'sar: 1, 2; target: 2, 3, 4, 8'."
+            ) from error
+    return mapping
+
+
+class FillWithModel(GapfillAlgorithm):
+    MODEL = "MODEL"
+    INPUT = "INPUT"
+    GAP_MASK = "GAP_MASK"
+    BAND_MAPPING = "BAND_MAPPING"
+    TILE_SIZE = "TILE_SIZE"
+    MARGIN = "MARGIN"
+    BATCH_SIZE = "BATCH_SIZE"
+    DEVICE = "DEVICE"
+    FULL = "FULL_RECONSTRUCTION"
+    OUTPUT = "OUTPUT"
+
+    ICON = "fill.svg"
+
+    def name(self) -> str:
+        return "fillgaps"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API
+        return self.tr("Fill gaps with a model")
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        return self.tr(
+            "Fills the gap pixels of an optical image with an ONNX model that may also read SAR "
+            "at the same date, optical images of other dates and a DEM. The model's card says "
+            "which of these it needs (see 'Describe model'), which bands, and how values are "
+            "scaled: give a layer for each role it needs; each is aligned on the fly to the "
+            "target's grid. The image is processed in tiles read with a context margin and "
+            "blended without seams; memory depends on the tile and batch size, not on the "
+            "image. Only gap pixels change, unless full reconstruction is asked for. Uses the "
+            "GPU (CUDA) when available, else the CPU; the log says which ran. Needs "
+            "onnxruntime.\n\n"
+            "Band mapping (advanced): when a layer's band descriptions do not name the card's "
+            "bands, give 1-based bands per role in the card's order, e.g. 'sar: 1, 2'."
+        )
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        self.addParameter(
+            QgsProcessingParameterFile(self.MODEL, self.tr("ONNX model"), extension="onnx")
+        )
+        target_parameters(self)
+        for key, _, label in ROLE_PARAMETERS:
+            self.addParameter(QgsProcessingParameterRasterLayer(key, self.tr(label), optional=True))
+        mapping = QgsProcessingParameterString(
+            self.BAND_MAPPING,
+            self.tr("Band mapping (e.g. 'sar: 1, 2')"),
+            defaultValue="",
+            optional=True,
+        )
+        tile = QgsProcessingParameterNumber(
+            self.TILE_SIZE,
+            self.tr("Tile size in pixels (0 = the model's recommendation)"),
+            QgsProcessingParameterNumber.Integer,
+            defaultValue=0,
+            minValue=0,
+        )
+        margin = QgsProcessingParameterNumber(
+            self.MARGIN,
+            self.tr("Context margin in pixels (-1 = the model's)"),
+            QgsProcessingParameterNumber.Integer,
+            defaultValue=-1,
+            minValue=-1,
+        )
+        batch = QgsProcessingParameterNumber(
+            self.BATCH_SIZE,
+            self.tr("Tiles per batch"),
+            QgsProcessingParameterNumber.Integer,
+            defaultValue=4,
+            minValue=1,
+            maxValue=256,
+        )
+        for parameter in (mapping, tile, margin, batch):
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.DEVICE,
+                self.tr("Device"),
+                options=["Auto (GPU when available)", "CPU", "CUDA GPU"],
+                defaultValue=0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.FULL,
+                self.tr("Full reconstruction (replace every pixel, not only gaps)"),
+                defaultValue=False,
+            )
+        )
+        fill_outputs(self)
+
+    def processAlgorithm(  # noqa: N802 - QGIS API
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
+        roles = {}
+        for key, role, _ in ROLE_PARAMETERS:
+            if path := self.raster_path(parameters, key, context):
+                roles[role] = path
+        margin = self.parameterAsInt(parameters, self.MARGIN, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        report = run_core(
+            fill_raster_with_model,
+            feedback,
+            self.parameterAsFile(parameters, self.MODEL, context),
+            self.raster_path(parameters, self.INPUT, context),
+            output,
+            roles,
+            gap_mask_path=self.raster_path(parameters, self.GAP_MASK, context),
+            band_mapping=parse_band_mapping(
+                self.parameterAsString(parameters, self.BAND_MAPPING, context)
+            ),
+            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
+            margin=None if margin < 0 else margin,
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            full_reconstruction=self.parameterAsBoolean(parameters, self.FULL, context),
+            log=feedback.pushInfo,
+        )
+        return fill_results(report, output, feedback)

@@ -1,0 +1,99 @@
+"""Describe model and Fill gaps with a model in real QGIS and qgis_process, with small real ONNX
+models (built by PyTorch in the tests) on the georeferenced SEN12MS-CR sample."""
+
+import json
+
+import numpy as np
+import processing
+import pytest
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+from qgis_runner import QgisProcess, QgisProcessError
+from rasters import read, same_georeference
+
+SAMPLE = "ROIs1868_summer_19_p30"
+
+
+class LogFeedback(QgsProcessingFeedback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def pushInfo(self, text: str) -> None:  # noqa: N802 - QGIS API
+        self.lines.append(text)
+
+
+@pytest.fixture(scope="module")
+def sample(provider, data_dir, tmp_path_factory):
+    folder = data_dir / "sen12mscr_georef"
+    cloudy = folder / f"{SAMPLE}_s2_cloudy.tif"
+    mask = processing.run(
+        "gapfill:buildgapmask",
+        {"INPUT": str(cloudy), "OUTPUT": str(tmp_path_factory.mktemp("m") / "mask.tif")},
+    )["OUTPUT"]
+    return {"cloudy": str(cloudy), "sar": str(folder / f"{SAMPLE}_s1.tif"), "mask": mask}
+
+
+def test_describe_model(provider, models):
+    result = processing.run("gapfill:describemodel", {"MODEL": str(models["sen12"].path)})
+    assert "sar" in result["DESCRIPTION"] and "VV" in result["DESCRIPTION"]
+    card = json.loads(result["CARD_JSON"])
+    assert [item["role"] for item in card["inputs"]] == ["target", "sar", "gap_mask"]
+
+
+def test_fill_with_model(models, sample, tmp_path):
+    feedback = LogFeedback()
+    result = processing.run(
+        "gapfill:fillgaps",
+        {
+            "MODEL": str(models["sen12"].path),
+            "INPUT": sample["cloudy"],
+            "SAR": sample["sar"],
+            "GAP_MASK": sample["mask"],
+            "TILE_SIZE": 128,
+            "OUTPUT": str(tmp_path / "filled.tif"),
+        },
+        feedback=feedback,
+    )
+    gap = read(sample["mask"])[0] == 1
+    cloudy, filled = read(sample["cloudy"]), read(result["OUTPUT"])
+    assert same_georeference(result["OUTPUT"], sample["cloudy"])
+    np.testing.assert_array_equal(filled[:, ~gap], cloudy[:, ~gap])
+    assert result["FILLED_PIXELS"] == gap.sum() > 0
+    assert any("CPUExecutionProvider" in line for line in feedback.lines)
+
+
+def test_fill_refuses_a_missing_role_and_a_model_without_card(models, sample, tmp_path):
+    parameters = {"INPUT": sample["cloudy"], "OUTPUT": str(tmp_path / "out.tif")}
+    with pytest.raises(QgsProcessingException, match="sar"):
+        processing.run("gapfill:fillgaps", {**parameters, "MODEL": str(models["sen12"].path)})
+    with pytest.raises(QgsProcessingException, match="card"):
+        processing.run(
+            "gapfill:fillgaps",
+            {**parameters, "MODEL": str(models["nocard"].path), "SAR": sample["sar"]},
+        )
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_fill_with_model_in_qgis_process(models, sample, tmp_path):
+    qgis = QgisProcess(tmp_path / "qgis")
+    result = qgis.run(
+        "gapfill:fillgaps",
+        {
+            "MODEL": models["sen12"].path,
+            "INPUT": sample["cloudy"],
+            "SAR": sample["sar"],
+            "GAP_MASK": sample["mask"],
+            "DEVICE": 1,
+            "OUTPUT": tmp_path / "filled.tif",
+        },
+    )
+    assert result["results"]["UNFILLED_PIXELS"] == 0
+    assert same_georeference(tmp_path / "filled.tif", sample["cloudy"])
+
+
+def test_missing_onnxruntime_gives_the_install_command(models, tmp_path):
+    """QGIS's own Python without the venv: the plugin loads, the model algorithm explains."""
+    qgis = QgisProcess(tmp_path / "bare", python_paths=[])
+    with pytest.raises(QgisProcessError, match=r"onnxruntime[\s\S]*-m pip install"):
+        qgis.run("gapfill:describemodel", {"MODEL": models["sen12"].path})
