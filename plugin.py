@@ -1,27 +1,70 @@
-"""The QGIS plugin object: registers the Processing provider, nothing else at load time."""
+"""The QGIS plugin object: registers the Processing provider, and in the GUI a Gapfill menu.
+
+Loading puts Gapfill's dependency folder (onnxruntime, torch installed by 'Install dependencies')
+on `sys.path`: it reads one small file and imports nothing.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from qgis.core import QgsApplication
 
-from .provider import GapfillProvider
+from .core.dependency_folder import activate, dependency_root
+
+if TYPE_CHECKING:
+    from qgis.PyQt.QtWidgets import QAction
+
+    from .provider import GapfillProvider
+
+ICON = Path(__file__).parent / "icons" / "gapfill.svg"
+MENU = "&Gapfill"
+MENU_ACTIONS = (
+    ("Install dependencies…", "gapfill:installdependencies"),
+    ("Check environment…", "gapfill:checkenvironment"),
+)
+
+
+def open_algorithm_dialog(algorithm_id: str) -> None:
+    """Open an algorithm's Processing dialog (Processing is imported on first use)."""
+    from processing import execAlgorithmDialog
+
+    execAlgorithmDialog(algorithm_id, {})
 
 
 class GapfillPlugin:
-    """Owns the provider; `initProcessing` works without a GUI (qgis_process)."""
+    """Owns the provider and the menu actions; `initProcessing` works without a GUI."""
 
     def __init__(self, iface) -> None:
         self.iface = iface
         self.provider: GapfillProvider | None = None
+        self.actions: list[QAction] = []
+        activate(dependency_root(Path(QgsApplication.qgisSettingsDirPath())))
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API
+        from .provider import GapfillProvider
+
         self.provider = GapfillProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self) -> None:  # noqa: N802 - QGIS API
         self.initProcessing()
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        for text, algorithm_id in MENU_ACTIONS:
+            action = QAction(QIcon(str(ICON)), text, self.iface.mainWindow())
+            action.triggered.connect(
+                lambda _checked=False, a=algorithm_id: open_algorithm_dialog(a)
+            )
+            self.iface.addPluginToMenu(MENU, action)
+            self.actions.append(action)
 
     def unload(self) -> None:
+        for action in self.actions:
+            self.iface.removePluginMenu(MENU, action)
+        self.actions = []
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
