@@ -17,6 +17,7 @@ help:
 	@echo "make demo    fill a cloudy Sentinel-2 date from its neighbours (real data) into demo-output/"
 	@echo "make test    ruff + pytest on real QGIS, GDAL, qgis_process"
 	@echo "make bench   speed and memory of the fills on a large mosaic of the real samples"
+	@echo "make bench-quality  quality of every fill method on fixed real-data cases"
 	@echo "make package plugin zip for QGIS 'Install from ZIP' in dist/"
 	@echo "make clean   remove the virtual environment and generated files"
 
@@ -47,6 +48,9 @@ demo: venv
 
 bench: venv
 	$(RUN) scripts/bench_classical.py --output bench-output
+
+bench-quality: venv
+	$(RUN) scripts/bench_quality.py --output bench-output/quality
 
 package: deps
 	$(PYTHON_SYS) scripts/make_package.py --output dist

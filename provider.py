@@ -8,8 +8,20 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.build_gap_mask import BuildGapMask
+from .algorithms.check_environment import CheckEnvironment
+from .algorithms.describe_model import DescribeModel
+from .algorithms.evaluate_fill import EvaluateFill
+from .algorithms.extract_patches import ExtractPatches
 from .algorithms.fill_spatial import FillSpatial
 from .algorithms.fill_temporal import FillTemporal
+from .algorithms.fill_with_model import FillWithModel
+from .algorithms.install_dependencies import InstallDependencies
+from .algorithms.raster_statistics import ComputeStatistics
+from .algorithms.remove_dependencies import RemoveDependencies
+from .algorithms.sample_patches import SamplePatches
+from .algorithms.scale_raster import ScaleRaster
+from .algorithms.simulate_gaps import SimulateGaps
+from .algorithms.unscale_raster import UnscaleRaster
 
 ICON = Path(__file__).parent / "icons" / "gapfill.svg"
 
@@ -37,5 +49,21 @@ class GapfillProvider(QgsProcessingProvider):
         return "tif"
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
-        for algorithm in (BuildGapMask(), FillTemporal(), FillSpatial()):
+        for algorithm in (
+            BuildGapMask(),
+            ComputeStatistics(),
+            ScaleRaster(),
+            UnscaleRaster(),
+            SamplePatches(),
+            ExtractPatches(),
+            FillTemporal(),
+            FillSpatial(),
+            FillWithModel(),
+            DescribeModel(),
+            SimulateGaps(),
+            EvaluateFill(),
+            CheckEnvironment(),
+            InstallDependencies(),
+            RemoveDependencies(),
+        ):
             self.addAlgorithm(algorithm)

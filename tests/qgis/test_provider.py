@@ -2,7 +2,23 @@
 
 from qgis.core import QgsApplication
 
-EXPECTED = {"gapfill:buildgapmask", "gapfill:filltemporal", "gapfill:fillspatial"}
+EXPECTED = {
+    "gapfill:buildgapmask",
+    "gapfill:filltemporal",
+    "gapfill:fillspatial",
+    "gapfill:fillgaps",
+    "gapfill:rasterstatistics",
+    "gapfill:scaleraster",
+    "gapfill:unscaleraster",
+    "gapfill:samplepatches",
+    "gapfill:extractpatches",
+    "gapfill:describemodel",
+    "gapfill:simulategaps",
+    "gapfill:evaluatefill",
+    "gapfill:checkenvironment",
+    "gapfill:installdependencies",
+    "gapfill:removedependencies",
+}
 
 
 def test_provider_lists_exactly_the_working_algorithms(provider):
