@@ -21,7 +21,7 @@ from qgis_runner import REPO, QgisProcess
 sys.path.insert(0, str(REPO.parent))
 TARGET = "2018-03-07"  # about 40 % clouds and shadows
 NEIGHBOURS = ["2018-02-10", "2018-02-25", "2018-03-22", "2018-04-26"]
-BEST_CLASSICAL = 0  # METHOD of gapfill:filltemporal: temporal interpolation (BENCHMARKS.md)
+BEST_CLASSICAL = 1  # filltemporal METHOD: histogram matching, best on sen12mscr_ts (BENCHMARKS.md)
 RGB = [4, 3, 2]  # B4, B3, B2 of the 13-band L1C stack
 
 
