@@ -21,6 +21,7 @@ from .algorithms.remove_dependencies import RemoveDependencies
 from .algorithms.sample_patches import SamplePatches
 from .algorithms.scale_raster import ScaleRaster
 from .algorithms.simulate_gaps import SimulateGaps
+from .algorithms.train_model import TrainModel
 from .algorithms.unscale_raster import UnscaleRaster
 
 ICON = Path(__file__).parent / "icons" / "gapfill.svg"
@@ -60,6 +61,7 @@ class GapfillProvider(QgsProcessingProvider):
             FillSpatial(),
             FillWithModel(),
             DescribeModel(),
+            TrainModel(),
             SimulateGaps(),
             EvaluateFill(),
             CheckEnvironment(),

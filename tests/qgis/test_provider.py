@@ -15,6 +15,7 @@ EXPECTED = {
     "gapfill:describemodel",
     "gapfill:simulategaps",
     "gapfill:evaluatefill",
+    "gapfill:trainmodel",
     "gapfill:checkenvironment",
     "gapfill:installdependencies",
     "gapfill:removedependencies",

@@ -25,6 +25,7 @@ EXPECTED = [
     "gapfill:samplepatches",
     "gapfill:scaleraster",
     "gapfill:simulategaps",
+    "gapfill:trainmodel",
     "gapfill:unscaleraster",
 ]
 

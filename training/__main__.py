@@ -1,0 +1,7 @@
+"""`python -m <plugin>.training …`: see `cli.py`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
