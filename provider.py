@@ -14,6 +14,7 @@ from .algorithms.evaluate_fill import EvaluateFill
 from .algorithms.extract_patches import ExtractPatches
 from .algorithms.fill_spatial import FillSpatial
 from .algorithms.fill_temporal import FillTemporal
+from .algorithms.fill_time_series import FillTimeSeries
 from .algorithms.fill_with_model import FillWithModel
 from .algorithms.install_dependencies import InstallDependencies
 from .algorithms.raster_statistics import ComputeStatistics
@@ -60,6 +61,7 @@ class GapfillProvider(QgsProcessingProvider):
             FillTemporal(),
             FillSpatial(),
             FillWithModel(),
+            FillTimeSeries(),
             DescribeModel(),
             TrainModel(),
             SimulateGaps(),

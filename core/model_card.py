@@ -406,8 +406,13 @@ def validate_card(card: ModelCard, source: str = "the model") -> None:
     if card.inputs and set(roles) <= {"gap_mask"}:
         problems.append("the only input is the gap mask: a model needs some image to fill from")
     gap_input = card.input_for("gap_mask")
-    if gap_input is not None and len(gap_input.bands) != 1:
-        problems.append(f"{_input_label(gap_input)} must have exactly one band (1 = gap)")
+    series_input = card.input_for("time_series")
+    gap_bands = {1} if series_input is None else {1, len(series_input.bands)}
+    if gap_input is not None and len(gap_input.bands) not in gap_bands:
+        problems.append(
+            f"{_input_label(gap_input)} must have exactly one band (1 = gap)"
+            + ("" if series_input is None else " or one per date of the time series")
+        )
     problems += _tensor_problems(card.output, "the output")
     target_input = card.input_for("target")
     if target_input is not None:

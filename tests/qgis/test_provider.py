@@ -7,6 +7,7 @@ EXPECTED = {
     "gapfill:filltemporal",
     "gapfill:fillspatial",
     "gapfill:fillgaps",
+    "gapfill:filltimeseries",
     "gapfill:rasterstatistics",
     "gapfill:scaleraster",
     "gapfill:unscaleraster",

@@ -21,6 +21,7 @@ EXPECTED = [
     "gapfill:fillgaps",
     "gapfill:fillspatial",
     "gapfill:filltemporal",
+    "gapfill:filltimeseries",
     "gapfill:rasterstatistics",
     "gapfill:samplepatches",
     "gapfill:scaleraster",
