@@ -12,6 +12,7 @@ from .algorithms.check_environment import CheckEnvironment
 from .algorithms.describe_model import DescribeModel
 from .algorithms.evaluate_fill import EvaluateFill
 from .algorithms.extract_patches import ExtractPatches
+from .algorithms.fill_deep_image_prior import FillDeepImagePrior
 from .algorithms.fill_spatial import FillSpatial
 from .algorithms.fill_temporal import FillTemporal
 from .algorithms.fill_time_series import FillTimeSeries
@@ -62,6 +63,7 @@ class GapfillProvider(QgsProcessingProvider):
             FillSpatial(),
             FillWithModel(),
             FillTimeSeries(),
+            FillDeepImagePrior(),
             DescribeModel(),
             TrainModel(),
             SimulateGaps(),

@@ -8,6 +8,7 @@ EXPECTED = {
     "gapfill:fillspatial",
     "gapfill:fillgaps",
     "gapfill:filltimeseries",
+    "gapfill:filldip",
     "gapfill:rasterstatistics",
     "gapfill:scaleraster",
     "gapfill:unscaleraster",

@@ -18,6 +18,7 @@ EXPECTED = [
     "gapfill:describemodel",
     "gapfill:evaluatefill",
     "gapfill:extractpatches",
+    "gapfill:filldip",
     "gapfill:fillgaps",
     "gapfill:fillspatial",
     "gapfill:filltemporal",
