@@ -35,6 +35,7 @@ from .raster import (
     window_count,
 )
 from .raster_output import GeoTiffWriter, atomic_path, cast_to
+from .validity import BandMasks
 
 MASK_OUTSIDE = 255  # value of gap-mask pixels outside the image
 
@@ -50,6 +51,11 @@ class TargetImage:
     dtype: np.dtype
     nodata: float
     descriptions: list[str]
+    band_masks: BandMasks
+
+    def known(self, window: Window, values: np.ndarray) -> np.ndarray:
+        """Where the target has data, from its values already read (no second read)."""
+        return self.band_masks.valid(window, values).all(axis=0)
 
     @property
     def bands(self) -> int:
@@ -83,6 +89,7 @@ def open_target(path: str, mask_path: str | None = None) -> TargetImage:
         dtype=dtype,
         nodata=default_nodata(dtype) if nodata is None else nodata,
         descriptions=band_descriptions(dataset),
+        band_masks=BandMasks(dataset),
     )
 
 
@@ -104,9 +111,12 @@ def check_mask(mask: gdal.Dataset, path: str) -> None:
         )
 
 
-def read_gaps(target: TargetImage, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """(known, gap) booleans: `known` where the target has data, `gap` where it must be filled."""
-    known = read_valid(target.dataset, window)
+def read_gaps(
+    target: TargetImage, window: Window, values: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(known, gap) booleans: `known` where the target has data, `gap` where it must be filled.
+    `values`: the target's bands over `window` when already read."""
+    known = read_valid(target.dataset, window) if values is None else target.known(window, values)
     gap = ~known
     if target.mask is not None:
         x, y, w, h = window
@@ -166,8 +176,8 @@ def fill_image(
 
     def read(window: Window) -> Block:
         outer, inner = expand_window(window, halo, grid.width, grid.height)
-        _, gap = read_gaps(target, outer)
         raw = read_bands(target.dataset, outer)
+        _, gap = read_gaps(target, outer, raw)
         original = crop(raw, inner).copy()
         return Block(window, inner, raw.astype(np.float64), gap, original, read_sources(outer))
 
@@ -176,7 +186,7 @@ def fill_image(
         gap = crop(block.gap, block.inner)
         out = block.original.copy()
         replace = gap & filled
-        out[:, replace] = cast_to(values[:, replace], target.dtype)
+        out[:, replace] = cast_to(values[:, replace], target.dtype, target.nodata)
         out[:, gap & ~filled] = cast_to(np.array(target.nodata), target.dtype)
         return out, gap, replace
 

@@ -250,7 +250,7 @@ def fill_raster_with_model(
             predicted = (flags & PREDICT).astype(bool)
             values = values[to_target_order]
             np.copyto(values, 0, where=~predicted)  # pixels no tile predicted are NaN
-            np.copyto(out, cast_to(values, target.dtype), where=predicted)
+            np.copyto(out, cast_to(values, target.dtype, target.nodata), where=predicted)
             np.copyto(out, cast_to(np.array(target.nodata), target.dtype), where=flags == GAP)
             rows.add(out)
             report.pixels += flags.size

@@ -12,6 +12,7 @@ from .alignment import align_to_grid
 from .errors import GapfillError
 from .fill_engine import TargetImage, check_mask
 from .raster import Window, data_band_count, read_bands, read_valid
+from .validity import BandMasks
 
 
 @dataclass
@@ -22,10 +23,12 @@ class OtherDate:
     date: date
     dataset: gdal.Dataset
     mask: gdal.Dataset | None
+    band_masks: BandMasks
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        data = read_bands(self.dataset, window).astype(np.float64)
-        usable = read_valid(self.dataset, window)
+        raw = read_bands(self.dataset, window)
+        usable = self.band_masks.valid(window, raw).all(axis=0)
+        data = raw.astype(np.float64)
         if self.mask is not None:
             x, y, w, h = window
             usable &= self.mask.GetRasterBand(1).ReadAsArray(x, y, w, h) == 0
@@ -56,5 +59,5 @@ def open_other_dates(
         if masks and masks[index]:
             mask = align_to_grid(masks[index], target.grid, "nearest", f"gap mask {index + 1}")
             check_mask(mask, masks[index])
-        others.append(OtherDate(path, when, dataset, mask))
+        others.append(OtherDate(path, when, dataset, mask, BandMasks(dataset)))
     return others

@@ -98,8 +98,7 @@ class GeoTiffWriter:
     def write(self, window: Window, array: np.ndarray) -> None:
         x, y, _, _ = window
         data = array if array.ndim == 3 else array[np.newaxis]
-        for index, plane in enumerate(data, start=1):
-            self.dataset.GetRasterBand(index).WriteArray(plane, x, y)
+        self.dataset.WriteArray(data, x, y)  # all bands in one call
 
     def close(self) -> None:
         gdal.ErrorReset()
@@ -110,10 +109,20 @@ class GeoTiffWriter:
             raise GapfillError(f"Writing '{self.path}' failed: {message}")
 
 
-def cast_to(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round and clip floating results into an integer type; floats are cast as they are."""
+def cast_to(array: np.ndarray, dtype: np.dtype, avoid: float | None = None) -> np.ndarray:
+    """Round and clip floating results into an integer type; floats are cast as they are.
+
+    `avoid`: the output's no-data value. A filled value that lands on it (a dark pixel rounding
+    to 0 DN, say) would read as no data, so it is moved one step into the type's range.
+    """
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.rint(array), info.min, info.max).astype(dtype)
-    return array.astype(dtype)
+        out = np.clip(np.rint(array), info.min, info.max).astype(dtype)
+        if avoid is not None and info.min <= avoid <= info.max:
+            out[out == avoid] = avoid + 1 if avoid < info.max else avoid - 1
+        return out
+    out = array.astype(dtype)
+    if avoid is not None and np.isfinite(avoid):
+        out[out == avoid] = np.nextafter(dtype.type(avoid), dtype.type(np.inf))
+    return out

@@ -220,7 +220,7 @@ def fill_time_series(
                     out[gaps] = nodata
                 elif np.issubdtype(dtype, np.floating):
                     out[gaps] = np.nan
-                out[fill_here] = cast_to(filled[fill_here], dtype)
+                out[fill_here] = cast_to(filled[fill_here], dtype, nodata)
                 writer.write(window, out)
                 report.gaps += int(gaps.sum())
                 report.filled += int(fill_here.sum())

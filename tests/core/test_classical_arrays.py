@@ -93,3 +93,13 @@ def test_pipeline_writes_in_order_and_stops_on_cancel():
             cancelled=cancelled,
         )
     assert len(calls) == 3
+
+
+def test_filled_values_never_land_on_the_nodata_value():
+    from gapfill.core.raster_output import cast_to
+
+    values = np.array([-0.3, 0.4, 0.6, 70000.0])
+    np.testing.assert_array_equal(cast_to(values, np.uint16, 0), [1, 1, 1, 65535])
+    np.testing.assert_array_equal(cast_to(values, np.uint16, 65535), [0, 0, 1, 65534])
+    np.testing.assert_array_equal(cast_to(values, np.uint16), [0, 0, 1, 65535])
+    assert cast_to(np.array([-9999.0]), np.float32, -9999.0)[0] != -9999.0
