@@ -48,9 +48,12 @@ demo: venv
 
 bench: venv
 	$(RUN) scripts/bench_classical.py --output bench-output
+	$(RUN) scripts/bench_onnx.py --output bench-output
+	$(RUN) scripts/bench_prepare.py --output bench-output
 
 bench-quality: venv
 	$(RUN) scripts/bench_quality.py --output bench-output/quality
+	$(RUN) scripts/bench_timeseries.py $(GAPFILL_DATA)/s5p_co/training models/stpconv-s5p-co.onnx
 
 package: deps
 	$(PYTHON_SYS) scripts/make_package.py --output dist

@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
-from gapfill.core.simulate_gaps import read_stpconv, stpconv_names
-from gapfill.core.timeseries_baselines import temporal_linear, temporal_mean
-from gapfill.core.timeseries_fill import model_fill, regression_scores
-from gapfill.core.whittaker import whittaker_fill
-from gapfill.training.stpconv_train import split_names
+from mosaic import make_plugin_importable
 
 
 def main() -> None:
+    make_plugin_importable()
+    from gapfill.core.simulate_gaps import read_stpconv, stpconv_names
+    from gapfill.core.timeseries_baselines import temporal_linear, temporal_mean
+    from gapfill.core.timeseries_fill import model_fill, regression_scores
+    from gapfill.core.whittaker import whittaker_fill
+    from gapfill.training.stpconv_train import split_names
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
     parser.add_argument("model", nargs="?")
