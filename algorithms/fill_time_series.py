@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
@@ -23,6 +26,8 @@ DEVICES = ["auto", "cpu", "cuda"]
 
 class FillTimeSeries(GapfillAlgorithm):
     INPUT = "INPUT"
+    RASTERS = "RASTERS"
+    USE_DATES = "USE_DATES"
     GAP_MASK = "GAP_MASK"
     METHOD = "METHOD"
     LAMBDA = "LAMBDA"
@@ -42,10 +47,15 @@ class FillTimeSeries(GapfillAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
             "Fills every gap of a time series given as one multi-band raster whose bands are "
-            "dates (in order, equally spaced). Gaps are the no-data pixels of each band, plus the "
-            "pixels ≠ 0 of an optional gap mask stack (one band per date, or one band for all "
-            "dates). Valid observations are copied unchanged; the output has the same bands, "
-            "band descriptions, grid and data type.\n\n"
+            "dates (in order), or as a list of single-date rasters (used when no stack is given: "
+            "band 1 of each, stacked on the first raster's grid, rasters on another grid are "
+            "warped to it; sorted by date when each has one, from its metadata, band "
+            "description or file name; the output's band descriptions are these dates, else "
+            "the file names). When every band description holds a date, linear interpolation "
+            "and the Whittaker smoother use the real dates (else equal spacing). Gaps are the "
+            "no-data pixels of each band, plus the pixels ≠ 0 of an optional gap mask stack (one "
+            "band per date, or one band for all dates). Valid observations are copied unchanged; "
+            "the output has the same bands, band descriptions, grid and data type.\n\n"
             "Methods: linear interpolation in time between each pixel's nearest observations "
             "(the nearest one at the ends); the Whittaker smoother (Eilers 2003) with weight 0 "
             "on gaps, λ sets the smoothness; or an STPConv time-series model (3-D partial "
@@ -56,7 +66,17 @@ class FillTimeSeries(GapfillAlgorithm):
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(
-            QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Time series (bands = dates)"))
+            QgsProcessingParameterRasterLayer(
+                self.INPUT, self.tr("Time series (bands = dates)"), optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.RASTERS,
+                self.tr("Or single-date rasters (used when no time series stack is given)"),
+                QgsProcessing.TypeRaster,
+                optional=True,
+            )
         )
         mask = QgsProcessingParameterRasterLayer(
             self.GAP_MASK, self.tr("Gap mask stack (1 = gap; default: no-data)"), optional=True
@@ -83,6 +103,13 @@ class FillTimeSeries(GapfillAlgorithm):
         )
         lam.setHelp(self.tr("Larger values give smoother fills (second-order differences)."))
         self.addParameter(lam)
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.USE_DATES,
+                self.tr("Use the band dates for the spacing in time (when every band has one)"),
+                defaultValue=True,
+            )
+        )
         self.addParameter(
             QgsProcessingParameterFile(
                 self.MODEL, self.tr("Time-series ONNX model"), extension="onnx", optional=True
@@ -119,15 +146,24 @@ class FillTimeSeries(GapfillAlgorithm):
                 "The STPConv method needs a time-series ONNX model (e.g. the bundled "
                 "models/stpconv-s5p-co.onnx)."
             )
+        source: str | list[str] | None = self.raster_path(parameters, self.INPUT, context)
+        if source is None:
+            source = self.raster_paths(parameters, self.RASTERS, context)
+            if len(source) < 2:
+                raise QgsProcessingException(
+                    "Give a time series stack (bands = dates) or at least two single-date "
+                    "rasters."
+                )
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         report = run_core(
             fill_time_series,
             feedback,
-            self.raster_path(parameters, self.INPUT, context),
+            source,
             output,
             method=method,
             mask_path=self.raster_path(parameters, self.GAP_MASK, context),
             lam=self.parameterAsDouble(parameters, self.LAMBDA, context),
+            use_dates=self.parameterAsBoolean(parameters, self.USE_DATES, context),
             model_path=model or None,
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             block=self.parameterAsInt(parameters, self.BLOCK, context),

@@ -10,13 +10,15 @@ change. The output keeps the grid, data type, no-data value and band description
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from osgeo import gdal
 
+from .dates import parse_date
 from .errors import GapfillError
 from .fill_engine import FillReport
 from .progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
@@ -53,6 +55,28 @@ def regression_scores(prediction: np.ndarray, reference: np.ndarray) -> dict[str
         "r2": float(1 - (error**2).sum() / total) if total > 0 else float("nan"),
         "pixels": int(prediction.size),
     }
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        day = parse_date(text)
+        return None if day is None else datetime(day.year, day.month, day.day)
+
+
+def band_times(dataset: gdal.Dataset) -> np.ndarray | None:
+    """Days since the first date (fractional when descriptions carry a time, e.g.
+    2015-07-11T10:00:08) when every band description holds a date and they increase strictly;
+    None otherwise (the bands are then taken as equally spaced)."""
+    found = [_moment(text or "") for text in band_descriptions(dataset)]
+    if len(found) < 2 or any(moment is None for moment in found):
+        return None
+    days = np.array(
+        [(moment - found[0]).total_seconds() / 86400 for moment in found],  # type: ignore[operator]
+        dtype=np.float64,
+    )
+    return days if np.all(np.diff(days) > 0) else None
 
 
 def read_validity(dataset: gdal.Dataset, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -123,13 +147,83 @@ def _padded(array: np.ndarray, inner, multiple: int, margin: int, constant: floa
     return np.pad(array, pad, constant_values=constant), (x + left, y + top, w, h)
 
 
+def stack_rasters(
+    paths: Sequence[str | Path], log: Callable[[str], None] = lambda _message: None
+) -> tuple[str, list[str]]:
+    """A VRT stack in /vsimem (caller unlinks it and the returned temporaries) of band 1 of each
+    single-date raster, on the first raster's grid: rasters on another grid are warped to it
+    (bilinear, outside = no-data; see `alignment.check_overlap`). Bands are sorted by date when
+    every raster has one (`dates.raster_date`); descriptions are the dates (ISO), else the names.
+    Returns the VRT path and all /vsimem paths to unlink."""
+    from uuid import uuid4
+
+    from .alignment import check_overlap
+    from .dates import raster_date
+
+    if len(paths) < 2:
+        raise GapfillError(f"A time series needs at least two rasters; {len(paths)} given.")
+    entries = []
+    for path in paths:
+        dataset = open_raster(path, "time series date")
+        entries.append((str(path), raster_date(str(path), dataset), Grid.of(dataset)))
+        dataset = None
+    if all(day is not None for _, day, _ in entries):
+        entries.sort(key=lambda entry: entry[1])
+    target = entries[0][2]
+    tag = uuid4().hex
+    sources, temporaries = [], []
+    for index, (path, _day, grid) in enumerate(entries):
+        if grid.same_as(target):
+            sources.append(path)
+            continue
+        if not grid.georeferenced or not target.georeferenced:
+            raise GapfillError(
+                f"The raster '{path}' is not on the grid of '{entries[0][0]}' and they are not "
+                "both georeferenced, so it cannot be aligned."
+            )
+        check_overlap(grid, target, path, "time series date")
+        source = gdal.Open(path)
+        nodata = source.GetRasterBand(1).GetNoDataValue()
+        floating = source.GetRasterBand(1).DataType in (gdal.GDT_Float32, gdal.GDT_Float64)
+        if nodata is None:
+            nodata = float("nan") if floating else 0.0
+        aligned = f"/vsimem/gapfill-series-{tag}-{index}.tif"
+        warped = gdal.Warp(aligned, source, options=gdal.WarpOptions(
+            format="GTiff", outputBounds=target.bounds, width=target.width,
+            height=target.height, dstSRS=target.projection, resampleAlg="bilinear",
+            srcNodata=source.GetRasterBand(1).GetNoDataValue(),
+            dstNodata=nodata, multithread=False))
+        if warped is None:
+            raise GapfillError(
+                f"The raster '{path}' could not be aligned: {gdal.GetLastErrorMsg()}"
+            )
+        warped = None
+        log(f"'{Path(path).name}' is on another grid: warped to the first raster's grid.")
+        sources.append(aligned)
+        temporaries.append(aligned)
+    vrt_path = f"/vsimem/gapfill-series-{tag}.vrt"
+    vrt = gdal.BuildVRT(vrt_path, sources, options=gdal.BuildVRTOptions(
+        separate=True, bandList=[1]))
+    if vrt is None:
+        raise GapfillError(f"The rasters could not be stacked: {gdal.GetLastErrorMsg()}")
+    descriptions = [
+        day.isoformat() if day is not None else Path(path).stem for path, day, _ in entries
+    ]
+    for index, text in enumerate(descriptions):
+        vrt.GetRasterBand(index + 1).SetDescription(text)
+    vrt = None
+    temporaries.append(vrt_path)
+    return vrt_path, temporaries
+
+
 def fill_time_series(
-    input_path: str | Path,
+    input_path: str | Path | Sequence[str | Path],
     output_path: str | Path,
     *,
     method: Method = "linear",
     mask_path: str | Path | None = None,
     lam: float = 10.0,
+    use_dates: bool = True,
     model_path: str | Path | None = None,
     device: str = "auto",
     block: int = 256,
@@ -137,10 +231,24 @@ def fill_time_series(
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> FillReport:
-    """Fill the gaps of a stack whose bands are dates. Gaps: no-data (and NaN) of each band,
-    plus the pixels ≠ 0 of `mask_path` (one band per date, or one band for all dates)."""
+    """Fill the gaps of a stack whose bands are dates (or of a list of single-date rasters,
+    stacked by `stack_rasters`). Gaps: no-data (and NaN) of each band,
+    plus the pixels ≠ 0 of `mask_path` (one band per date, or one band for all dates).
+    With `use_dates`, linear interpolation and the Whittaker smoother use the dates of the band
+    descriptions when every band has one and they increase (else equal spacing)."""
     if method not in METHODS:
         raise GapfillError(f"Unknown method '{method}': use one of {', '.join(METHODS)}.")
+    if not isinstance(input_path, (str, Path)):
+        stack, temporaries = stack_rasters(list(input_path), log)
+        try:
+            return fill_time_series(
+                stack, output_path, method=method, mask_path=mask_path, lam=lam,
+                use_dates=use_dates, model_path=model_path, device=device, block=block, log=log,
+                progress=progress, cancelled=cancelled,
+            )
+        finally:
+            for temporary in temporaries:
+                gdal.Unlink(temporary)
     dataset = open_raster(input_path, "time series")
     grid = Grid.of(dataset)
     dates = dataset.RasterCount
@@ -179,6 +287,10 @@ def fill_time_series(
             raise GapfillError(f"The model '{model_path}' needs one gap mask band per date.")
         margin, multiple = card.context_margin, card.size_multiple
         block = card.recommended_tile_size - 2 * margin if block <= 0 else block
+    times = band_times(dataset) if use_dates and method != "model" else None
+    if times is not None:
+        log(f"Dates from the band descriptions: {band_descriptions(dataset)[0]} … "
+            f"{band_descriptions(dataset)[-1]} ({times[-1]:.0f} days).")
     nodata = nodata_value(dataset)
     dtype = numpy_dtype(dataset)
     report = FillReport(pixels=grid.width * grid.height * dates)
@@ -197,9 +309,9 @@ def fill_time_series(
                     gap = read_bands(mask, outer) != 0
                     valid &= ~gap
                 if method == "linear":
-                    filled, exists = temporal_linear(values, valid)
+                    filled, exists = temporal_linear(values, valid, times)
                 elif method == "whittaker":
-                    filled, exists = whittaker_fill(values, valid, lam)
+                    filled, exists = whittaker_fill(values, valid, lam, times=times)
                 else:
                     padded_values, core = _padded(values, inner, multiple, margin, None)
                     padded_valid, _ = _padded(valid, inner, multiple, margin, False)

@@ -54,3 +54,45 @@ def test_through_qgis_process(data_dir, tmp_path):
     assert result["results"]["FILLED_PIXELS"] > 0
     output = gdal.Open(str(result["results"]["OUTPUT"]))
     assert output.RasterCount == 16
+
+
+def test_list_of_single_date_rasters(qgis_processing, data_dir, tmp_path):
+    """Single-band rasters (one of them on a coarser grid) are stacked, sorted by date, filled;
+    the output's band descriptions are the dates."""
+    import processing
+
+    source = str(data_dir / "eolearn_slovenia" / "ndvi.tif")
+    stack = gdal.Open(source)
+    picks = [3, 0, 1, 2]  # given out of order: sorted by the dates of the descriptions
+    paths = []
+    for index in picks:
+        path = str(tmp_path / f"ndvi_{index}.tif")
+        options = {"bandList": [index + 1], "noData": -2}
+        if index == 2:  # another grid: warped to the first raster's grid
+            options.update(xRes=20, yRes=20)
+        gdal.Translate(path, stack, options=gdal.TranslateOptions(**options))
+        date = stack.GetRasterBand(index + 1).GetDescription()
+        edit = gdal.Open(path, gdal.GA_Update)
+        edit.GetRasterBand(1).SetDescription(date)
+        band = edit.GetRasterBand(1)
+        if index == 1:
+            values = band.ReadAsArray()
+            values[:40, :40] = -2  # gap
+            band.WriteArray(values)
+        edit = None
+        paths.append(path)
+    result = processing.run(
+        FillTimeSeries(),
+        {"RASTERS": paths, "METHOD": 0, "OUTPUT": str(tmp_path / "filled.tif")},
+    )
+    output = gdal.Open(result["OUTPUT"])
+    assert output.RasterCount == 4
+    descriptions = [output.GetRasterBand(i + 1).GetDescription() for i in range(4)]
+    expected = [stack.GetRasterBand(i + 1).GetDescription()[:10] for i in range(4)]
+    assert descriptions == expected
+    filled = output.ReadAsArray()
+    original = stack.ReadAsArray()
+    assert np.array_equal(filled[0], original[0])
+    assert np.array_equal(filled[1][40:], original[1][40:])
+    assert result["FILLED_PIXELS"] >= 40 * 40
+    assert (filled[1][:40, :40] != -2).all()
