@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
@@ -56,6 +57,12 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
 
     def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
         return str(ICONS / self.ICON)
+
+    def add_advanced(self, *parameters: QgsProcessingParameterDefinition) -> None:
+        """Add tuning knobs, folded under 'Advanced parameters' in the dialog."""
+        for parameter in parameters:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
 
     def raster_path(
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext

@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -100,9 +99,7 @@ class FillDeepImagePrior(GapfillAlgorithm):
             self.TILE_SIZE, self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
             defaultValue=256, minValue=16, maxValue=4096,
         )
-        for parameter in (rate, seed, device, tile):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
+        self.add_advanced(rate, seed, device, tile)
         fill_outputs(self)
 
     def processAlgorithm(  # noqa: N802 - QGIS API

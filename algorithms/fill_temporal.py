@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -107,9 +106,7 @@ class FillTemporal(GapfillAlgorithm):
             self.MIN_PIXELS, self.tr("Histogram matching: minimum common clear pixels in window"),
             QgsProcessingParameterNumber.Integer, defaultValue=50, minValue=2,
         )
-        for parameter in (radius, minimum):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
+        self.add_advanced(radius, minimum)
         fill_outputs(self)
 
     def processAlgorithm(  # noqa: N802 - QGIS API

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
@@ -128,9 +127,7 @@ class FillTimeSeries(GapfillAlgorithm):
             defaultValue=256,
             minValue=0,
         )
-        for parameter in (device, block):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
+        self.add_advanced(device, block)
         fill_outputs(self)
 
     def processAlgorithm(  # noqa: N802 - QGIS API

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -117,9 +116,7 @@ class FillWithModel(GapfillAlgorithm):
             minValue=1,
             maxValue=256,
         )
-        for parameter in (mapping, tile, margin, batch):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
+        self.add_advanced(mapping, tile, margin, batch)
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.DEVICE,

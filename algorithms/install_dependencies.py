@@ -13,7 +13,6 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterString,
 )
@@ -98,9 +97,7 @@ class InstallDependencies(GapfillAlgorithm):
         requirements.setHelp(
             self.tr("Space-separated, e.g. 'onnxruntime-gpu==1.18.1' for an older CUDA.")
         )
-        for parameter in (options, requirements):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
+        self.add_advanced(options, requirements)
         self.addOutput(QgsProcessingOutputString(self.FOLDER, self.tr("Folder in use")))
         self.addOutput(QgsProcessingOutputString(self.INSTALLED, self.tr("Installed packages")))
         self.addOutput(QgsProcessingOutputString(self.COMMANDS, self.tr("pip commands")))

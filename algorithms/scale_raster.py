@@ -7,7 +7,6 @@ from typing import Any
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -89,8 +88,7 @@ class ScaleRaster(GapfillAlgorithm):
                 key, self.tr(label), QgsProcessingParameterNumber.Double, defaultValue=default,
                 minValue=0.0, maxValue=100.0,
             )
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
+            self.add_advanced(parameter)
         self.addParameter(
             static_enum(
                 self.PRESET, self.tr("Or a preset"),

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -130,9 +129,7 @@ class SimulateGaps(GapfillAlgorithm):
             self.EDGE, self.tr("Soft cloud edge width (brightened mode, pixels)"),
             QgsProcessingParameterNumber.Integer, defaultValue=3, minValue=0, maxValue=100,
         )
-        for parameter in (cloud, edge):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
+        self.add_advanced(cloud, edge)
         for key, label in ((self.OUTPUT, "Cloudy image"), (self.GAP_MASK, "Gap mask"),
                            (self.EVALUATION_MASK, "Evaluation mask")):
             self.addParameter(QgsProcessingParameterRasterDestination(key, self.tr(label)))
