@@ -13,6 +13,9 @@ gapfill:fillspatial, gapfill:evaluatefill), on fixed cases, so numbers compare a
 (c) sen12mscr: cloudy images with their real cloud masks, the clear image of the sample as
     reference; only pixels under the real mask are evaluated; only the spatial fill applies
     (the temporal fills need other dates).
+    Deep Image Prior (gapfill:filldip, S1 as auxiliary source) is run on the same samples.
+(e) dip_scotland: the mean 2019 Sentinel-2 RGB composite with the real cloud mask of another
+    date laid on it; spatial IDW against Deep Image Prior with the Sentinel-1 image as auxiliary.
 (d) s5p_co/training: all 25 Sentinel-5P CO blocks (16 days each), the STPConv artificial gaps
     (VALMASK) evaluated; baselines of core/timeseries_baselines.py (per-pixel temporal mean,
     per-pixel linear interpolation in time) and the core of gapfill:fillspatial per day.
@@ -47,6 +50,8 @@ from mosaic import data_folder, make_plugin_importable
 from qgis_runner import QgisProcess
 
 TEMPORAL, HISTOGRAM, SPATIAL = "temporal interpolation", "histogram matching", "spatial IDW"
+DIP = "deep image prior + S1"
+DIP_FILL = ("gapfill:filldip", {"ITERATIONS": 300, "SEED": 0, "DEVICE": 1})
 FILLS: dict[str, tuple[str, dict[str, object]]] = {
     TEMPORAL: ("gapfill:filltemporal", {"METHOD": 0}),
     HISTOGRAM: ("gapfill:filltemporal", {"METHOD": 1}),
@@ -71,6 +76,7 @@ CASE_NAMES = {
     "b": "eolearn_slovenia, simulated gaps",
     "c": "sen12mscr, real clouds",
     "d": "s5p_co, STPConv gaps",
+    "e": "dip_scotland, real cloud shapes",
 }
 
 
@@ -199,14 +205,43 @@ def run_single_date(runner: Runner, sample: str) -> list[Row]:
     folder = runner.folder / f"sen12mscr_{sample}"
     cloudy = runner.path(f"sen12mscr/{sample}_s2_cloudy.tif")
     mask = runner.path(f"sen12mscr/{sample}_cloudmask.tif")
-    algorithm, options = FILLS[SPATIAL]
-    spatial = runner.run(algorithm, {"INPUT": cloudy, "GAP_MASK": mask,
-                                     "OUTPUT": folder / "spatial.tif", **options})
+    filled = spatial_and_dip(runner, folder, cloudy, mask,
+                             runner.path(f"sen12mscr/{sample}_s1.tif"))
     document = runner.evaluate(
-        folder, runner.path(f"sen12mscr/{sample}_s2_clear.tif"),
-        {SPATIAL: str(spatial["OUTPUT"])}, EVALUATION_MASK=mask, GAPS_INPUT=cloudy,
+        folder, runner.path(f"sen12mscr/{sample}_s2_clear.tif"), filled,
+        EVALUATION_MASK=mask, GAPS_INPUT=cloudy,
     )
     return rows_of("c", f"sen12mscr {sample}", document)
+
+
+def spatial_and_dip(runner: Runner, folder: Path, target: object, mask: object,
+                    sar: Path) -> dict[str, str]:
+    """The single-date fills: spatial IDW, and Deep Image Prior with the SAR as auxiliary."""
+    filled = {}
+    for method, (algorithm, options), extra in (
+        (SPATIAL, FILLS[SPATIAL], {}),
+        (DIP, DIP_FILL, {"AUXILIARY": [sar]}),
+    ):
+        output = folder / f"{method.split()[0]}.tif"
+        parameters = {"INPUT": target, "GAP_MASK": mask, "OUTPUT": output, **options, **extra}
+        filled[method] = str(runner.run(algorithm, parameters)["OUTPUT"])
+    return filled
+
+
+def run_dip_scotland(runner: Runner) -> list[Row]:
+    folder = runner.folder / "dip_scotland"
+    clear = runner.path("dip_scotland/s2_mean_2019_rgb.tif")
+    simulated = runner.run("gapfill:simulategaps", {
+        "INPUT": clear, "GAP_SOURCE": runner.path("dip_scotland/cloud_mask.tif"),
+        "OUTPUT": folder / "cloudy.tif", "GAP_MASK": folder / "gaps.tif",
+        "EVALUATION_MASK": folder / "evaluation.tif",
+    })
+    filled = spatial_and_dip(runner, folder, simulated["OUTPUT"], simulated["GAP_MASK"],
+                             runner.path("dip_scotland/s1.tif"))
+    document = runner.evaluate(folder, clear, filled, NDVI=False,
+                               EVALUATION_MASK=simulated["EVALUATION_MASK"],
+                               GAPS_INPUT=simulated["OUTPUT"])
+    return rows_of("e", "dip_scotland", document)
 
 
 def spatial_per_day(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +310,7 @@ def mean_mae(rows: list[Row]) -> float:
 
 
 def reading(rows: list[Row]) -> str:
-    """Per case, the classical fill with the lowest MAE averaged over its sub-cases."""
+    """Per case, the fill with the lowest MAE averaged over its sub-cases."""
     parts = []
     for group, name in CASE_NAMES.items():
         methods = {row.method for row in rows if row.group == group}
@@ -286,7 +321,7 @@ def reading(rows: list[Row]) -> str:
         if len(ranked) > 1:
             text += f"; next {ranked[1]} {scores[ranked[1]]:.3g}"
         parts.append(text + ")")
-    return "Best classical fill by mean MAE: " + "; ".join(parts) + "."
+    return "Best fill by mean MAE: " + "; ".join(parts) + "."
 
 
 def run_all(data: Path, folder: Path, jobs: int) -> list[Row]:
@@ -300,6 +335,7 @@ def run_all(data: Path, folder: Path, jobs: int) -> list[Row]:
               lambda: list(pool.map(runner.gap_mask, masks)))
         chains = [pool.submit(run_simulated, runner, case) for case in simulated]
         chains += [pool.submit(run_single_date, runner, s) for s in SINGLE_DATE_SAMPLES]
+        chains.append(pool.submit(run_dip_scotland, runner))
         s5p = timed("S5P baselines", lambda: run_s5p(data))
         found = timed("Sentinel-2 cases", lambda: [chain.result() for chain in chains])
     return [row for rows in found for row in rows] + s5p
