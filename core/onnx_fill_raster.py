@@ -224,6 +224,8 @@ def fill_raster_with_model(
         check_pixel_overlap(mask_grid, target.grid, gap_mask_path, "gap mask")
     target_bands = _target_bands(runner, target, mapping.get("target"), log)
     to_target_order = np.argsort(target_bands)
+    reordered = not np.array_equal(to_target_order, np.arange(len(target_bands)))
+    band_rows = [band - 1 for band in target_bands]
     sources = _open_sources(runner, target, role_paths, mapping, log)
     grid = runner.plan(target.grid.width, target.grid.height, tile_size, margin, log)
     width, height = grid.width, grid.height
@@ -231,8 +233,9 @@ def fill_raster_with_model(
 
     def read(tile: Tile) -> TileJob:
         inside, rows_columns = source_window(grid.read_window(tile), width, height)
-        known, gap = read_gaps(target, inside)
-        values = read_bands(target.dataset, inside, target_bands).astype(np.float32)
+        every_band = read_bands(target.dataset, inside)  # read once: values and validity
+        known, gap = read_gaps(target, inside, every_band)
+        values = every_band[band_rows].astype(np.float32)
         values[:, ~known] = np.nan
         raw = {"target": pick(values, rows_columns)}
         for role, aux in sources.items():
@@ -248,7 +251,8 @@ def fill_raster_with_model(
         def finish_rows(first: int, values: np.ndarray, flags: np.ndarray) -> None:
             out = read_bands(target.dataset, (0, first, width, flags.shape[0]))
             predicted = (flags & PREDICT).astype(bool)
-            values = values[to_target_order]
+            if reordered:  # a copy of a whole row of tiles: only when the card's order differs
+                values = values[to_target_order]
             np.copyto(values, 0, where=~predicted)  # pixels no tile predicted are NaN
             np.copyto(out, cast_to(values, target.dtype, target.nodata), where=predicted)
             np.copyto(out, cast_to(np.array(target.nodata), target.dtype), where=flags == GAP)
