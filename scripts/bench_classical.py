@@ -143,8 +143,8 @@ def warm_page_cache(inputs: MosaicSet) -> None:
                 pass
 
 
-def machine() -> str:
-    """CPU model, cores, memory and library versions, for the report."""
+def machine(libraries: str = "") -> str:
+    """CPU model, cores, memory and library versions (plus `libraries`), for the report."""
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -152,9 +152,9 @@ def machine() -> str:
             break
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
-        f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; {platform.system()} "
-        f"{platform.release()}; Python {platform.python_version()}, GDAL {gdal.__version__}, "
-        f"numpy {np.__version__}"
+        f"{model}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB RAM; "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
+        f"{libraries}GDAL {gdal.__version__}, numpy {np.__version__}"
     )
 
 

@@ -30,7 +30,6 @@ import argparse
 import atexit
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -478,24 +477,6 @@ def run_child(run: Run, folder: Path, gdal_cache_mb: int) -> dict[str, Any]:
     return result
 
 
-def machine() -> str:
-    """CPU model, cores, memory and library versions, for the report."""
-    import onnxruntime
-    from osgeo import gdal
-
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{model}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB RAM; "
-        f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
-        f"ONNX Runtime {onnxruntime.__version__}, GDAL {gdal.__version__}, numpy {np.__version__}"
-    )
-
-
 def table(runs: list[Run], results: list[dict[str, Any]]) -> str:
     """Markdown table; each row's ratios are to the compute floor of its size and tiling."""
     floors = {
@@ -604,7 +585,7 @@ def bench(args: argparse.Namespace) -> None:
         f"The last row is the floor at {ALTERNATIVE[0]} px tiles × {ALTERNATIVE[1]} (the "
         f"engine's default batch), against which {TILE_SIZE} px tiles were chosen.",
         "",
-        f"Machine: {machine()}; load average {load_before:.1f} at the start, "
+        f"Machine: {onnx_machine()}; load average {load_before:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end.",
         "",
         f"Command: `{command}`; whole run {total:.0f} s.",
@@ -690,6 +671,14 @@ def gpu_arrays(args: argparse.Namespace) -> None:
     ])
     (folder / "bench_onnx_gpu.md").write_text(report)
     print(report)
+
+
+def onnx_machine() -> str:
+    """The machine line of the file benchmark (GDAL is there; --gpu-arrays needs no GDAL)."""
+    import onnxruntime
+    from bench_classical import machine
+
+    return machine(f"ONNX Runtime {onnxruntime.__version__}, ")
 
 
 def main() -> None:
