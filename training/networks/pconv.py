@@ -13,6 +13,7 @@ STPConv (Appel 2022) applies the same layers in 3-D to time series.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -22,30 +23,46 @@ from torch import nn
 from .base import GapfillNet
 
 
-class PartialConv2d(nn.Conv2d):
-    """A convolution that renormalises by the valid part of each window and updates the mask.
+class PartialConvolution:
+    """Mixin for `nn.Conv2d`/`nn.Conv3d`: a convolution that renormalises by the valid part of
+    each window and updates the mask (the same layer in 2-D here and in 3-D for STPConv).
 
     `mask` has 1 channel (shared by all input channels) or one per input channel; the returned
-    mask has 1 channel.
+    mask has 1 channel: 1 where the window held any valid input.
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.register_buffer("window", torch.ones(1, 1, *self.kernel_size), persistent=False)
-        self.cells = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self.cells = float(self.in_channels * math.prod(self.kernel_size))
 
     def forward(  # type: ignore[override]
         self, x: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         channels_valid = mask * self.in_channels if mask.shape[1] == 1 else mask.sum(1, True)
         with torch.no_grad():
-            valid = F.conv2d(channels_valid, self.window, stride=self.stride, padding=self.padding)
+            valid = self._conv_forward(channels_valid, self.window, None)
         updated = valid.clamp(0, 1)
         ratio = self.cells / valid.clamp(min=1e-6) * updated
-        out = F.conv2d(x * mask, self.weight, None, self.stride, self.padding) * ratio
+        out = self._conv_forward(x * mask, self.weight, None) * ratio
         if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1) * updated
+            out = out + self.bias.view(1, -1, *[1] * (x.dim() - 2)) * updated
         return out, updated
+
+
+class PartialConv2d(PartialConvolution, nn.Conv2d):
+    """2-D partial convolution (Liu et al. 2018)."""
+
+
+class PartialConv3d(PartialConvolution, nn.Conv3d):
+    """3-D partial convolution over (time, y, x) (Appel 2022)."""
+
+
+def expand_mask(mask: torch.Tensor, channels: int) -> torch.Tensor:
+    """A 1-channel mask repeated over `channels` (a per-channel mask is returned as it is)."""
+    if mask.shape[1] != 1:
+        return mask
+    return mask.expand(-1, channels, *[-1] * (mask.dim() - 2))
 
 
 class PConvUNet(GapfillNet):
@@ -111,14 +128,11 @@ class PConvUNet(GapfillNet):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
             skip_channels = layer.in_channels - self.upsampled[index]
-            mask = torch.cat(
-                [_expand(mask, self.upsampled[index]), _expand(skip_mask, skip_channels)], dim=1
-            )
+            upsampled = self.upsampled[index]
+            masks = [expand_mask(mask, upsampled), expand_mask(skip_mask, skip_channels)]
+            mask = torch.cat(masks, dim=1)
             x, mask = layer(torch.cat([x, skip_x], dim=1), mask)
             if index < len(self.decoder) - 1:
                 x = self.activation(x)
         return x
 
-
-def _expand(mask: torch.Tensor, channels: int) -> torch.Tensor:
-    return mask.expand(-1, channels, -1, -1) if mask.shape[1] == 1 else mask

@@ -23,36 +23,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's convention
 from torch import nn
 
-
-class PartialConv3d(nn.Conv3d):
-    """A 3-D convolution renormalised by the valid part of each window, with mask update.
-
-    `mask` has 1 channel (shared by all input channels) or one per input channel; the returned
-    mask has 1 channel: 1 where the window held any valid input.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.register_buffer("window", torch.ones(1, 1, *self.kernel_size), persistent=False)
-        k = self.kernel_size
-        self.cells = float(self.in_channels * k[0] * k[1] * k[2])
-
-    def forward(  # type: ignore[override]
-        self, x: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        channels_valid = mask * self.in_channels if mask.shape[1] == 1 else mask.sum(1, True)
-        with torch.no_grad():
-            valid = F.conv3d(channels_valid, self.window, stride=self.stride, padding=self.padding)
-        updated = valid.clamp(0, 1)
-        ratio = self.cells / valid.clamp(min=1e-6) * updated
-        out = F.conv3d(x * mask, self.weight, None, self.stride, self.padding) * ratio
-        if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1, 1) * updated
-        return out, updated
-
-
-def _expand(mask: torch.Tensor, channels: int) -> torch.Tensor:
-    return mask.expand(-1, channels, -1, -1, -1) if mask.shape[1] == 1 else mask
+from .pconv import PartialConv3d, expand_mask
 
 
 class STPConv(nn.Module):
@@ -126,9 +97,9 @@ class STPConv(nn.Module):
             x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
             mask = F.interpolate(mask, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
             skip_channels = layer.in_channels - self.upsampled[index]
-            mask = torch.cat(
-                [_expand(mask, self.upsampled[index]), _expand(skip_mask, skip_channels)], dim=1
-            )
+            upsampled = self.upsampled[index]
+            masks = [expand_mask(mask, upsampled), expand_mask(skip_mask, skip_channels)]
+            mask = torch.cat(masks, dim=1)
             x, mask = layer(torch.cat([x, skip_x], dim=1), mask)
             if index < len(self.decoder) - 1:
                 x = self.activation(x)
