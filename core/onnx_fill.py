@@ -4,7 +4,8 @@ session, blended without seams, and merged so that only gap pixels change.
 No GDAL here: this engine runs where only numpy and onnxruntime exist (a GPU server), on
 in-memory arrays (`fill_arrays`); `onnx_fill_raster` streams GeoTIFFs through the same engine
 (`run_tiles`). Tiles are prepared on the calling thread while the previous batch runs on a worker
-thread; finished rows of the image are handed back as soon as the last tile touching them is in.
+thread; finished rows of a strip of the image are handed back as soon as the last tile touching
+them is in.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from .model_card import ROLE_LABELS, ModelCard, ModelInput, check_graph, graph_o
 from .onnx_session import LogFn, no_log, provider_used
 from .progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from .scaling import scale_bands, unscale_bands
-from .tiling import RowBlender, Tile, TileGrid, plan_tiles, read_tile
+from .tiling import StripBlender, Tile, TileGrid, Window, plan_tiles, read_tile
 
-# Per-pixel flags of the merge (RowBlender labels): a pixel is a gap, and/or gets the prediction.
+# Per-pixel flags of the merge (StripBlender labels): a pixel is a gap, and/or gets the prediction.
 # A gap pixel without PREDICT has no data in any source and becomes no-data.
 GAP, PREDICT = 1, 2
 CANCEL_POLL_S = 0.05  # how often a wait for the network checks the cancel callback
@@ -195,17 +196,14 @@ class ModelRunner:
         return results
 
 
-RowsFn = Callable[[int, np.ndarray, np.ndarray], None]  # (first row, values, flags)
+RowsFn = Callable[[Window, np.ndarray, np.ndarray], None]  # (image window, values, flags)
 
 
 def _chunks(
     grid: TileGrid, read: Callable[[Tile], TileJob], batch_size: int, cancelled: CancelledFn
 ) -> Iterator[list[TileJob]]:
-    """Prepared tiles, grouped so that each group holds `batch_size` tiles for the network.
-
-    A group also ends with each row of the grid, so that finished image rows are released
-    promptly and memory stays at about one row of tiles, whatever the gaps' layout.
-    """
+    """Prepared tiles in the grid's order, grouped so that each group holds `batch_size` tiles
+    for the network (tiles without gaps ride along without running it)."""
     chunk: list[TileJob] = []
     active = 0
     for tile in grid.tiles():
@@ -213,9 +211,11 @@ def _chunks(
         job = read(tile)
         chunk.append(job)
         active += job.feeds is not None
-        if active == batch_size or tile.column == len(grid.xs) - 1:
+        if active == batch_size:
             yield chunk
             chunk, active = [], 0
+    if chunk:
+        yield chunk
 
 
 def run_tiles(
@@ -230,10 +230,13 @@ def run_tiles(
     log: LogFn = no_log,
 ) -> TileStats:
     """Run every tile: `read` prepares it (calling thread), the network runs on a worker thread,
-    blending and `finish_rows` happen on the calling thread, in order. Raises `Cancelled`."""
+    blending and `finish_rows` happen on the calling thread, in order, strip by strip; each
+    strip's rows arrive top to bottom. Raises `Cancelled`."""
     ort = require("onnxruntime", "Running an ONNX model")
     run_options = ort.RunOptions()
-    blender = RowBlender(len(runner.card.output.bands), grid.width)
+    strips = grid.strips()
+    bands = len(runner.card.output.bands)
+    blender = StripBlender(bands, grid.height, strips[0])
     weights = grid.weights()
     stats = TileStats()
     start = time.perf_counter()
@@ -247,8 +250,12 @@ def run_tiles(
                 check_cancelled(cancelled)
 
     def finish_oldest() -> None:
+        nonlocal blender
         jobs, future = pending.popleft()
         for job, prediction in zip(jobs, wait(future), strict=True):
+            strip = strips[job.tile.strip]
+            if blender.strip != strip:
+                blender = StripBlender(bands, grid.height, strip, blender.carry)
             window = grid.core_window(job.tile)
             blender.set_labels(window, job.flags)
             if prediction is not None:
@@ -257,7 +264,7 @@ def run_tiles(
                 stats.predicted += 1
             stats.tiles += 1
             progress(stats.tiles / len(grid))
-            if job.tile.column == len(grid.xs) - 1:
+            if job.tile.column == strip.columns[-1]:
                 finish_rows(*blender.release(grid.rows_finished(job.tile.row)))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gapfill-onnx") as pool:
@@ -346,10 +353,11 @@ def fill_arrays(
         raw = {role: read_tile(sources[role], window).astype(np.float32) for role in roles}
         return runner.prepare(grid, tile, raw, read_tile(gap, window), full_reconstruction)
 
-    def finish_rows(first: int, values: np.ndarray, flags: np.ndarray) -> None:
-        rows = out[:, first : first + flags.shape[0]]
-        np.copyto(rows, values, where=(flags & PREDICT).astype(bool))
-        np.copyto(rows, np.nan, where=flags == GAP)
+    def finish_rows(window: Window, values: np.ndarray, flags: np.ndarray) -> None:
+        x, y, width, height = window
+        part = out[:, y : y + height, x : x + width]
+        np.copyto(part, values, where=(flags & PREDICT).astype(bool))
+        np.copyto(part, np.nan, where=flags == GAP)
 
     run_tiles(
         runner,

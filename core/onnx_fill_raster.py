@@ -2,7 +2,8 @@
 
 Every source is aligned on the fly to the target's grid (warped VRT: bilinear for images, nearest
 for the gap mask). GDAL reads and writes stay on the calling thread; the network runs on a worker
-thread meanwhile. Memory holds the tiles of a batch and about one row of tiles, not the image.
+thread meanwhile. Memory holds the tiles of a batch and about one row of a strip of tiles, not
+the image.
 """
 
 from __future__ import annotations
@@ -29,34 +30,46 @@ from .raster import (
     read_valid,
 )
 from .raster_output import GeoTiffWriter, atomic_path, cast_to
-from .tiling import Tile, pick, source_window
+from .tiling import Tile, TileGrid, pick, source_window
 
 
-class BlockRowWriter:
-    """Writes rows that arrive top to bottom, in whole rows of the output's blocks, and has
-    GDAL compress each as it completes: compression then overlaps the network, and no block
-    is written (and compressed) twice."""
+class StripWriter:
+    """Writes a strip's rows, which arrive top to bottom, in whole rows of the output's blocks,
+    and has GDAL compress each as it completes: compression then overlaps the network, and no
+    block is written (and compressed) twice when the strips' edges fall on block edges."""
 
     def __init__(self, writer: GeoTiffWriter) -> None:
         self.writer = writer
         self.height = writer.dataset.RasterYSize
         self.block = writer.dataset.GetRasterBand(1).GetBlockSize()[1]
-        self.top = 0  # first row not yet written
+        self.columns = (0, 0)  # (first column, width) of the strip being written
+        self.top = 0  # first row of the strip not yet written
         self.pending: list[np.ndarray] = []
 
-    def add(self, rows: np.ndarray) -> None:
-        """Append (bands, n, width) rows below those given before."""
+    def add(self, window: Window, rows: np.ndarray) -> None:
+        """Append the (bands, h, w) `rows` of the image `window`, below those given before
+        for the same strip; a new strip starts at the top."""
+        x, y, width, _ = window
+        if (x, width) != self.columns:
+            self.columns, self.top, self.pending = (x, width), 0, []
         self.pending.append(rows)
         end = self.top + sum(part.shape[1] for part in self.pending)
         stop = end if end == self.height else end // self.block * self.block
         if stop <= self.top:
             return
-        held = np.concatenate(self.pending, axis=1)
+        held = np.concatenate(self.pending, axis=1) if len(self.pending) > 1 else rows
         count = stop - self.top
-        self.writer.write((0, self.top, held.shape[2], count), held[:, :count])
+        self.writer.write((x, self.top, width, count), held[:, :count])
         self.writer.dataset.FlushCache()
         self.pending = [held[:, count:]] if stop < end else []
         self.top = stop
+
+
+def strip_block_width(grid: TileGrid) -> int:
+    """The output's block width: the tile columns' step when GeoTIFF allows it (a multiple of
+    16 px), so that the strips' edges fall on block edges; else GDAL's usual 256 px."""
+    step = grid.column_step
+    return step if step and step % 16 == 0 and step <= 4096 else 256
 
 
 def check_pixel_overlap(grid: Grid, target: Grid, path: str, role: str) -> None:
@@ -244,19 +257,25 @@ def fill_raster_with_model(
 
     with atomic_path(output_path) as temporary:
         writer = GeoTiffWriter(
-            temporary, target.grid, target.bands, target.dtype, target.nodata, target.descriptions
+            temporary,
+            target.grid,
+            target.bands,
+            target.dtype,
+            target.nodata,
+            target.descriptions,
+            block_width=strip_block_width(grid),
         )
-        rows = BlockRowWriter(writer)
+        rows = StripWriter(writer)
 
-        def finish_rows(first: int, values: np.ndarray, flags: np.ndarray) -> None:
-            out = read_bands(target.dataset, (0, first, width, flags.shape[0]))
+        def finish_rows(window: Window, values: np.ndarray, flags: np.ndarray) -> None:
+            out = read_bands(target.dataset, window)
             predicted = (flags & PREDICT).astype(bool)
-            if reordered:  # a copy of a whole row of tiles: only when the card's order differs
+            if reordered:  # a copy of the rows: only when the card's band order differs
                 values = values[to_target_order]
             np.copyto(values, 0, where=~predicted)  # pixels no tile predicted are NaN
             np.copyto(out, cast_to(values, target.dtype, target.nodata), where=predicted)
             np.copyto(out, cast_to(np.array(target.nodata), target.dtype), where=flags == GAP)
-            rows.add(out)
+            rows.add(window, out)
             report.pixels += flags.size
             report.gaps += int(np.count_nonzero(flags & GAP))
             report.filled += int(np.count_nonzero(flags == GAP | PREDICT))

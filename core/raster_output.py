@@ -51,11 +51,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 os.unlink(leftover)
 
 
-def creation_options(dtype: np.dtype) -> list[str]:
+def creation_options(dtype: np.dtype, block_width: int = 256) -> list[str]:
     predictor = "3" if np.issubdtype(dtype, np.floating) else "2"
     return [
         "TILED=YES",
-        "BLOCKXSIZE=256",
+        f"BLOCKXSIZE={block_width}",
         "BLOCKYSIZE=256",
         "COMPRESS=DEFLATE",
         "ZLEVEL=1",  # 3.4× less CPU than the default level 6 for about the same size
@@ -76,12 +76,18 @@ class GeoTiffWriter:
         dtype: np.dtype,
         nodata: float | None = None,
         descriptions: list[str] | None = None,
+        block_width: int = 256,
     ) -> None:
         driver = gdal.GetDriverByName("GTiff")
         gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
         with quiet_gdal():
             self.dataset = driver.Create(
-                str(path), grid.width, grid.height, bands, gdal_type, creation_options(dtype)
+                str(path),
+                grid.width,
+                grid.height,
+                bands,
+                gdal_type,
+                creation_options(dtype, block_width),
             )
         if self.dataset is None:
             raise GapfillError(f"Cannot create '{path}': {gdal.GetLastErrorMsg()}")

@@ -1,12 +1,17 @@
 """Tiles for networks: a grid of tiles read with a context margin, reflection padding at the image
-border, smooth blending of overlapping predictions, and row buffers that release finished rows.
+border, smooth blending of overlapping predictions, and buffers that release finished rows.
 
 A tile of `tile × tile` pixels is what the network sees; its outer `margin` pixels only give
 context and are discarded, the inner *core* is kept. Neighbouring cores overlap by about half a
 margin and are blended with a smooth ramp that is positive everywhere, so the weights always sum
 to more than zero. Tile origins are multiples of the model's size multiple, so networks that
 downsample see every tile in the same phase as a single pass over the whole (padded) image.
-Pure numpy.
+
+Tiles are walked in vertical strips of a few tile columns, top to bottom within a strip, so the
+blending buffers span a strip's width, not the image's: memory follows the tile size, not the
+image size. What the last tile column of a strip adds beyond the strip's final columns is
+carried over to the next strip (a band a few pixels wide), so the result is the same as one
+blend over the whole image. Pure numpy.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 
 from .errors import GapfillError
 
+STRIP_PIXELS = 2048  # about this many image columns per strip (memory ∝ strip width × tile)
 Window = tuple[int, int, int, int]  # as raster.Window (x, y, width, height), without GDAL
 Pick = tuple[np.ndarray, np.ndarray]  # rows and columns of a tile inside the block read for it
 
@@ -28,12 +34,26 @@ def round_up(value: int, multiple: int) -> int:
 
 @dataclass(frozen=True)
 class Tile:
-    """One tile: its place in the grid and the image position of its core's top-left pixel."""
+    """One tile: its place in the grid, its strip and the image position of its core's
+    top-left pixel."""
 
     row: int
     column: int
     x: int
     y: int
+    strip: int = 0
+
+
+@dataclass(frozen=True)
+class Strip:
+    """Consecutive tile columns walked together. Image columns `x0 … x1−1` are final once its
+    tiles are blended (the next strip's cores start at `x1`); its cores reach to `reach`."""
+
+    index: int
+    columns: range
+    x0: int
+    x1: int
+    reach: int
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,13 @@ class TileGrid:
     overlap: int
     xs: tuple[int, ...]
     ys: tuple[int, ...]
+    strip_columns: int = 0  # tile columns per strip; 0: all
+
+    @property
+    def column_step(self) -> int:
+        """Distance between the starts of neighbouring tile columns (0 with one column); the
+        strips' boundaries are multiples of it."""
+        return self.xs[1] - self.xs[0] if len(self.xs) > 1 else 0
 
     @property
     def core_width(self) -> int:
@@ -60,11 +87,29 @@ class TileGrid:
     def __len__(self) -> int:
         return len(self.xs) * len(self.ys)
 
+    def strips(self) -> list[Strip]:
+        """The strips, left to right; a lone last tile column joins the strip before it."""
+        count = len(self.xs)
+        step = self.strip_columns if 0 < self.strip_columns < count else count
+        starts = list(range(0, count, step))
+        if len(starts) > 1 and count - starts[-1] == 1:
+            starts.pop()
+        strips = []
+        for index, first in enumerate(starts):
+            stop = starts[index + 1] if index + 1 < len(starts) else count
+            x1 = self.xs[stop] if stop < count else self.width
+            reach = min(max(x + self.core_width for x in self.xs[:stop]), self.width)
+            x0 = strips[-1].x1 if strips else 0
+            strips.append(Strip(index, range(first, stop), x0, x1, reach))
+        return strips
+
     def tiles(self) -> Iterator[Tile]:
-        """Row-major, so that rows of the image are finished from top to bottom."""
-        for row, y in enumerate(self.ys):
-            for column, x in enumerate(self.xs):
-                yield Tile(row, column, x, y)
+        """Strip by strip, row-major within a strip, so that each strip's rows are finished
+        from top to bottom."""
+        for strip in self.strips():
+            for row, y in enumerate(self.ys):
+                for column in strip.columns:
+                    yield Tile(row, column, self.xs[column], y, strip.index)
 
     def read_window(self, tile: Tile) -> Window:
         """What the network sees, in image pixels; it may reach outside the image."""
@@ -95,10 +140,12 @@ class TileGrid:
         )
 
     def describe(self) -> str:
+        strips = len(self.strips())
         return (
             f"{len(self.xs)} × {len(self.ys)} tiles of {self.tile_width} × {self.tile_height} px "
             f"(margin {self.margin} px, cores blended over {self.overlap} px) on a "
             f"{self.width} × {self.height} px image"
+            + (f", walked in {strips} vertical strips" if strips > 1 else "")
         )
 
 
@@ -161,7 +208,9 @@ def plan_tiles(
     overlap = margin // 2
     tile_width, xs = _axis(width, tile_size, margin, multiple, overlap, fixed)
     tile_height, ys = _axis(height, tile_size, margin, multiple, overlap, fixed)
-    return TileGrid(width, height, tile_width, tile_height, margin, overlap, xs, ys)
+    step = xs[1] - xs[0] if len(xs) > 1 else tile_width
+    strip_columns = max(1, -(-STRIP_PIXELS // step))
+    return TileGrid(width, height, tile_width, tile_height, margin, overlap, xs, ys, strip_columns)
 
 
 def reflect_index(start: int, length: int, size: int) -> np.ndarray:
@@ -201,18 +250,40 @@ def read_tile(array: np.ndarray, window: Window) -> np.ndarray:
     return pick(array[..., y : y + h, x : x + w], rows_columns)
 
 
-class RowBlender:
-    """Weighted sums of overlapping tile predictions over the image rows not yet released.
+@dataclass
+class Carry:
+    """Blending sums beyond a strip's final columns, for every image row: the next strip adds
+    them in. Columns `x … x + width − 1` of the image."""
+
+    x: int
+    sums: np.ndarray  # (bands, image height, width) float32
+    weight: np.ndarray  # (image height, width) float32
+
+
+class StripBlender:
+    """Weighted sums of overlapping tile predictions over a strip's rows not yet released.
 
     Beside the predictions it keeps a uint8 label per pixel (set, not summed) for whatever the
-    caller decides per pixel. Memory: the rows of the tiles in flight, never the whole image.
+    caller decides per pixel. Memory: the rows of the strip's tiles in flight, and the narrow
+    carry to the next strip, never the whole image.
     """
 
-    def __init__(self, bands: int, width: int) -> None:
+    def __init__(self, bands: int, height: int, strip: Strip, carry: Carry | None = None) -> None:
+        self.strip = strip
         self.top = 0  # first image row held
+        width = strip.reach - strip.x0
         self.sums = np.zeros((bands, 0, width), dtype=np.float32)
         self.weight = np.zeros((0, width), dtype=np.float32)
         self.labels = np.zeros((0, width), dtype=np.uint8)
+        if carry is not None and carry.x != strip.x0:
+            raise ValueError(f"a carry from column {carry.x} does not fit a strip from {strip.x0}")
+        self.carry_in = carry
+        over = strip.reach - strip.x1
+        self.carry = Carry(
+            strip.x1,
+            np.zeros((bands, height, over), dtype=np.float32),
+            np.zeros((height, over), dtype=np.float32),
+        )
 
     def _reach(self, stop: int) -> None:
         """Grow the buffers to hold image rows up to `stop`."""
@@ -228,8 +299,11 @@ class RowBlender:
         x, y, w, h = window
         if y < self.top:
             raise ValueError(f"rows from {y} were already released (first held: {self.top})")
+        left = x - self.strip.x0
+        if left < 0 or x + w > self.strip.reach:
+            raise ValueError(f"columns {x} … {x + w - 1} are outside the strip")
         self._reach(y + h)
-        return slice(y - self.top, y - self.top + h), slice(x, x + w)
+        return slice(y - self.top, y - self.top + h), slice(left, left + w)
 
     def add(self, window: Window, weighted: np.ndarray, weights: np.ndarray) -> None:
         """Add values already multiplied by their `weights` (bands, h, w), and the weights
@@ -242,20 +316,28 @@ class RowBlender:
         rows, columns = self._rows(window)
         self.labels[rows, columns] = labels
 
-    def release(self, stop: int) -> tuple[int, np.ndarray, np.ndarray]:
-        """(first row, blended values, labels) of the rows up to `stop`, then forget them.
+    def release(self, stop: int) -> tuple[Window, np.ndarray, np.ndarray]:
+        """(image window, blended values, labels) of the strip's final columns in the rows up to
+        `stop`, then forget those rows; what lies beyond the final columns goes to `carry`.
 
         Pixels that no tile predicted are NaN.
         """
         self._reach(stop)
-        count = stop - self.top
-        weight = self.weight[:count]
-        blended = np.full(self.sums[:, :count].shape, np.nan, dtype=np.float32)
-        np.divide(self.sums[:, :count], weight, out=blended, where=weight > 0)
-        first, labels = self.top, self.labels[:count].copy()
+        top, count = self.top, stop - self.top
+        sums, weight = self.sums[:, :count], self.weight[:count]
+        if self.carry_in is not None:
+            width = self.carry_in.weight.shape[1]
+            sums[:, :, :width] += self.carry_in.sums[:, top:stop]
+            weight[:, :width] += self.carry_in.weight[top:stop]
+        final = self.strip.x1 - self.strip.x0
+        self.carry.sums[:, top:stop] = sums[:, :, final:]
+        self.carry.weight[top:stop] = weight[:, final:]
+        blended = np.full((sums.shape[0], count, final), np.nan, dtype=np.float32)
+        np.divide(sums[:, :, :final], weight[:, :final], out=blended, where=weight[:, :final] > 0)
+        labels = self.labels[:count, :final].copy()
         # copies, so the released rows' buffers are freed before the next rows are allocated
         self.sums = self.sums[:, count:].copy()
         self.weight = self.weight[count:].copy()
         self.labels = self.labels[count:].copy()
         self.top = stop
-        return first, blended, labels
+        return (self.strip.x0, top, final, count), blended, labels

@@ -220,15 +220,10 @@ def tile_activity(grid: Any, gap: np.ndarray) -> np.ndarray:
 
 
 def batch_counts(active: np.ndarray, batch: int) -> Counter[int]:
-    """How many network runs of each batch size the fill makes: it batches the active tiles of
-    each grid row, a row's last batch taking what is left (`onnx_fill._chunks`)."""
-    counts: Counter[int] = Counter()
-    for row in active:
-        tiles = int(row.sum())
-        counts[batch] += tiles // batch
-        if tiles % batch:
-            counts[tiles % batch] += 1
-    return +counts
+    """How many network runs of each batch size the fill makes: it batches the active tiles in
+    the grid's order, the last batch taking what is left (`onnx_fill._chunks`)."""
+    tiles = int(active.sum())
+    return +Counter({batch: tiles // batch, tiles % batch: 1 if tiles % batch else 0})
 
 
 def representative_batches(

@@ -3,6 +3,7 @@ on in-memory arrays and on the real SEN12MS-CR GeoTIFFs (with a source in anothe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,23 @@ def test_tiled_fill_equals_single_pass(models, sessions, name, tile_size, shape)
     )
     assert np.isfinite(reference).all()
     assert np.abs(tiled - reference).max() <= 1e-4 * np.ptp(reference)
+
+
+@pytest.mark.parametrize("strip_pixels", [1, 20, 30])
+def test_tiles_walked_in_narrow_strips_give_the_single_pass_result(
+    models, sessions, monkeypatch, strip_pixels: int
+) -> None:
+    card, session = models["pooled"].card, sessions["pooled"]
+    sources, gap = scene(37, 83, seed=4)
+    reference = single_pass(session, card, sources, gap)
+    monkeypatch.setattr("gapfill.core.tiling.STRIP_PIXELS", strip_pixels)
+    lines: list[str] = []
+    tiled = fill_arrays(session, card, sources, gap, tile_size=16, batch_size=2, log=lines.append)
+    strips = re.search(r"walked in (\d+) vertical strips", "\n".join(lines))
+    assert strips and int(strips.group(1)) >= 3
+    np.testing.assert_array_equal(np.isnan(tiled), np.isnan(reference))
+    known = ~np.isnan(reference)
+    assert np.abs(tiled[known] - reference[known]).max() <= 1e-4 * np.ptp(reference[known])
 
 
 def test_clear_pixels_are_bit_identical_and_gaps_are_predicted(models, sessions) -> None:
@@ -257,6 +275,25 @@ def test_file_fill_keeps_clear_pixels_and_the_target_format(models, sen12, fille
     assert "runs the model on the CPU (CPUExecutionProvider" in text
     assert "Tile grid: 5 × 5 tiles of 64 × 64 px (margin 2 px" in text
     assert "Mpx/s" in text
+
+
+@pytest.mark.parametrize(("tile_size", "block_width"), [(64, 256), (53, 48)])
+def test_file_fill_in_strips_equals_the_fill_in_one_strip(
+    models, sen12, tmp_path: Path, monkeypatch, tile_size: int, block_width: int
+) -> None:
+    """Strips whose edges fall inside the output's blocks (those are written twice; tile
+    columns 59 px apart) or on them (tile columns 48 px apart: blocks 48 px wide)."""
+    from osgeo import gdal
+
+    whole = tmp_path / "whole.tif"
+    _, lines = fill_file(models, sen12, whole, tile_size=tile_size)
+    assert "strips" not in "\n".join(lines)
+    monkeypatch.setattr("gapfill.core.tiling.STRIP_PIXELS", 100)
+    strips = tmp_path / "strips.tif"
+    _, lines = fill_file(models, sen12, strips, tile_size=tile_size)
+    assert "walked in 2 vertical strips" in "\n".join(lines)
+    np.testing.assert_array_equal(read(strips), read(whole))
+    assert gdal.Open(str(strips)).GetRasterBand(1).GetBlockSize() == [block_width, 256]
 
 
 def test_source_in_another_crs_gives_nearly_the_same_result(

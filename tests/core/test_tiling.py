@@ -1,13 +1,16 @@
-"""Tile grids, reflection padding, blending weights and row buffers (pure numpy)."""
+"""Tile grids, strips, reflection padding, blending weights and strip buffers (pure numpy)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 from gapfill.core.errors import GapfillError
 from gapfill.core.tiling import (
-    RowBlender,
+    Strip,
+    StripBlender,
     plan_tiles,
     ramp_window,
     read_tile,
@@ -25,21 +28,31 @@ def box_filter(image: np.ndarray, radius: int) -> np.ndarray:
     return out / (2 * radius + 1) ** 2
 
 
-def tiled(image: np.ndarray, tile_size: int, margin: int, radius: int, multiple: int = 1):
-    """Run `box_filter` tile by tile through the grid and the blender, like the engine does."""
+def tiled(
+    image: np.ndarray, tile_size: int, margin: int, radius: int, strip_columns: int = 0
+):
+    """Run `box_filter` tile by tile through the grid and the blenders, like the engine does."""
     bands, height, width = image.shape
-    grid = plan_tiles(width, height, tile_size, margin, multiple)
-    blender = RowBlender(bands, width)
+    grid = plan_tiles(width, height, tile_size, margin)
+    if strip_columns:
+        grid = dataclasses.replace(grid, strip_columns=strip_columns)
+    strips = grid.strips()
+    blender = StripBlender(bands, height, strips[0])
     weights = grid.weights()
     out = np.full(image.shape, np.nan)
+    written = np.zeros((height, width), int)
     for tile in grid.tiles():
+        if blender.strip.index != tile.strip:
+            blender = StripBlender(bands, height, strips[tile.strip], blender.carry)
         prediction = box_filter(read_tile(image, grid.read_window(tile)), radius)
         window = x, y, w, h = grid.core_window(tile)
         core = prediction[:, margin : margin + h, margin : margin + w]
         blender.add(window, core * weights[:h, :w], weights[:h, :w])
-        if tile.column == len(grid.xs) - 1:
-            first, values, _ = blender.release(grid.rows_finished(tile.row))
-            out[:, first : first + values.shape[1]] = values
+        if tile.column == blender.strip.columns[-1]:
+            (x, y, w, h), values, _ = blender.release(grid.rows_finished(tile.row))
+            out[:, y : y + h, x : x + w] = values
+            written[y : y + h, x : x + w] += 1
+    assert (written == 1).all()  # every pixel released once, by one strip
     return out, grid
 
 
@@ -58,6 +71,38 @@ def test_tiled_result_equals_single_pass(tile_size: int, shape: tuple[int, int])
     assert not np.isnan(result).any()
     assert np.abs(result - reference).max() <= 1e-4 * np.ptp(reference)
     assert grid.tile_width <= tile_size and grid.tile_height <= tile_size
+
+
+@pytest.mark.parametrize("strip_columns", [1, 2, 3])
+def test_tiles_walked_in_strips_give_the_single_pass_result(strip_columns: int) -> None:
+    image = np.random.default_rng(5).normal(size=(3, 45, 97))
+    margin = radius = 4
+    result, grid = tiled(image, 20, margin, radius, strip_columns)
+    assert len(grid.strips()) > 1
+    reference = single_pass(image, margin, radius)
+    assert np.abs(result - reference).max() <= 1e-4 * np.ptp(reference)
+
+
+def test_strips_split_the_columns_at_tile_starts() -> None:
+    grid = dataclasses.replace(plan_tiles(1000, 64, 64, 8, 4), strip_columns=4)
+    strips = grid.strips()
+    assert [strip.columns[0] for strip in strips] == list(range(0, len(grid.xs) - 1, 4))[
+        : len(strips)
+    ]
+    assert strips[0].x0 == 0 and strips[-1].x1 == strips[-1].reach == 1000
+    for left, right in zip(strips, strips[1:], strict=False):
+        assert left.x1 == right.x0 == grid.xs[right.columns[0]]
+        assert left.x1 % grid.column_step == 0 and left.x1 < left.reach <= right.reach
+    assert len(strips[-1].columns) > 1  # a lone last column joins the strip before it
+    tiles = list(grid.tiles())
+    assert len(tiles) == len(grid) and len(set(tiles)) == len(grid)
+    assert [tile.strip for tile in tiles] == sorted(tile.strip for tile in tiles)
+
+
+def test_default_strips_are_about_2048_px_wide() -> None:
+    grid = plan_tiles(8192, 600, 512, 24, 8)
+    assert grid.column_step == 448
+    assert [strip.x1 - strip.x0 for strip in grid.strips()] == [2240, 2240, 2240, 1472]
 
 
 def test_grid_covers_the_image_with_aligned_tiles() -> None:
@@ -119,17 +164,31 @@ def test_read_tile_reflects_like_padding_the_whole_image() -> None:
 
 
 def test_blender_averages_overlaps_and_releases_rows_in_order() -> None:
-    blender = RowBlender(1, 6)
+    blender = StripBlender(1, 4, Strip(0, range(1), 0, 6, 6))
     blender.add((0, 0, 4, 3), np.full((1, 3, 4), 2.0), np.full((3, 4), 1.0))
     blender.add((2, 1, 4, 3), np.full((1, 3, 4), 15.0), np.full((3, 4), 3.0))
     blender.set_labels((0, 0, 6, 1), np.full((1, 6), 7, np.uint8))
-    first, values, labels = blender.release(2)
-    assert first == 0 and values.shape == (1, 2, 6)
+    window, values, labels = blender.release(2)
+    assert window == (0, 0, 6, 2) and values.shape == (1, 2, 6)
     np.testing.assert_allclose(values[0, 0], [2, 2, 2, 2, np.nan, np.nan])
     np.testing.assert_allclose(values[0, 1], [2, 2, 4.25, 4.25, 5, 5])
     assert (labels[0] == 7).all() and (labels[1] == 0).all()
-    first, values, _ = blender.release(4)
-    assert first == 2
+    window, values, _ = blender.release(4)
+    assert window == (0, 2, 6, 2)
     np.testing.assert_allclose(values[0, 1], [np.nan, np.nan, 5, 5, 5, 5])
     with pytest.raises(ValueError, match="already released"):
         blender.add((0, 1, 2, 2), np.zeros((1, 2, 2)), np.ones((2, 2)))
+
+
+def test_blender_carries_the_columns_beyond_its_strip_to_the_next() -> None:
+    left = StripBlender(1, 2, Strip(0, range(1), 0, 3, 5))
+    left.add((0, 0, 5, 2), np.full((1, 2, 5), 2.0), np.full((2, 5), 1.0))
+    window, values, _ = left.release(2)
+    assert window == (0, 0, 3, 2) and (values == 2).all()
+    right = StripBlender(1, 2, Strip(1, range(1, 2), 3, 7, 7), left.carry)
+    right.add((3, 0, 4, 2), np.full((1, 2, 4), 12.0), np.full((2, 4), 3.0))
+    with pytest.raises(ValueError, match="outside the strip"):
+        right.add((2, 0, 2, 1), np.zeros((1, 1, 2)), np.ones((1, 2)))
+    window, values, _ = right.release(2)
+    assert window == (3, 0, 4, 2)
+    np.testing.assert_allclose(values[0], [[3.5, 3.5, 4, 4]] * 2)  # (2 + 12) / (1 + 3)
