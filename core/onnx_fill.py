@@ -153,7 +153,7 @@ class ModelRunner:
             return TileJob(tile, flags, None)
         feeds = {}
         for name, values in scaled.items():
-            np.nan_to_num(values, copy=False, nan=0, posinf=0, neginf=0)  # no data: neutral 0
+            np.copyto(values, 0, where=~np.isfinite(values))  # no data: neutral 0
             feeds[name] = values.astype(self.input_types[name], copy=False)
         return TileJob(tile, flags, feeds)
 

@@ -125,7 +125,12 @@ def cast_to(array: np.ndarray, dtype: np.dtype, avoid: float | None = None) -> n
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        out = np.clip(np.rint(array), info.min, info.max).astype(dtype)
+        exact = np.float32 if info.bits <= 16 else np.float64  # holds the type's bounds exactly
+        rounded = np.array(array, dtype=np.result_type(array.dtype, exact))
+        np.rint(rounded, out=rounded)
+        np.maximum(rounded, info.min, out=rounded)  # faster than np.clip, and in place
+        np.minimum(rounded, info.max, out=rounded)
+        out = rounded.astype(dtype)
         if avoid is not None and info.min <= avoid <= info.max:
             out[out == avoid] = avoid + 1 if avoid < info.max else avoid - 1
         return out

@@ -103,3 +103,5 @@ def test_filled_values_never_land_on_the_nodata_value():
     np.testing.assert_array_equal(cast_to(values, np.uint16, 65535), [0, 0, 1, 65534])
     np.testing.assert_array_equal(cast_to(values, np.uint16), [0, 0, 1, 65535])
     assert cast_to(np.array([-9999.0]), np.float32, -9999.0)[0] != -9999.0
+    wide = np.array([-3e9, 2.5, 3e9], dtype=np.float32)  # float32 cannot hold 2**31 − 1
+    np.testing.assert_array_equal(cast_to(wide, np.int32), [-(2**31), 2, 2**31 - 1])
