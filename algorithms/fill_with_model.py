@@ -17,8 +17,16 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.bundled_models import choose_bundled_model
 from ..core.onnx_fill_raster import fill_raster_with_model
-from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core, target_parameters
+from .base import (
+    GapfillAlgorithm,
+    domain_errors,
+    fill_outputs,
+    fill_results,
+    run_core,
+    target_parameters,
+)
 
 ROLE_PARAMETERS = [
     ("SAR", "sar", "SAR image at the target's date (e.g. Sentinel-1 VV, VH)"),
@@ -77,13 +85,20 @@ class FillWithModel(GapfillAlgorithm):
             "image. Only gap pixels change, unless full reconstruction is asked for. Uses the "
             "GPU (CUDA) when available, else the CPU; the log says which ran. Needs "
             "onnxruntime.\n\n"
+            "Model: leave it empty to use the bundled model that fits the layers given (the "
+            "one using most of them; the log names it and its held-out scores).\n\n"
             "Band mapping (advanced): when a layer's band descriptions do not name the card's "
             "bands, give 1-based bands per role in the card's order, e.g. 'sar: 1, 2'."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(
-            QgsProcessingParameterFile(self.MODEL, self.tr("ONNX model"), extension="onnx")
+            QgsProcessingParameterFile(
+                self.MODEL,
+                self.tr("ONNX model (empty: the bundled model that fits the inputs)"),
+                extension="onnx",
+                optional=True,
+            )
         )
         target_parameters(self)
         for key, _, label in ROLE_PARAMETERS:
@@ -144,13 +159,17 @@ class FillWithModel(GapfillAlgorithm):
         for key, role, _ in ROLE_PARAMETERS:
             if path := self.raster_path(parameters, key, context):
                 roles[role] = path
+        target = self.raster_path(parameters, self.INPUT, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        if not model:
+            model = self.bundled_model(target, roles, feedback)
         margin = self.parameterAsInt(parameters, self.MARGIN, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         report = run_core(
             fill_raster_with_model,
             feedback,
-            self.parameterAsFile(parameters, self.MODEL, context),
-            self.raster_path(parameters, self.INPUT, context),
+            model,
+            target,
             output,
             roles,
             gap_mask_path=self.raster_path(parameters, self.GAP_MASK, context),
@@ -165,3 +184,19 @@ class FillWithModel(GapfillAlgorithm):
             log=feedback.pushInfo,
         )
         return fill_results(report, output, feedback)
+
+    @staticmethod
+    def bundled_model(target: str, roles: dict[str, str], feedback: QgsProcessingFeedback) -> str:
+        from osgeo import gdal
+
+        bands = gdal.OpenEx(target, gdal.OF_RASTER).RasterCount
+        with domain_errors():
+            chosen = choose_bundled_model(set(roles), bands)
+        scores = chosen.card.validation_metrics
+        held_out = (
+            f" (held out: PSNR {scores['psnr']:.2f} dB, SAM {scores['sam']:.2f}°)"
+            if {"psnr", "sam"} <= set(scores)
+            else ""
+        )
+        feedback.pushInfo(f"No model given: using the bundled model {chosen.path.name}{held_out}.")
+        return str(chosen.path)

@@ -63,6 +63,23 @@ def test_fill_with_model(models, sample, tmp_path):
     assert any("CPUExecutionProvider" in line for line in feedback.lines)
 
 
+def test_fill_without_a_model_uses_the_bundled_model_that_fits(sample, tmp_path):
+    feedback = LogFeedback()
+    parameters = {
+        "INPUT": sample["cloudy"],
+        "GAP_MASK": sample["mask"],
+        "OUTPUT": str(tmp_path / "filled.tif"),
+    }
+    result = processing.run(
+        "gapfill:fillgaps", {**parameters, "SAR": sample["sar"]}, feedback=feedback
+    )
+    assert any("using the bundled model s1s2_unet_small.onnx" in line for line in feedback.lines)
+    assert result["FILLED_PIXELS"] == (read(sample["mask"])[0] == 1).sum() > 0
+    with pytest.raises(QgsProcessingException, match="No bundled model fills a 13-band target"):
+        processing.run("gapfill:fillgaps", {**parameters, "OUTPUT": str(tmp_path / "no.tif")})
+    assert not (tmp_path / "no.tif").exists()
+
+
 def test_fill_refuses_a_missing_role_and_a_model_without_card(models, sample, tmp_path):
     parameters = {"INPUT": sample["cloudy"], "OUTPUT": str(tmp_path / "out.tif")}
     with pytest.raises(QgsProcessingException, match="sar"):
