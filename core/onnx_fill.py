@@ -128,18 +128,22 @@ class ModelRunner:
     ) -> TileJob:
         """Scale a tile's sources and decide, per core pixel, what the merge will do.
 
-        `raw`: role → (bands, tile height, tile width) float32 in raw units, NaN = no data; the
-        target holds the output bands. `gap`: (tile height, tile width) bool.
+        `raw`: role → (bands, tile height, tile width) float32 in raw units, NaN = no data, the
+        caller's to give away (scaled in place); the target holds the output bands. `gap`: (tile
+        height, tile width) bool.
         """
         card = self.card
         scaled = {}
         for item in card.inputs:
             if item.role == "gap_mask":
-                scaled[item.name] = scale_bands(gap[np.newaxis].astype(np.float32), item.scaling)
+                values = gap[np.newaxis].astype(np.float32)
             elif item.role == "target":
-                scaled[item.name] = scale_bands(raw["target"][self.target_bands], item.scaling)
+                values = raw["target"]
+                if self.target_bands != list(range(len(values))):
+                    values = values[self.target_bands]
             else:
-                scaled[item.name] = scale_bands(raw[item.role], item.scaling)
+                values = raw[item.role]
+            scaled[item.name] = scale_bands(values, item.scaling, in_place=True)
         fillable = np.ones(gap.shape, dtype=bool)
         if card.auxiliary_inputs:
             fillable[:] = False

@@ -26,10 +26,18 @@ def _clip(band: np.ndarray, scaling: BandScaling) -> None:
         np.minimum(band, np.float32(scaling.clip_max), out=band)
 
 
-def scale_bands(values: np.ndarray, scalings: Sequence[BandScaling]) -> np.ndarray:
-    """Raw values → network values: dB conversion, clipping, then (v − offset) · scale."""
+def scale_bands(
+    values: np.ndarray, scalings: Sequence[BandScaling], *, in_place: bool = False
+) -> np.ndarray:
+    """Raw values → network values: dB conversion, clipping, then (v − offset) · scale.
+
+    `in_place`: scale a float32 array the caller no longer needs without copying it.
+    """
     _check_bands(values, scalings)
-    out = np.array(values, dtype=np.float32, copy=True)
+    if in_place and values.dtype == np.float32 and values.flags.writeable:
+        out = values
+    else:
+        out = np.array(values, dtype=np.float32, copy=True)
     for band, scaling in zip(out, scalings, strict=True):
         if scaling.db:
             band[band <= 0] = np.nan
