@@ -18,9 +18,9 @@ from typing import Any, Literal, get_args
 from ..core.dependencies import require
 from ..core.errors import GapfillError
 
-Architecture = Literal["unet-fusion", "deepgapfill", "dsen2cr", "pconv-unet", "cgan"]
+Architecture = Literal["unet-fusion", "deepgapfill", "dsen2cr", "pconv-unet", "cgan", "unet-blend"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
-Loss = Literal["", "l1", "l2", "carl", "masked-l1", "pconv", "adversarial"]
+Loss = Literal["", "l1", "l2", "carl", "masked-l1", "pconv", "adversarial", "masked-l1-sam"]
 LOSSES: tuple[str, ...] = get_args(Loss)[1:]
 DEFAULT_LOSS = {
     "unet-fusion": "l1",
@@ -28,6 +28,7 @@ DEFAULT_LOSS = {
     "dsen2cr": "carl",
     "pconv-unet": "pconv",
     "cgan": "adversarial",
+    "unet-blend": "l1",
 }
 Schedule = Literal["cosine", "plateau", "step", "none"]
 Monitor = Literal["mae", "loss", "psnr"]
@@ -64,6 +65,9 @@ class TrainConfig:
     loss: Loss = field(default="", metadata={"help": "loss (default: the architecture's)"})
     carl_lambda: float = field(
         default=1.0, metadata={"help": "weight of CARL's global |P - T| term"}
+    )
+    sam_weight: float = field(
+        default=0.1, metadata={"help": "weight of the spectral angle (radians) in masked-l1-sam"}
     )
     gan_l1_weight: float = field(
         default=100.0, metadata={"help": "weight of L1 next to the adversarial loss"}

@@ -302,7 +302,9 @@ class Stepper:
         self.model = model.to(device)
         self.device = device
         self.adversarial = loss == "adversarial"
-        self.reconstruction = reconstruction_loss(loss, carl_lambda=config.carl_lambda)
+        self.reconstruction = reconstruction_loss(
+            loss, carl_lambda=config.carl_lambda, sam_weight=config.sam_weight
+        )
         self.l1_weight = config.gan_l1_weight
         self.amp = config.amp and device.type == "cuda"
         betas = (0.5, 0.999) if self.adversarial else (0.9, 0.999)

@@ -1,4 +1,5 @@
-"""Losses: L1, L2, CARL, masked L1, the partial-convolution loss, and the adversarial loss.
+"""Losses: L1, L2, CARL, masked L1 (alone or with the spectral angle), the partial-convolution
+loss, and the adversarial loss.
 
 Each reconstruction loss is `loss(prediction, batch)` with the batch of `datasets.PatchDataset`
 (tensors `reference`, `cloudy`, `gap`, `known`, `evaluate`, each (batch, 1 or bands, h, w)).
@@ -41,6 +42,23 @@ def masked_l1_loss(prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Mean absolute error on the evaluated gap pixels only (STPConv: the loss sees only the
     pixels that were removed and whose truth is known)."""
     return weighted_mean((prediction - batch["reference"]).abs(), batch["evaluate"])
+
+
+def spectral_angle(prediction: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-pixel angle (radians, (b, 1, h, w)) between predicted and true spectra: what the SAM
+    metric averages. The cosine is kept off ±1, where the arc cosine's gradient is infinite."""
+    dot = (prediction * reference).sum(dim=1, keepdim=True)
+    norms = prediction.norm(dim=1, keepdim=True) * reference.norm(dim=1, keepdim=True)
+    cosine = dot / norms.clamp(min=1e-8)
+    return torch.acos(cosine.clamp(-1 + 1e-6, 1 - 1e-6))
+
+
+def masked_l1_sam_loss(prediction: torch.Tensor, batch: Batch, weight: float = 0.1) -> torch.Tensor:
+    """Masked L1 plus `weight` × the mean spectral angle on the evaluated gap pixels: L1 alone
+    lets a network trade the spectrum's shape for its overall level, which SAM (and NDVI)
+    punish."""
+    angle = weighted_mean(spectral_angle(prediction, batch["reference"]), batch["evaluate"])
+    return masked_l1_loss(prediction, batch) + weight * angle
 
 
 def carl(
@@ -115,13 +133,16 @@ def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
-def reconstruction_loss(name: str, *, carl_lambda: float = 1.0) -> LossFn:
+def reconstruction_loss(
+    name: str, *, carl_lambda: float = 1.0, sam_weight: float = 0.1
+) -> LossFn:
     """The reconstruction loss called `name`; for `adversarial`, its L1 part (the adversarial
     part needs the discriminator and is added by the training step)."""
     losses: dict[str, LossFn] = {
         "l1": l1_loss,
         "l2": l2_loss,
         "masked-l1": masked_l1_loss,
+        "masked-l1-sam": partial(masked_l1_sam_loss, weight=sam_weight),
         "carl": partial(carl_loss, lam=carl_lambda),
         "pconv": pconv_loss,
         "adversarial": l1_loss,

@@ -12,8 +12,10 @@ from gapfill.training.losses import (
     l1_loss,
     l2_loss,
     masked_l1_loss,
+    masked_l1_sam_loss,
     pconv_loss,
     reconstruction_loss,
+    spectral_angle,
 )
 
 
@@ -84,3 +86,21 @@ def test_gan_loss_is_binary_cross_entropy():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="Unknown loss 'ssim'"):
         reconstruction_loss("ssim")
+
+
+def test_spectral_angle_loss_against_hand_computed_angles():
+    # two bands, two pixels: (1, 0) vs (1, 1) is 45°, (2, 2) vs (1, 1) is 0° (same shape)
+    prediction = torch.tensor([[[[1.0, 2.0]], [[0.0, 2.0]]]])
+    reference = torch.tensor([[[[1.0, 1.0]], [[1.0, 1.0]]]])
+    angles = spectral_angle(prediction, reference)
+    assert angles.shape == (1, 1, 1, 2)
+    assert angles[0, 0, 0].tolist() == pytest.approx([torch.pi / 4, 0.0], abs=2e-3)
+    batch = {"reference": reference, "evaluate": torch.tensor([[[[1.0, 1.0]]]])}
+    # masked L1: |1−1| + |0−1| + |2−1| + |2−1| over 4 values = 3/4; mean angle π/8
+    expected = 0.75 + 0.5 * torch.pi / 8
+    assert float(masked_l1_sam_loss(prediction, batch, weight=0.5)) == pytest.approx(
+        expected, abs=1e-3
+    )
+    loss = reconstruction_loss("masked-l1-sam", sam_weight=0.5)(prediction.requires_grad_(), batch)
+    loss.backward()
+    assert torch.isfinite(prediction.grad).all()
