@@ -35,6 +35,7 @@ ARCHITECTURE_LABELS = {
     "dsen2cr": "DSen2-CR (Meraner 2020): S1 + cloudy S2, residual network",
     "pconv-unet": "Partial-convolution U-Net (Liu 2018)",
     "cgan": "Conditional GAN (ResNet generator + PatchGAN)",
+    "unet-blend": "U-Net blending the before/after dates + residual (multi-date)",
 }
 DEVICES = ["auto", "cpu", "cuda"]
 METRICS = ("MAE", "RMSE", "PSNR", "SSIM", "SAM")

@@ -174,7 +174,13 @@ def rows_of(group: str, case: str, document: dict) -> list[Row]:
     return [Row(group, case, method["name"], method["overall"]) for method in document["methods"]]
 
 
-def run_simulated(runner: Runner, case: SimulatedCase) -> list[Row]:
+ExtraFills = Callable[[Runner, SimulatedCase, Path, dict[str, object]], dict[str, str]]
+
+
+def run_simulated(runner: Runner, case: SimulatedCase,
+                  extra: ExtraFills | None = None) -> list[Row]:
+    """The case's classical fills scored side by side; `extra(runner, case, folder, simulated)`
+    may add fills of its own (method → filled raster), scored first with the same gaps."""
     folder = runner.folder / case.label.replace(" ", "_").replace("(", "").replace(")", "")
     clear = runner.path(case.clear)
     gaps = {key: runner.path(str(value)) if key == "GAP_SOURCE" else value
@@ -185,7 +191,7 @@ def run_simulated(runner: Runner, case: SimulatedCase) -> list[Row]:
     })
     others = [runner.path(other) for other in case.others]
     other_masks = [runner.gap_mask(other) for other in case.others]
-    filled = {}
+    filled = dict(extra(runner, case, folder, simulated)) if extra else {}
     for method, (algorithm, options) in FILLS.items():
         output = folder / f"{method.split()[0]}.tif"
         parameters = {"INPUT": simulated["OUTPUT"], "GAP_MASK": simulated["GAP_MASK"],

@@ -90,6 +90,14 @@ OUTPUT_FLOOR = 1e-4  # network units (reflectance): 1 DN, see floor_output
 LICENCE = "CC BY 4.0 (trained on SEN12MS-CR, CC BY 4.0)"
 
 
+def with_options(options: list[str], changes: dict[str, str]) -> list[str]:
+    """`options` (flag, value, …) with the values of the flags in `changes` replaced."""
+    changed = list(options)
+    for flag, value in changes.items():
+        changed[changed.index(flag) + 1] = value
+    return changed
+
+
 def sample_ids(folder: Path) -> list[str]:
     return sorted(path.name[: -len("_s1.tif")] for path in folder.glob("*_s1.tif"))
 
@@ -148,8 +156,14 @@ def make_dataset(sen12mscr: Path, output: Path) -> None:
     print(f"Dataset {output}: {patch_dataset.validate_dataset(output).splits}", flush=True)
 
 
-def train_command(sen12mscr: Path, dataset: Path, run: Path) -> list[str]:
-    masks = [str(sen12mscr / f"{item}_cloudmask.tif") for item in training_ids(sen12mscr)]
+def cloud_masks(sen12mscr: Path) -> list[str]:
+    return [str(sen12mscr / f"{item}_cloudmask.tif") for item in training_ids(sen12mscr)]
+
+
+def train_command(
+    dataset: Path, run: Path, masks: list[str], options: list[str] = TRAIN_OPTIONS
+) -> list[str]:
+    """The training CLI's command line: `options`, with simulated gaps from `masks`."""
     return [
         sys.executable,
         "-m",
@@ -159,7 +173,7 @@ def train_command(sen12mscr: Path, dataset: Path, run: Path) -> list[str]:
         str(dataset),
         "--output",
         str(run),
-        *TRAIN_OPTIONS,
+        *options,
         "--cloud-masks",
         *masks,
     ]
@@ -173,22 +187,33 @@ def plugin_path() -> str:
     )
 
 
-def run_training(command: list[str]) -> float:
+def run_training(command: list[str], threads: int = 0) -> float:
+    """Run the training CLI (with `threads` OpenMP threads when > 0); its wall seconds."""
+    environment = {**os.environ, "PYTHONPATH": plugin_path()}
+    if threads:
+        environment["OMP_NUM_THREADS"] = str(threads)
     print(f"$ PYTHONPATH={plugin_path()} " + shlex.join(command), flush=True)
     started = time.monotonic()
-    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": plugin_path()})
+    subprocess.run(command, check=True, env=environment)
     return time.monotonic() - started
 
 
-def export(run: Path) -> None:
+def export(
+    run: Path,
+    model: Path = MODEL,
+    name: str = NAME,
+    description: str = DESCRIPTION,
+    licence: str = LICENCE,
+) -> None:
+    """Export the run's last epoch to `model` (card, parity check), then `floor_output`."""
     from gapfill.training.export import export_checkpoint
 
-    MODEL.parent.mkdir(exist_ok=True)
+    model.parent.mkdir(exist_ok=True)
     card = export_checkpoint(
-        run / "last.pt", MODEL, name=NAME, description=DESCRIPTION, licence=LICENCE, tile_size=256
+        run / "last.pt", model, name=name, description=description, licence=licence, tile_size=256
     )
-    floor_output(MODEL, OUTPUT_FLOOR)
-    print(f"Exported {MODEL} ({MODEL.stat().st_size / 1e6:.2f} MB): {card.name}", flush=True)
+    floor_output(model, OUTPUT_FLOOR)
+    print(f"Exported {model} ({model.stat().st_size / 1e6:.2f} MB): {card.name}", flush=True)
 
 
 def floor_output(path: Path, floor: float) -> None:
@@ -304,16 +329,12 @@ def training_data(sen12mscr: Path) -> str:
     )
 
 
-def write_card_metrics(metrics: dict[str, object], sen12mscr: Path) -> None:
+def write_card_metrics(metrics: dict[str, object], data: str, model: Path = MODEL) -> None:
+    """Record the held-out metrics and the training data (text) in the model's card."""
     from gapfill.core.model_card import read_card, write_card
 
-    card = read_card(MODEL)
-    write_card(
-        MODEL,
-        dataclasses.replace(
-            card, validation_metrics=metrics, training_data=training_data(sen12mscr)
-        ),
-    )
+    card = read_card(model)
+    write_card(model, dataclasses.replace(card, validation_metrics=metrics, training_data=data))
 
 
 def note(sen12mscr: Path, results: dict[str, dict[str, dict[str, float]]], command: str) -> str:
@@ -366,16 +387,32 @@ These are the figures of the card's `validation_metrics` (per sample, and their 
 """
 
 
-def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+def shown_command(command: list[str], data: Path) -> str:
+    """`command` as the model note shows it: relative to the repository and the data folder."""
+    return (
+        shlex.join(command)
+        .replace(sys.executable, "python")
+        .replace(f"{data}/", "../shared/data/")
+        .replace(f"{REPO}/", "")
+    )
+
+
+def table(
+    results: dict[str, dict[str, dict[str, float]]],
+    methods: tuple[str, ...] = (MODEL_METHOD, SPATIAL_METHOD),
+    header: str = "held-out sample",
+    prefix: str = "sen12mscr ",
+) -> str:
+    """A Markdown table: each case (`prefix` + its key) and the mean, one row per method."""
     lines = [
-        "| held-out sample | method | MAE | RMSE | PSNR (dB) | SSIM | SAM (°) | NDVI MAE |",
+        f"| {header} | method | MAE | RMSE | PSNR (dB) | SSIM | SAM (°) | NDVI MAE |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    cases = {f"sen12mscr {item}": r for item, r in results.items()}
-    cases["mean of the 4"] = {m: mean_of(results, m) for m in (MODEL_METHOD, SPATIAL_METHOD)}
-    for case, methods in cases.items():
-        for method in (MODEL_METHOD, SPATIAL_METHOD):
-            values = " | ".join(f"{rounded(methods[method][key]):g}" for key in KEYS)
+    cases = {f"{prefix}{item}": r for item, r in results.items()}
+    cases[f"mean of the {len(results)}"] = {m: mean_of(results, m) for m in methods}
+    for case, by_method in cases.items():
+        for method in methods:
+            values = " | ".join(f"{rounded(by_method[method][key]):g}" for key in KEYS)
             lines.append(f"| {case} | {method} | {values} |")
     return "\n".join(lines)
 
@@ -418,7 +455,7 @@ def main() -> None:
     work = arguments.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     dataset, run = work / "dataset", work / "run"
-    command = train_command(sen12mscr, dataset, run)
+    command = train_command(dataset, run, cloud_masks(sen12mscr))
     if "dataset" in arguments.steps:
         make_dataset(sen12mscr, dataset)
     if "train" in arguments.steps:
@@ -430,13 +467,8 @@ def main() -> None:
     if "evaluate" in arguments.steps:
         results = evaluate(sen12mscr, work)
         metrics = card_metrics(results)
-        write_card_metrics(metrics, sen12mscr)
-        shown = (
-            shlex.join(command)
-            .replace(sys.executable, "python")
-            .replace(f"{sen12mscr.parent}/", "../shared/data/")
-            .replace(f"{REPO}/", "")
-        )
+        write_card_metrics(metrics, training_data(sen12mscr))
+        shown = shown_command(command, sen12mscr.parent)
         NOTE.write_text(note(sen12mscr, results, shown), encoding="utf-8")
         (work / "bundled.json").write_text(
             json.dumps({"results": results, "card_metrics": metrics}, indent=2)

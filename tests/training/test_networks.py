@@ -22,6 +22,7 @@ SMALL = {  # architecture: (input roles, width, depth) — tiny, for CPU tests
     "dsen2cr": (("target", "sar"), 8, 2),
     "pconv-unet": (("target", "gap_mask", "sar"), 4, 2),
     "cgan": (("target", "gap_mask", "sar"), 4, 1),
+    "unet-blend": (("target", "gap_mask", "optical_before", "optical_after"), 4, 2),
 }
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from ..config import ARCHITECTURES
 from .base import GapfillNet, flops_per_pixel, measure_margin, parameter_count
+from .blend import UNetBlend
 from .cgan import ConditionalGAN
 from .deepgapfill import DeepGapfill
 from .dsen2cr import DSen2CR
@@ -13,7 +14,8 @@ from .pconv import PConvUNet
 from .unet import UNetFusion
 
 REGISTRY: dict[str, type[GapfillNet]] = {
-    cls.architecture: cls for cls in (UNetFusion, DeepGapfill, DSen2CR, PConvUNet, ConditionalGAN)
+    cls.architecture: cls
+    for cls in (UNetFusion, DeepGapfill, DSen2CR, PConvUNet, ConditionalGAN, UNetBlend)
 }
 assert tuple(sorted(REGISTRY)) == tuple(sorted(ARCHITECTURES))
 
