@@ -14,7 +14,7 @@ RUN := PYTHONPATH=$(CURDIR)/scripts $(PY)
 .PHONY: help deps venv test lint demo bench bench-quality package clean
 
 help:
-	@echo "make demo    fill a cloudy Sentinel-2 date from its neighbours (real data) into demo-output/"
+	@echo "make demo    fill clouds of real Sentinel-2 images (other dates; S1 + bundled model) into demo-output/"
 	@echo "make test    ruff + pytest on real QGIS, GDAL, qgis_process"
 	@echo "make bench   speed and memory of the fills on a large mosaic of the real samples"
 	@echo "make bench-quality  quality of every fill method on fixed real-data cases"

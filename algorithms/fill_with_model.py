@@ -199,4 +199,11 @@ class FillWithModel(GapfillAlgorithm):
             else ""
         )
         feedback.pushInfo(f"No model given: using the bundled model {chosen.path.name}{held_out}.")
+        if outscored := chosen.outscored_by():
+            method, best = outscored
+            feedback.pushWarning(
+                f"On its held-out cases, {method} scored better than this model (PSNR "
+                f"{best['psnr']:.2f} dB, SAM {best['sam']:.2f}°): consider the classical fills "
+                "('Fill gaps from other dates', 'Fill gaps spatially')."
+            )
         return str(chosen.path)

@@ -27,6 +27,20 @@ class BundledModel:
         """The layers it needs beside the target and its gap mask."""
         return frozenset(item.role for item in self.card.auxiliary_inputs)
 
+    def outscored_by(self) -> tuple[str, dict[str, float]] | None:
+        """The classical fill that beat it on held-out PSNR or SAM (the card's
+        `classical_means`), the best by PSNR, with its scores; None if none did."""
+        metrics = self.card.validation_metrics
+        if not {"psnr", "sam"} <= set(metrics):
+            return None
+        better = [
+            (method, scores)
+            for method, scores in dict(metrics.get("classical_means", {})).items()
+            if {"psnr", "sam"} <= set(scores)
+            and (scores["psnr"] > metrics["psnr"] or scores["sam"] < metrics["sam"])
+        ]
+        return max(better, key=lambda item: item[1]["psnr"], default=None)
+
     def needs(self) -> str:
         labels = [ROLE_LABELS[role] for role in sorted(self.roles)]
         bands = len(self.card.output.bands)

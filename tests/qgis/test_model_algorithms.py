@@ -8,6 +8,7 @@ import processing
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
+from gapfill.core.bundled_models import choose_bundled_model
 from qgis_runner import QgisProcess, QgisProcessError
 from rasters import read, same_georeference
 
@@ -18,9 +19,13 @@ class LogFeedback(QgsProcessingFeedback):
     def __init__(self) -> None:
         super().__init__()
         self.lines: list[str] = []
+        self.warnings: list[str] = []
 
     def pushInfo(self, text: str) -> None:  # noqa: N802 - QGIS API
         self.lines.append(text)
+
+    def pushWarning(self, text: str) -> None:  # noqa: N802 - QGIS API
+        self.warnings.append(text)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +79,10 @@ def test_fill_without_a_model_uses_the_bundled_model_that_fits(sample, tmp_path)
         "gapfill:fillgaps", {**parameters, "SAR": sample["sar"]}, feedback=feedback
     )
     assert any("using the bundled model s1s2_unet_small.onnx" in line for line in feedback.lines)
+    outscored = choose_bundled_model({"sar"}, 13).outscored_by()  # its card's classical scores
+    assert any("scored better than this model" in line for line in feedback.warnings) == bool(
+        outscored
+    )
     assert result["FILLED_PIXELS"] == (read(sample["mask"])[0] == 1).sum() > 0
     with pytest.raises(QgsProcessingException, match="No bundled model fills a 13-band target"):
         processing.run("gapfill:fillgaps", {**parameters, "OUTPUT": str(tmp_path / "no.tif")})

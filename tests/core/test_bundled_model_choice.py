@@ -18,6 +18,14 @@ def test_the_shipped_single_date_model_fits_a_sentinel2_target_with_sar() -> Non
     assert chosen.roles == {"sar"}
 
 
+def test_the_multidate_model_fits_two_other_dates_and_says_what_beat_it() -> None:
+    chosen = choose_bundled_model({"optical_before", "optical_after", "sar"}, 13)
+    assert chosen.path.name == "s2_multidate_unet_blend.onnx"  # uses two of the three layers
+    method, scores = chosen.outscored_by()
+    assert method == "histogram matching"
+    assert scores["psnr"] > chosen.card.validation_metrics["psnr"]
+
+
 def test_no_fitting_model_is_refused_with_what_each_one_needs() -> None:
     with pytest.raises(GapfillError) as error:
         choose_bundled_model(set(), 13)
