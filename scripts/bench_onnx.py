@@ -297,6 +297,45 @@ def floor_of(
     }
 
 
+def streamed_floor(
+    session: Any, card: Any, grid: Any, gap: np.ndarray, batch: int, read_job: Callable
+) -> dict[str, Any]:
+    """The compute floor of a file fill over every batch it runs: each batch's tiles are read
+    and scaled (untimed), bound with IOBinding, and only `session.run` is timed (wall and CPU).
+    Slower than `floor_of` but, lasting as long as the fill, it sees the same machine."""
+    import onnxruntime as ort
+
+    active = tile_activity(grid, gap)
+    tiles = [tile for tile in grid.tiles() if active[tile.row, tile.column]]
+    groups = [tiles[start : start + batch] for start in range(0, len(tiles), batch)]
+    bands = session.get_outputs()[0].shape[1]
+    wall = cpu = 0.0
+    for index, group in enumerate(groups):
+        jobs = [read_job(tile) for tile in group]
+        binding, values = session.io_binding(), []
+        for name in jobs[0].feeds:
+            stacked = np.stack([job.feeds[name] for job in jobs])
+            values.append(ort.OrtValue.ortvalue_from_numpy(stacked, "cpu", 0))
+            binding.bind_ortvalue_input(name, values[-1])
+        shape = (len(group), bands, grid.tile_height, grid.tile_width)
+        values.append(ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cpu", 0))
+        binding.bind_ortvalue_output(card.output.name, values[-1])
+        if index == 0:
+            session.run_with_iobinding(binding)  # warm-up, untimed
+        start, cpu_start = time.perf_counter(), cpu_seconds()
+        session.run_with_iobinding(binding)
+        wall, cpu = wall + time.perf_counter() - start, cpu + cpu_seconds() - cpu_start
+    counts = batch_counts(active, batch)
+    return {
+        "floor_seconds": wall,
+        "floor_cpu_seconds": cpu,
+        "tiles": len(grid),
+        "active_tiles": len(tiles),
+        "batches": {str(size): count for size, count in sorted(counts.items())},
+        "seconds_per_batch": {str(batch): wall / max(len(groups), 1)},
+    }
+
+
 def describe_batches(floor: dict[str, Any]) -> str:
     """'361 runs of 1 tile at 1.234 s, …' from a `floor_of` result."""
     seconds = floor["seconds_per_batch"]
@@ -337,7 +376,7 @@ def measure_floor(model: Path, paths: dict[str, Path], tile: int, batch: int) ->
         }
         return runner.prepare(grid, tile, raw, raw.pop("gap_mask") != 0, False)
 
-    result = floor_of(runner.session, runner.card, grid, gap, batch, read_job)
+    result = streamed_floor(runner.session, runner.card, grid, gap, batch, read_job)
     result["seconds"] = result["floor_seconds"]
     return result
 
@@ -477,13 +516,25 @@ def run_child(run: Run, folder: Path, gdal_cache_mb: int) -> dict[str, Any]:
     return result
 
 
-def table(runs: list[Run], results: list[dict[str, Any]]) -> str:
-    """Markdown table; each row's ratios are to the compute floor of its size and tiling."""
-    floors = {
-        (run.size, run.tile): result
-        for run, result in zip(runs, results, strict=True)
-        if run.what == "floor"
+def mean_floors(runs: list[Run], results: list[dict[str, Any]]) -> dict[tuple, dict[str, float]]:
+    """(size, tile) → the mean of its floor runs (taken before and after the fill, so that a
+    drift of the machine's speed during the run cancels out)."""
+    grouped: dict[tuple, list[dict[str, Any]]] = {}
+    for run, result in zip(runs, results, strict=True):
+        if run.what == "floor":
+            grouped.setdefault((run.size, run.tile), []).append(result)
+    return {
+        key: {
+            "seconds": float(np.mean([r["seconds"] for r in found])),
+            "floor_cpu_seconds": float(np.mean([r["floor_cpu_seconds"] for r in found])),
+        }
+        for key, found in grouped.items()
     }
+
+
+def table(runs: list[Run], results: list[dict[str, Any]]) -> str:
+    """Markdown table; each row's ratios are to the mean compute floor of its size and tiling."""
+    floors = mean_floors(runs, results)
     lines = [
         "| method | size | tile × batch | seconds | Mpx/s | × floor | CPU s | CPU × floor "
         "| main-thread CPU s | peak RSS MiB |",
@@ -549,19 +600,23 @@ def bench(args: argparse.Namespace) -> None:
     runs = []
     for size in sizes:
         runs += [
-            Run("floor", size, TILE_SIZE, BATCH, "compute floor (session.run, in memory)"),
+            Run("floor", size, TILE_SIZE, BATCH, "compute floor (session.run), before"),
             Run("fill", size, TILE_SIZE, BATCH, "end to end: fill_raster_with_model"),
         ]
         if size == args.small or args.naive_at_size:
             runs.append(Run("naive", size, TILE_SIZE, 1, "naive: read–infer–write in sequence"))
-    runs.append(Run("floor", args.size, *ALTERNATIVE, f"compute floor, {ALTERNATIVE[0]} px tiles"))
+        runs.append(Run("floor", size, TILE_SIZE, BATCH, "compute floor (session.run), after"))
+    if args.alternative:
+        label = f"compute floor, {ALTERNATIVE[0]} px tiles"
+        runs.append(Run("floor", args.size, *ALTERNATIVE, label))
     results = [run_child(run, folder, args.gdal_cache) for run in runs]
     rows = table(runs, results)
     fills = {run.size: result for run, result in zip(runs, results, strict=True)
              if run.what == "fill"}
     big, small = fills[args.size], fills[args.small]
-    floor = next(result for run, result in zip(runs, results, strict=True)
-                 if (run.what, run.size, run.tile) == ("floor", args.size, TILE_SIZE))
+    floor = mean_floors(runs, results)[args.size, TILE_SIZE]
+    floor_run = next(result for run, result in zip(runs, results, strict=True)
+                     if (run.what, run.size, run.tile) == ("floor", args.size, TILE_SIZE))
     rss = big["peak_rss_mb"] / small["peak_rss_mb"]
     total = time.perf_counter() - start
     command = f"GAPFILL_DATA={data_folder().parent} python {shlex.join(sys.argv)}"
@@ -577,8 +632,8 @@ def bench(args: argparse.Namespace) -> None:
         f"Data: {args.size}² px mosaic of the {len(samples['target'])} real SEN12MS-CR samples "
         "(S2 cloudy 13 × UInt16, S1 2 × Float32 dB, cloud mask as gap mask; each 256 px cell a "
         f"seeded sample with random flips; EPSG:{EPSG}, 10 m; tiled DEFLATE GeoTIFFs); "
-        f"{big['gaps'] / args.size**2:.1%} gap pixels; {floor['active_tiles']} of "
-        f"{floor['tiles']} tiles hold gaps and run the network. Inputs in the page cache; each "
+        f"{big['gaps'] / args.size**2:.1%} gap pixels; {floor_run['active_tiles']} of "
+        f"{floor_run['tiles']} tiles hold gaps and run the network. Inputs in the page cache; each "
         f"row in a fresh process, GDAL block cache {args.gdal_cache} MiB.",
         "",
         rows,
@@ -593,20 +648,21 @@ def bench(args: argparse.Namespace) -> None:
         "",
         *scene_lines(args.scene, scene),
         "Compute floor: the same session (same options and threads) on the same tile grid and "
-        "batches as the fill, tiles read and scaled before timing and bound once with "
-        f"IOBinding; {FLOOR_RUNS} representative batches of real tiles (spread over the image) "
-        "timed per batch size, the mean multiplied by the number of batches of that size the "
-        "fill runs (" + describe_batches(floor) + "), since holding all tiles would take "
-        "gigabytes. "
+        "batches as the fill (" + describe_batches(floor_run) + " in the run before the fill), "
+        "every batch read and scaled untimed, bound with IOBinding, and only session.run timed; "
+        "run before and after the fill (and the naive way), each ratio is to the mean of the "
+        "two, so that a drift of the machine's speed during the run cancels out (this shared "
+        "virtual machine's speed varies by tens of percent over minutes). "
         "Naive: same session, tile by tile, one tile per run, plain GDAL read and write of each "
         "core, no blending, no overlap of I/O and compute"
         + ("." if args.naive_at_size else f"; run at {args.small}² only (--naive-at-size adds "
            f"{args.size}²), as its time grows with the image like the fill's.")
-        + " CPU s: all threads of the child during the work (the floor's: of its timed runs, "
-        "extrapolated like its seconds); on a shared or loaded machine, CPU × floor is the "
-        "steadier ratio. Main thread: reading, scaling, blending, writing. "
-        f"The last row is the floor at {ALTERNATIVE[0]} px tiles × {ALTERNATIVE[1]} (the "
-        f"engine's default batch), against which {TILE_SIZE} px tiles were chosen.",
+        + " CPU s: all threads of the child during the work (the floor's: of its timed runs); "
+        "on a shared or loaded machine, CPU × floor is the steadier ratio. Main thread: "
+        "reading, scaling, blending, writing."
+        + (f" The last row is the floor at {ALTERNATIVE[0]} px tiles × {ALTERNATIVE[1]} (the "
+           f"engine's default batch), against which {TILE_SIZE} px tiles were chosen."
+           if args.alternative else ""),
         "",
         f"Machine: {onnx_machine()}; load average {load_before:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end.",
@@ -716,6 +772,8 @@ def main() -> None:
     parser.add_argument("--naive-at-size", action="store_true",
                         help="run the naive way at SIZE too, not only at SMALL (≈ doubles the "
                         "run time)")
+    parser.add_argument("--alternative", action="store_true",
+                        help=f"add the floor at {ALTERNATIVE[0]} px tiles × {ALTERNATIVE[1]}")
     parser.add_argument("--profile", action="store_true",
                         help="also profile the fill at the small size (bench_onnx_profile.txt)")
     parser.add_argument("--gpu-arrays", action="store_true",
