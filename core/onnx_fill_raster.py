@@ -138,8 +138,8 @@ class _Source:
 
     def read(self, window: Window) -> np.ndarray:
         """(bands, h, w) float32, NaN where the source has no data."""
-        values = read_bands(self.dataset, window, self.bands).astype(np.float32)
-        values[:, ~read_valid(self.dataset, window)] = np.nan
+        values = read_bands(self.dataset, window, self.bands).astype(np.float32, copy=False)
+        np.copyto(values, np.nan, where=~read_valid(self.dataset, window))
         return values
 
 
@@ -239,6 +239,7 @@ def fill_raster_with_model(
     to_target_order = np.argsort(target_bands)
     reordered = not np.array_equal(to_target_order, np.arange(len(target_bands)))
     band_rows = [band - 1 for band in target_bands]
+    in_order = band_rows == list(range(target.bands))
     sources = _open_sources(runner, target, role_paths, mapping, log)
     grid = runner.plan(target.grid.width, target.grid.height, tile_size, margin, log)
     width, height = grid.width, grid.height
@@ -248,8 +249,8 @@ def fill_raster_with_model(
         inside, rows_columns = source_window(grid.read_window(tile), width, height)
         every_band = read_bands(target.dataset, inside)  # read once: values and validity
         known, gap = read_gaps(target, inside, every_band)
-        values = every_band[band_rows].astype(np.float32)
-        values[:, ~known] = np.nan
+        values = (every_band if in_order else every_band[band_rows]).astype(np.float32)
+        np.copyto(values, np.nan, where=~known)
         raw = {"target": pick(values, rows_columns)}
         for role, aux in sources.items():
             raw[role] = pick(aux.read(inside), rows_columns)

@@ -26,6 +26,22 @@ def _clip(band: np.ndarray, scaling: BandScaling) -> None:
         np.minimum(band, np.float32(scaling.clip_max), out=band)
 
 
+def _per_band(scalings: Sequence[BandScaling], ndim: int) -> dict[str, np.ndarray]:
+    """Offsets, scales and clip bounds as float32 arrays that broadcast over (bands, ...): one
+    whole-array operation each instead of one per band (no clip: ±inf)."""
+    shape = (len(scalings),) + (1,) * (ndim - 1)
+
+    def column(values: list[float]) -> np.ndarray:
+        return np.array(values, dtype=np.float32).reshape(shape)
+
+    return {
+        "offset": column([s.offset for s in scalings]),
+        "scale": column([s.scale for s in scalings]),
+        "low": column([-np.inf if s.clip_min is None else s.clip_min for s in scalings]),
+        "high": column([np.inf if s.clip_max is None else s.clip_max for s in scalings]),
+    }
+
+
 def scale_bands(
     values: np.ndarray, scalings: Sequence[BandScaling], *, in_place: bool = False
 ) -> np.ndarray:
@@ -43,9 +59,11 @@ def scale_bands(
             band[band <= 0] = np.nan
             np.log10(band, out=band)
             band *= 10
-        _clip(band, scaling)
-        band -= np.float32(scaling.offset)
-        band *= np.float32(scaling.scale)
+    bands = _per_band(scalings, out.ndim)
+    np.maximum(out, bands["low"], out=out)  # NaN stays NaN
+    np.minimum(out, bands["high"], out=out)
+    out -= bands["offset"]
+    out *= bands["scale"]
     return out
 
 

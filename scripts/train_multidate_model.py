@@ -2,8 +2,8 @@
 
 Model `s2_multidate_unet_blend`: the target date's Sentinel-2 image with gaps, its gap mask and
 the Sentinel-2 images of a date before and a date after (13 bands each) → the 13 bands at the
-target date. Architecture `unet-blend` (training/networks/blend.py): the width-32, three-level
-U-Net of `s1s2_unet_small` whose output is a learned per-pixel blend of the before and after
+target date. Architecture `unet-blend` (training/networks/blend.py): a width-32, three-level
+`unet-fusion` U-Net whose output is a learned per-pixel blend of the before and after
 dates plus a residual correction. No Sentinel-1 here: neither training set has it.
 
 Data: the 30 dates of `sen12mscr_ts` and the 5 reference scenes of `eolearn_slovenia`.
@@ -370,7 +370,7 @@ def note(work: Path, results: Results, command: str, seconds: float | None) -> s
     return f"""# {NAME}
 
 Sentinel-2 before/after → Sentinel-2 at t (multi-date). `unet-blend`
-(training/networks/blend.py): the width-32, three-level U-Net of `s1s2_unet_small` on the
+(training/networks/blend.py): a width-32, three-level `unet-fusion` U-Net on the
 target image with gaps, its gap mask and the images of a date before and a date after; its
 output is a learned per-pixel blend of the before and after dates plus a residual correction
 (context margin {card.context_margin} px, sizes a multiple of {card.size_multiple} px). All
