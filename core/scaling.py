@@ -18,14 +18,6 @@ def _check_bands(values: np.ndarray, scalings: Sequence[BandScaling]) -> None:
         raise ValueError(f"{values.shape[0]} bands given for {len(scalings)} band scalings")
 
 
-def _clip(band: np.ndarray, scaling: BandScaling) -> None:
-    """In place; NaN stays NaN (np.maximum/np.minimum propagate it, and are faster than clip)."""
-    if scaling.clip_min is not None:
-        np.maximum(band, np.float32(scaling.clip_min), out=band)
-    if scaling.clip_max is not None:
-        np.minimum(band, np.float32(scaling.clip_max), out=band)
-
-
 def _per_band(scalings: Sequence[BandScaling], ndim: int) -> dict[str, np.ndarray]:
     """Offsets, scales and clip bounds as float32 arrays that broadcast over (bands, ...): one
     whole-array operation each instead of one per band (no clip: ±inf)."""
@@ -71,10 +63,12 @@ def unscale_bands(values: np.ndarray, scalings: Sequence[BandScaling]) -> np.nda
     """Network values → raw values: the inverse of `scale_bands`, clipped to the same bounds."""
     _check_bands(values, scalings)
     out = np.array(values, dtype=np.float32, copy=True)
+    bands = _per_band(scalings, out.ndim)
+    out /= bands["scale"]
+    out += bands["offset"]
+    np.maximum(out, bands["low"], out=out)  # NaN stays NaN
+    np.minimum(out, bands["high"], out=out)
     for band, scaling in zip(out, scalings, strict=True):
-        band /= np.float32(scaling.scale)
-        band += np.float32(scaling.offset)
-        _clip(band, scaling)
         if scaling.db:
             band /= 10
             np.power(np.float32(10), band, out=band)
