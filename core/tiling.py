@@ -162,15 +162,25 @@ def ramp_window(length: int, ramp: int) -> np.ndarray:
 
 
 def _axis(length: int, tile: int, margin: int, multiple: int, overlap: int, fixed: bool):
-    """(tile length, core starts) along one axis; a short axis gets one smaller tile."""
+    """(tile length, core starts) along one axis; a short axis gets one smaller tile.
+
+    As few tiles as `tile` allows; unless the network's size is fixed, they then shrink to the
+    smallest size that still covers the axis with evenly spaced cores: the same number of tiles
+    computes fewer pixels (a 10980 px axis in tiles of 1024 px: 12 tiles of 984 px).
+    """
     if not fixed:
         tile = min(tile, round_up(length + 2 * margin, multiple))
     core = tile - 2 * margin
     if core >= length:
         return tile, (0,)
     stride = max(multiple, (core - overlap) // multiple * multiple)
-    starts = list(range(0, length - core, stride))
-    starts.append(round_up(length - core, multiple))  # the last core ends at the image's edge
+    count = 1 - (-(length - core) // stride)
+    if not fixed:
+        stride = round_up(-(-(length - overlap) // count), multiple)
+        tile = min(tile, round_up(stride + overlap + 2 * margin, multiple))
+        core = tile - 2 * margin
+    starts = [index * stride for index in range(count - 1)]
+    starts.append(min((count - 1) * stride, round_up(length - core, multiple)))
     return tile, tuple(starts)
 
 
@@ -271,6 +281,7 @@ class StripBlender:
     def __init__(self, bands: int, height: int, strip: Strip, carry: Carry | None = None) -> None:
         self.strip = strip
         self.top = 0  # first image row held
+        self.held = 0  # rows held; the buffers' rows below them are zero
         width = strip.reach - strip.x0
         self.sums = np.zeros((bands, 0, width), dtype=np.float32)
         self.weight = np.zeros((0, width), dtype=np.float32)
@@ -286,14 +297,22 @@ class StripBlender:
         )
 
     def _reach(self, stop: int) -> None:
-        """Grow the buffers to hold image rows up to `stop`."""
-        more = stop - self.top - self.weight.shape[0]
-        if more <= 0:
+        """Hold image rows up to `stop`. The buffers only grow (by at least half) and are reused
+        as rows are released, so held rows are not copied each time the strip moves down."""
+        held = stop - self.top
+        if held <= self.held:
             return
-        bands, _, width = self.sums.shape
-        self.sums = np.concatenate([self.sums, np.zeros((bands, more, width), np.float32)], 1)
-        self.weight = np.concatenate([self.weight, np.zeros((more, width), np.float32)])
-        self.labels = np.concatenate([self.labels, np.zeros((more, width), np.uint8)])
+        capacity = self.weight.shape[0]
+        if held > capacity:
+            rows = max(held, capacity + capacity // 2)
+            sums = np.zeros((self.sums.shape[0], rows, self.sums.shape[2]), np.float32)
+            weight = np.zeros((rows, self.weight.shape[1]), np.float32)
+            labels = np.zeros((rows, self.labels.shape[1]), np.uint8)
+            sums[:, : self.held] = self.sums[:, : self.held]
+            weight[: self.held] = self.weight[: self.held]
+            labels[: self.held] = self.labels[: self.held]
+            self.sums, self.weight, self.labels = sums, weight, labels
+        self.held = held
 
     def _rows(self, window: Window) -> tuple[slice, slice]:
         x, y, w, h = window
@@ -332,12 +351,12 @@ class StripBlender:
         final = self.strip.x1 - self.strip.x0
         self.carry.sums[:, top:stop] = sums[:, :, final:]
         self.carry.weight[top:stop] = weight[:, final:]
-        blended = np.full((sums.shape[0], count, final), np.nan, dtype=np.float32)
-        np.divide(sums[:, :, :final], weight[:, :final], out=blended, where=weight[:, :final] > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):  # no weight: 0 / 0 = NaN
+            blended = sums[:, :, :final] / weight[:, :final]
         labels = self.labels[:count, :final].copy()
-        # copies, so the released rows' buffers are freed before the next rows are allocated
-        self.sums = self.sums[:, count:].copy()
-        self.weight = self.weight[count:].copy()
-        self.labels = self.labels[count:].copy()
-        self.top = stop
+        rest = self.held - count  # rows still held move up; the rows they leave are zeroed
+        for buffer in (self.sums, self.weight, self.labels):
+            buffer[..., :rest, :] = buffer[..., count : self.held, :]
+            buffer[..., rest : self.held, :] = 0
+        self.top, self.held = stop, rest
         return (self.strip.x0, top, final, count), blended, labels

@@ -101,8 +101,36 @@ def test_strips_split_the_columns_at_tile_starts() -> None:
 
 def test_default_strips_are_about_2048_px_wide() -> None:
     grid = plan_tiles(8192, 600, 512, 24, 8)
-    assert grid.column_step == 448
-    assert [strip.x1 - strip.x0 for strip in grid.strips()] == [2240, 2240, 2240, 1472]
+    assert grid.column_step == 432
+    assert [strip.x1 - strip.x0 for strip in grid.strips()] == [2160, 2160, 2160, 1712]
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "margin", "multiple"),
+    [(10980, 1024, 23, 8), (8192, 512, 24, 8), (1000, 64, 8, 4), (257, 64, 0, 1)],
+)
+def test_tiles_shrink_to_the_smallest_size_that_covers_the_axis(
+    length: int, tile: int, margin: int, multiple: int
+) -> None:
+    grid = plan_tiles(length, 7, tile, margin, multiple)
+    overlap, core = margin // 2, grid.core_width
+    widest_stride = (tile - 2 * margin - overlap) // multiple * multiple
+    assert len(grid.xs) == 1 + -(-(length - (tile - 2 * margin)) // widest_stride)  # fewest
+    assert grid.tile_width <= tile and grid.tile_width % multiple == 0
+    assert all(x % multiple == 0 for x in grid.xs)
+    assert all(b - a <= core - overlap for a, b in zip(grid.xs, grid.xs[1:], strict=False))
+    assert grid.xs[-1] + core >= length
+    smaller = core - multiple  # as many cores one multiple narrower do not reach the end
+    stride = (smaller - overlap) // multiple * multiple
+    assert (len(grid.xs) - 1) * stride + smaller < length
+    fixed = plan_tiles(length, 7, tile, margin, multiple, fixed=True)
+    assert fixed.tile_width == tile and len(fixed.xs) == len(grid.xs)
+
+
+def test_a_sentinel2_tile_in_1024_px_tiles_computes_a_sixth_more_not_a_quarter() -> None:
+    grid = plan_tiles(10980, 10980, 1024, 23, 8)
+    assert grid.describe().startswith("12 × 12 tiles of 984 × 984 px")
+    assert len(grid) * grid.tile_width * grid.tile_height / 10980**2 < 1.16
 
 
 def test_grid_covers_the_image_with_aligned_tiles() -> None:
