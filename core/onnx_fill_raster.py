@@ -208,7 +208,7 @@ def fill_raster_with_model(
     band_mapping: Mapping[str, list[int]] | None = None,
     tile_size: int | None = None,
     margin: int | None = None,
-    batch_size: int = 4,
+    batch_size: int = 0,
     device: Device = "auto",
     full_reconstruction: bool = False,
     progress: ProgressFn = no_progress,
@@ -250,7 +250,8 @@ def fill_raster_with_model(
         every_band = read_bands(target.dataset, inside)  # read once: values and validity
         known, gap = read_gaps(target, inside, every_band)
         values = (every_band if in_order else every_band[band_rows]).astype(np.float32)
-        np.copyto(values, np.nan, where=~known)
+        if not known.all():
+            np.copyto(values, np.nan, where=~known)
         raw = {"target": pick(values, rows_columns)}
         for role, aux in sources.items():
             raw[role] = pick(aux.read(inside), rows_columns)
@@ -274,7 +275,8 @@ def fill_raster_with_model(
             if reordered:  # a copy of the rows: only when the card's band order differs
                 values = values[to_target_order]
             np.copyto(values, 0, where=~predicted)  # pixels no tile predicted are NaN
-            np.copyto(out, cast_to(values, target.dtype, target.nodata), where=predicted)
+            filled = cast_to(values, target.dtype, target.nodata, in_place=True)
+            np.copyto(out, filled, where=predicted)
             np.copyto(out, cast_to(np.array(target.nodata), target.dtype), where=flags == GAP)
             rows.add(window, out)
             report.pixels += flags.size

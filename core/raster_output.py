@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -51,14 +52,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 os.unlink(leftover)
 
 
-def creation_options(dtype: np.dtype, block_width: int = 256) -> list[str]:
+@functools.cache
+def has_zstd() -> bool:
+    """Whether this GDAL's GeoTIFF driver writes ZSTD (builds with libzstd, GDAL ≥ 2.3)."""
+    options = gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
+    return "ZSTD" in options
+
+
+def creation_options(
+    dtype: np.dtype, block_width: int = 256, *, compatible: bool = False
+) -> list[str]:
+    """Tiled GeoTIFF options. ZSTD level 1 with each band in its own blocks where GDAL has it:
+    about half the CPU of DEFLATE level 1 with pixel-interleaved blocks, for a file ~15 %
+    smaller, and a reader of a few bands decompresses only those (readers without ZSTD, such
+    as old ArcGIS or SNAP, need `gdal_translate -co COMPRESS=DEFLATE`).
+
+    `compatible`: DEFLATE, pixel-interleaved, as GDAL makes by default and every GeoTIFF
+    reader opens (the benchmarks' input mosaics, made like users' files).
+    """
     predictor = "3" if np.issubdtype(dtype, np.floating) else "2"
+    if has_zstd() and not compatible:
+        compression = ["COMPRESS=ZSTD", "ZSTD_LEVEL=1", "INTERLEAVE=BAND"]
+    else:
+        compression = ["COMPRESS=DEFLATE", "ZLEVEL=1"]  # level 6 takes 3.4× the CPU, same size
     return [
         "TILED=YES",
         f"BLOCKXSIZE={block_width}",
         "BLOCKYSIZE=256",
-        "COMPRESS=DEFLATE",
-        "ZLEVEL=1",  # 3.4× less CPU than the default level 6 for about the same size
+        *compression,
         f"PREDICTOR={predictor}",
         "BIGTIFF=IF_SAFER",
         "NUM_THREADS=2",
@@ -116,20 +137,27 @@ class GeoTiffWriter:
             raise GapfillError(f"Writing '{self.path}' failed: {message}")
 
 
-def cast_to(array: np.ndarray, dtype: np.dtype, avoid: float | None = None) -> np.ndarray:
+def cast_to(
+    array: np.ndarray, dtype: np.dtype, avoid: float | None = None, *, in_place: bool = False
+) -> np.ndarray:
     """Round and clip floating results into an integer type; floats are cast as they are.
 
     `avoid`: the output's no-data value. A filled value that lands on it (a dark pixel rounding
     to 0 DN, say) would read as no data, so it is moved one step into the type's range.
+    `in_place`: round a float array the caller no longer needs without copying it.
     """
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        exact = np.float32 if info.bits <= 16 else np.float64  # holds the type's bounds exactly
-        rounded = np.array(array, dtype=np.result_type(array.dtype, exact))
+        exact = np.result_type(array.dtype, np.float32 if info.bits <= 16 else np.float64)
+        if in_place and array.dtype == exact and array.flags.writeable:
+            rounded = array  # exact holds the type's bounds exactly
+        else:
+            rounded = np.array(array, dtype=exact)
         np.rint(rounded, out=rounded)
-        np.maximum(rounded, info.min, out=rounded)  # faster than np.clip, and in place
-        np.minimum(rounded, info.max, out=rounded)
+        if rounded.size and not info.min <= rounded.min() <= rounded.max() <= info.max:
+            np.maximum(rounded, info.min, out=rounded)  # two reductions cost less than a clip
+            np.minimum(rounded, info.max, out=rounded)
         out = rounded.astype(dtype)
         if avoid is not None and info.min <= avoid <= info.max:
             out[out == avoid] = avoid + 1 if avoid < info.max else avoid - 1

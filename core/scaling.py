@@ -18,20 +18,28 @@ def _check_bands(values: np.ndarray, scalings: Sequence[BandScaling]) -> None:
         raise ValueError(f"{values.shape[0]} bands given for {len(scalings)} band scalings")
 
 
-def _per_band(scalings: Sequence[BandScaling], ndim: int) -> dict[str, np.ndarray]:
+def _per_band(scalings: Sequence[BandScaling], ndim: int) -> dict[str, np.ndarray | None]:
     """Offsets, scales and clip bounds as float32 arrays that broadcast over (bands, ...): one
-    whole-array operation each instead of one per band (no clip: ±inf)."""
+    whole-array operation each instead of one per band. None where the step changes nothing
+    for any band (offset 0, scale 1, no bound), so that it costs no pass over the data."""
     shape = (len(scalings),) + (1,) * (ndim - 1)
 
-    def column(values: list[float]) -> np.ndarray:
+    def column(values: list[float], identity: float) -> np.ndarray | None:
+        if all(value == identity for value in values):
+            return None
         return np.array(values, dtype=np.float32).reshape(shape)
 
     return {
-        "offset": column([s.offset for s in scalings]),
-        "scale": column([s.scale for s in scalings]),
-        "low": column([-np.inf if s.clip_min is None else s.clip_min for s in scalings]),
-        "high": column([np.inf if s.clip_max is None else s.clip_max for s in scalings]),
+        "offset": column([s.offset for s in scalings], 0.0),
+        "scale": column([s.scale for s in scalings], 1.0),
+        "low": column([-np.inf if s.clip_min is None else s.clip_min for s in scalings], -np.inf),
+        "high": column([np.inf if s.clip_max is None else s.clip_max for s in scalings], np.inf),
     }
+
+
+def _apply(out: np.ndarray, ufunc: np.ufunc, operand: np.ndarray | None) -> None:
+    if operand is not None:
+        ufunc(out, operand, out=out)
 
 
 def scale_bands(
@@ -52,10 +60,10 @@ def scale_bands(
             np.log10(band, out=band)
             band *= 10
     bands = _per_band(scalings, out.ndim)
-    np.maximum(out, bands["low"], out=out)  # NaN stays NaN
-    np.minimum(out, bands["high"], out=out)
-    out -= bands["offset"]
-    out *= bands["scale"]
+    _apply(out, np.maximum, bands["low"])  # NaN stays NaN
+    _apply(out, np.minimum, bands["high"])
+    _apply(out, np.subtract, bands["offset"])
+    _apply(out, np.multiply, bands["scale"])
     return out
 
 
@@ -64,10 +72,10 @@ def unscale_bands(values: np.ndarray, scalings: Sequence[BandScaling]) -> np.nda
     _check_bands(values, scalings)
     out = np.array(values, dtype=np.float32, copy=True)
     bands = _per_band(scalings, out.ndim)
-    out /= bands["scale"]
-    out += bands["offset"]
-    np.maximum(out, bands["low"], out=out)  # NaN stays NaN
-    np.minimum(out, bands["high"], out=out)
+    _apply(out, np.divide, bands["scale"])
+    _apply(out, np.add, bands["offset"])
+    _apply(out, np.maximum, bands["low"])  # NaN stays NaN
+    _apply(out, np.minimum, bands["high"])
     for band, scaling in zip(out, scalings, strict=True):
         if scaling.db:
             band /= 10
