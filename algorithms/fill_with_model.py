@@ -125,10 +125,10 @@ class FillWithModel(GapfillAlgorithm):
         )
         batch = QgsProcessingParameterNumber(
             self.BATCH_SIZE,
-            self.tr("Tiles per batch"),
+            self.tr("Tiles per batch (0 = automatic: 1 on the CPU, 4 on the GPU)"),
             QgsProcessingParameterNumber.Integer,
-            defaultValue=4,
-            minValue=1,
+            defaultValue=0,
+            minValue=0,
             maxValue=256,
         )
         self.add_advanced(mapping, tile, margin, batch)

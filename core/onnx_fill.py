@@ -23,7 +23,7 @@ import numpy as np
 from .dependencies import require
 from .errors import GapfillError
 from .model_card import ROLE_LABELS, ModelCard, ModelInput, check_graph, graph_of_session
-from .onnx_session import LogFn, no_log, provider_used
+from .onnx_session import CUDA, LogFn, no_log, provider_used
 from .progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from .scaling import scale_bands, unscale_bands
 from .tiling import StripBlender, Tile, TileGrid, Window, plan_tiles, read_tile
@@ -111,11 +111,19 @@ class ModelRunner:
         return grid
 
     def batch_size(self, asked: int, log: LogFn) -> int:
-        if asked < 1:
-            raise GapfillError(f"The batch size is {asked}; it must be 1 or more tiles.")
-        if self.fixed_batch is not None and asked != self.fixed_batch:
-            log(f"The network takes exactly {self.fixed_batch} tiles per batch; using that.")
+        """Tiles per network run; 0: automatic. On the CPU larger batches bring no speed (each
+        run already uses every core) but multiply the memory, so one tile; on a GPU, four."""
+        if asked < 0:
+            raise GapfillError(
+                f"The batch size is {asked}; it must be 0 (automatic) or a number of tiles."
+            )
+        if self.fixed_batch is not None:
+            if asked != self.fixed_batch:
+                log(f"The network takes exactly {self.fixed_batch} tiles per batch; using that.")
             return self.fixed_batch
+        if asked == 0:
+            asked = 4 if self.session.get_providers()[0] == CUDA else 1
+            log(f"Batches of {asked} tile{'s' if asked > 1 else ''} (automatic).")
         return asked
 
     def prepare(
@@ -157,7 +165,8 @@ class ModelRunner:
             return TileJob(tile, flags, None)
         feeds = {}
         for name, values in scaled.items():
-            np.copyto(values, 0, where=~np.isfinite(values))  # no data: neutral 0
+            if not np.isfinite(values.sum()):  # a sum costs less than a mask of the usual case
+                np.copyto(values, 0, where=~np.isfinite(values))  # no data: neutral 0
             feeds[name] = values.astype(self.input_types[name], copy=False)
         return TileJob(tile, flags, feeds)
 
@@ -228,7 +237,7 @@ def run_tiles(
     read: Callable[[Tile], TileJob],
     finish_rows: RowsFn,
     *,
-    batch_size: int = 4,
+    batch_size: int = 1,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
     log: LogFn = no_log,
@@ -324,7 +333,7 @@ def fill_arrays(
     *,
     tile_size: int | None = None,
     margin: int | None = None,
-    batch_size: int = 4,
+    batch_size: int = 0,
     full_reconstruction: bool = False,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,

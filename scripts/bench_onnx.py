@@ -186,7 +186,8 @@ def write_mosaic(samples: dict[str, np.ndarray], folder: Path, size: int) -> dic
         partial = path.with_name(f".{path.stem}.partial.tif")
         dataset = gdal.GetDriverByName("GTiff").Create(
             str(partial), size, size, stack.shape[1],
-            gdal_array.NumericTypeCodeToGDALTypeCode(stack.dtype), creation_options(stack.dtype),
+            gdal_array.NumericTypeCodeToGDALTypeCode(stack.dtype),
+            creation_options(stack.dtype, compatible=True),
         )
         dataset.SetGeoTransform((ORIGIN[0], PIXEL, 0.0, ORIGIN[1], 0.0, -PIXEL))
         dataset.SetProjection(srs.ExportToWkt())

@@ -154,7 +154,7 @@ def build_mosaics(folder: Path, size: int) -> MosaicSet:
     inputs = MosaicSet.in_folder(folder, size)
     target_sample = series / f"s2_{TARGET_DATE}.tif"
     origin = utm_origin(gdal.Open(str(target_sample)))
-    image_options = creation_options(np.dtype(np.uint16))
+    image_options = creation_options(np.dtype(np.uint16), compatible=True)
     sources = [target_sample, *(series / f"s2_{when}.tif" for when in OTHER_DATES)]
     for source, output in zip(sources, (inputs.target, *inputs.others), strict=True):
         tile_mosaic(source, output, size, origin, IMAGE_NODATA, image_options)
@@ -163,6 +163,6 @@ def build_mosaics(folder: Path, size: int) -> MosaicSet:
         build_gap_mask(str(target_sample), sample_mask, MaskSettings(method="spectral"))
         tile_mosaic(
             sample_mask, inputs.mask, size, origin, MASK_NODATA,
-            creation_options(np.dtype(np.uint8)),
+            creation_options(np.dtype(np.uint8), compatible=True),
         )
     return inputs

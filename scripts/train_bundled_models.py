@@ -211,7 +211,7 @@ def export(
 
     model.parent.mkdir(exist_ok=True)
     card = export_checkpoint(
-        run / "last.pt", model, name=name, description=description, licence=licence, tile_size=256
+        run / "last.pt", model, name=name, description=description, licence=licence, tile_size=1024
     )
     floor_output(model, OUTPUT_FLOOR)
     print(f"Exported {model} ({model.stat().st_size / 1e6:.2f} MB): {card.name}", flush=True)
