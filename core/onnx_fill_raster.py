@@ -65,11 +65,16 @@ class StripWriter:
         self.top = stop
 
 
-def strip_block_width(grid: TileGrid) -> int:
-    """The output's block width: the tile columns' step when GeoTIFF allows it (a multiple of
-    16 px), so that the strips' edges fall on block edges; else GDAL's usual 256 px."""
-    step = grid.column_step
-    return step if step and step % 16 == 0 and step <= 4096 else 256
+def strip_blocks(grid: TileGrid) -> tuple[int, int]:
+    """The output's block width and height: the tile columns' and rows' steps where GeoTIFF
+    allows (multiples of 16 px), else GDAL's usual 256 px. Strip edges then fall on block
+    edges (no block compressed twice) and each row of tiles releases whole rows of blocks
+    (no rows held back and copied)."""
+
+    def size(step: int) -> int:
+        return step if step and step % 16 == 0 and step <= 4096 else 256
+
+    return size(grid.column_step), size(grid.row_step)
 
 
 def check_pixel_overlap(grid: Grid, target: Grid, path: str, role: str) -> None:
@@ -265,7 +270,7 @@ def fill_raster_with_model(
             target.dtype,
             target.nodata,
             target.descriptions,
-            block_width=strip_block_width(grid),
+            block=strip_blocks(grid),
         )
         rows = StripWriter(writer)
 
@@ -277,7 +282,9 @@ def fill_raster_with_model(
             np.copyto(values, 0, where=~predicted)  # pixels no tile predicted are NaN
             filled = cast_to(values, target.dtype, target.nodata, in_place=True)
             np.copyto(out, filled, where=predicted)
-            np.copyto(out, cast_to(np.array(target.nodata), target.dtype), where=flags == GAP)
+            unfilled = flags == GAP
+            if unfilled.any():
+                np.copyto(out, cast_to(np.array(target.nodata), target.dtype), where=unfilled)
             rows.add(window, out)
             report.pixels += flags.size
             report.gaps += int(np.count_nonzero(flags & GAP))

@@ -117,6 +117,9 @@ def create_session(
     ):
         session = _try_cuda(ort, model, options, log)
     if session is None:
+        # Without a planned memory pattern, peak memory drops by a quarter (a 976 px tile of
+        # the bundled model: 1012 → 751 MiB) at the same speed.
+        options.enable_mem_pattern = False
         session = _open(ort, model, options, [CPU])
     log(f"ONNX Runtime {ort.__version__} runs the model on {provider_used(session)}.")
     return session

@@ -77,6 +77,11 @@ class TileGrid:
         return self.xs[1] - self.xs[0] if len(self.xs) > 1 else 0
 
     @property
+    def row_step(self) -> int:
+        """Distance between the starts of neighbouring tile rows (0 with one row)."""
+        return self.ys[1] - self.ys[0] if len(self.ys) > 1 else 0
+
+    @property
     def core_width(self) -> int:
         return self.tile_width - 2 * self.margin
 

@@ -278,12 +278,13 @@ def test_file_fill_keeps_clear_pixels_and_the_target_format(models, sen12, fille
     assert "Mpx/s" in text
 
 
-@pytest.mark.parametrize(("tile_size", "block_width"), [(64, 256), (69, 64)])
+@pytest.mark.parametrize(("tile_size", "block"), [(64, [256, 256]), (69, [64, 64])])
 def test_file_fill_in_strips_equals_the_fill_in_one_strip(
-    models, sen12, tmp_path: Path, monkeypatch, tile_size: int, block_width: int
+    models, sen12, tmp_path: Path, monkeypatch, tile_size: int, block: list[int]
 ) -> None:
     """Strips whose edges fall inside the output's blocks (those are written twice; tile
-    columns 51 px apart) or on them (tile columns 64 px apart: blocks 64 px wide)."""
+    columns 51 px apart) or on them (tiles 64 px apart: blocks of 64 × 64 px, so each row of
+    tiles releases a row of blocks)."""
     from osgeo import gdal
 
     whole = tmp_path / "whole.tif"
@@ -294,7 +295,7 @@ def test_file_fill_in_strips_equals_the_fill_in_one_strip(
     _, lines = fill_file(models, sen12, strips, tile_size=tile_size)
     assert "walked in 2 vertical strips" in "\n".join(lines)
     np.testing.assert_array_equal(read(strips), read(whole))
-    assert gdal.Open(str(strips)).GetRasterBand(1).GetBlockSize() == [block_width, 256]
+    assert gdal.Open(str(strips)).GetRasterBand(1).GetBlockSize() == block
 
 
 def test_source_in_another_crs_gives_nearly_the_same_result(
