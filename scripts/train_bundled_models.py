@@ -348,7 +348,9 @@ Sentinel-1 + cloudy Sentinel-2 → Sentinel-2, single date. `unet-fusion`, width
 (265,837 parameters, 116 kFLOP per pixel, context margin 23 px, sizes a multiple of 4 px).
 Inputs: the cloudy Sentinel-2 L1C image (13 bands B1…B12 with B8A, DN), its gap mask (1 = gap)
 and Sentinel-1 VV, VH in dB of the same date; output: the 13 bands, DN. Gap pixels only are
-replaced by the fill (`gapfill:fillgaps`); clear pixels are copied bit-exactly.
+replaced by the fill (`gapfill:fillgaps`); clear pixels are copied bit-exactly. The card
+recommends tiles of 1024 px (the fill shrinks them to just cover the image: a 10980² Sentinel-2
+tile runs in 12 × 12 tiles of 976 px); on the CPU one tile per batch.
 
 ## Data and split
 

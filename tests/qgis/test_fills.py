@@ -5,6 +5,7 @@ import processing
 import pytest
 from osgeo import gdal
 
+from gapfill.core.raster_output import has_zstd
 from rasters import read, same_georeference
 
 TARGET, EARLIER, LATER = "2018-03-07", "2018-02-10", "2018-03-22"
@@ -55,7 +56,8 @@ def check_fill(output, series, masks, tolerance):
         "B3",
     ]
     structure = dataset.GetMetadata("IMAGE_STRUCTURE")
-    assert (structure.get("COMPRESSION"), structure.get("INTERLEAVE")) == ("ZSTD", "BAND")
+    expected = ("ZSTD", "BAND") if has_zstd() else ("DEFLATE", "PIXEL")
+    assert (structure.get("COMPRESSION"), structure.get("INTERLEAVE")) == expected
     np.testing.assert_array_equal(filled[:, ~gap], target[:, ~gap])
     assert (filled[:, gap] != target[:, gap]).any()
     neighbours = (read(series[EARLIER]).astype(float) + read(series[LATER])) / 2
