@@ -302,17 +302,16 @@ class StripBlender:
         )
 
     def _reach(self, stop: int) -> None:
-        """Hold image rows up to `stop`. The buffers only grow (by at least half) and are reused
+        """Hold image rows up to `stop`. The buffers only grow, to what the rows in flight need
+        (from the second row of tiles on, about a tile's core and its overlap), and are reused
         as rows are released, so held rows are not copied each time the strip moves down."""
         held = stop - self.top
         if held <= self.held:
             return
-        capacity = self.weight.shape[0]
-        if held > capacity:
-            rows = max(held, capacity + capacity // 2)
-            sums = np.zeros((self.sums.shape[0], rows, self.sums.shape[2]), np.float32)
-            weight = np.zeros((rows, self.weight.shape[1]), np.float32)
-            labels = np.zeros((rows, self.labels.shape[1]), np.uint8)
+        if held > self.weight.shape[0]:
+            sums = np.zeros((self.sums.shape[0], held, self.sums.shape[2]), np.float32)
+            weight = np.zeros((held, self.weight.shape[1]), np.float32)
+            labels = np.zeros((held, self.labels.shape[1]), np.uint8)
             sums[:, : self.held] = self.sums[:, : self.held]
             weight[: self.held] = self.weight[: self.held]
             labels[: self.held] = self.labels[: self.held]
