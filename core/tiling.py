@@ -171,7 +171,8 @@ def _axis(length: int, tile: int, margin: int, multiple: int, overlap: int, fixe
 
     As few tiles as `tile` allows; unless the network's size is fixed, they then shrink to the
     smallest size that still covers the axis with evenly spaced cores: the same number of tiles
-    computes fewer pixels (a 10980 px axis in tiles of 1024 px: 12 tiles of 984 px).
+    computes fewer pixels (a 10980 px axis, tiles of 1024 px, margin 23 px, multiple 8: 12
+    tiles of 984 px instead of 12 of 1024 px).
     """
     if not fixed:
         tile = min(tile, round_up(length + 2 * margin, multiple))
