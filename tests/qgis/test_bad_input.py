@@ -5,28 +5,12 @@ import numpy as np
 import processing
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingException
 
+from feedback import RecordingFeedback
 from rasters import read
 
 TARGET, OTHER = "s2_2018-03-07.tif", "s2_2018-03-22.tif"
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps warnings; cancels at the first progress report when asked to."""
-
-    def __init__(self, cancel_at_progress: bool = False) -> None:
-        super().__init__()
-        self.warnings: list[str] = []
-        self.cancel_at_progress = cancel_at_progress
-
-    def pushWarning(self, text: str) -> None:  # noqa: N802 - QGIS API
-        self.warnings.append(text)
-
-    def setProgress(self, progress: float) -> None:  # noqa: N802 - QGIS API
-        super().setProgress(progress)
-        if self.cancel_at_progress:
-            self.cancel()
 
 
 @pytest.fixture
@@ -185,8 +169,6 @@ def test_cancel_leaves_no_output(provider, series, tmp_path, algorithm):
     assert_refused(
         "Cancelled",
         tmp_path,
-        lambda: processing.run(
-            algorithm, parameters, feedback=RecordingFeedback(cancel_at_progress=True)
-        ),
+        lambda: processing.run(algorithm, parameters, feedback=RecordingFeedback(cancel_above=-1)),
     )
     assert list(tmp_path.iterdir()) == []

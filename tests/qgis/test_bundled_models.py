@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import processing
 import pytest
-from qgis.core import QgsProcessingFeedback
 
+from feedback import RecordingFeedback
 from rasters import read
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -85,15 +85,6 @@ def test_fills_a_held_out_sample(provider, model, data_dir, tmp_path):
     assert not np.array_equal(filled[:, gap], before[:, gap])
 
 
-class Warnings(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.warnings: list[str] = []
-
-    def pushWarning(self, text: str) -> None:  # noqa: N802 - QGIS API
-        self.warnings.append(text)
-
-
 def test_the_multidate_model_fills_a_held_out_date_from_its_neighbours(
     provider, data_dir, tmp_path
 ):
@@ -109,7 +100,7 @@ def test_the_multidate_model_fills_a_held_out_date_from_its_neighbours(
     )
     mask.GetRasterBand(1).WriteArray(gap)
     mask = None
-    feedback = Warnings()
+    feedback = RecordingFeedback()
     result = processing.run(
         "gapfill:fillgaps",
         {  # no MODEL: the bundled model that fits two other dates

@@ -18,23 +18,15 @@ from pathlib import Path
 import processing
 import pytest
 from dependency_wheels import QGIS_PYTHON, onnxruntime_version, wheel_folder
-from qgis.core import Qgis, QgsProcessingFeedback
+from qgis.core import Qgis
 
+from feedback import RecordingFeedback
 from gapfill.algorithms.check_environment import CheckEnvironment
 from gapfill.algorithms.install_dependencies import InstallDependencies
 from qgis_runner import QgisProcess
 from rasters import same_georeference
 
 SAMPLE = "ROIs1868_summer_19_p30"
-
-
-class LogFeedback(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def pushInfo(self, text: str) -> None:  # noqa: N802 - QGIS API
-        self.lines.append(text)
 
 
 def check(qgis: QgisProcess, output: Path) -> dict:
@@ -46,7 +38,7 @@ def check(qgis: QgisProcess, output: Path) -> dict:
 
 
 def test_check_environment_writes_text_and_json(qgis_processing, tmp_path):
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     result = processing.run(
         CheckEnvironment(), {"OUTPUT": str(tmp_path / "env.json")}, feedback=feedback
     )
@@ -82,7 +74,7 @@ def test_check_without_them_gives_the_fixes(tmp_path):
 
 
 def test_dry_run_prints_the_pip_commands(qgis_processing):
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     result = processing.run(
         InstallDependencies(),
         {"DRY_RUN": True, "TRAINING": True, "PIP_OPTIONS": "--proxy http://proxy.invalid:3128"},

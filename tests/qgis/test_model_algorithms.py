@@ -6,26 +6,14 @@ import json
 import numpy as np
 import processing
 import pytest
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingException
 
+from feedback import RecordingFeedback
 from gapfill.core.bundled_models import choose_bundled_model
 from qgis_runner import QgisProcess, QgisProcessError
 from rasters import read, same_georeference
 
 SAMPLE = "ROIs1868_summer_19_p30"
-
-
-class LogFeedback(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self.warnings: list[str] = []
-
-    def pushInfo(self, text: str) -> None:  # noqa: N802 - QGIS API
-        self.lines.append(text)
-
-    def pushWarning(self, text: str) -> None:  # noqa: N802 - QGIS API
-        self.warnings.append(text)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +35,7 @@ def test_describe_model(provider, models):
 
 
 def test_fill_with_model(models, sample, tmp_path):
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     result = processing.run(
         "gapfill:fillgaps",
         {
@@ -69,7 +57,7 @@ def test_fill_with_model(models, sample, tmp_path):
 
 
 def test_fill_without_a_model_uses_the_bundled_model_that_fits(sample, tmp_path):
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     parameters = {
         "INPUT": sample["cloudy"],
         "GAP_MASK": sample["mask"],

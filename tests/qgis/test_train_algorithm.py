@@ -7,31 +7,15 @@ from pathlib import Path
 
 import processing
 import pytest
-from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsApplication, QgsProcessingException
 
+from feedback import RecordingFeedback
 from gapfill.algorithms.train_model import TrainModel
 from gapfill.core.model_card import read_card
 from gapfill.training.checkpoints import load_checkpoint
 from gapfill.training.config import ARCHITECTURES
 from gapfill.training.make_dataset import sen12mscr_scenes, write_dataset
 from qgis_runner import QgisProcess, QgisProcessError
-
-
-class LogFeedback(QgsProcessingFeedback):
-    """Keeps the log; cancels once progress passes `cancel_above` (percent)."""
-
-    def __init__(self, cancel_above: float | None = None) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self.cancel_above = cancel_above
-
-    def pushInfo(self, text: str) -> None:  # noqa: N802 - QGIS API
-        self.lines.append(text)
-
-    def setProgress(self, progress: float) -> None:  # noqa: N802 - QGIS API
-        super().setProgress(progress)
-        if self.cancel_above is not None and progress > self.cancel_above:
-            self.cancel()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +43,7 @@ def parameters(dataset: Path, output: Path, **extra) -> dict:
 
 
 def test_train_one_epoch(qgis_processing, dataset, tmp_path):
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     output = tmp_path / "model.onnx"
     result = processing.run(TrainModel(), parameters(dataset, output), feedback=feedback)
     assert result["OUTPUT"] == str(output)
@@ -80,7 +64,7 @@ def test_cancel_keeps_the_last_checkpoint_and_writes_no_model(qgis_processing, d
         processing.run(
             TrainModel(),
             parameters(dataset, output, EPOCHS=2),
-            feedback=LogFeedback(cancel_above=60),
+            feedback=RecordingFeedback(cancel_above=60),
         )
     assert not output.exists()
     assert load_checkpoint(tmp_path / "model_training" / "last.pt")["epoch"] == 1
