@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from qgis.core import QgsApplication
 
-from .core.dependency_folder import activate, dependency_root
+from .core.environment.dependency_folder import activate, dependency_root
 
 if TYPE_CHECKING:
     from qgis.PyQt.QtWidgets import QAction

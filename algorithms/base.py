@@ -22,7 +22,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, GapfillError, MissingDependencyError
-from ..core.fill_engine import FillReport
+from ..core.raster.fill_engine import FillReport
 
 ICONS = Path(__file__).resolve().parent.parent / "icons"
 GROUPS = {

@@ -17,7 +17,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.gap_mask import (
+from ..core.masks.gap_mask import (
     DEFAULT_SCL_GAPS,
     SCL_CLASSES,
     MaskSettings,

@@ -18,8 +18,8 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
-from ..core.dependency_folder import dependency_root
-from ..core.environment_check import check_environment, format_report
+from ..core.environment.dependency_folder import dependency_root
+from ..core.environment.environment_check import check_environment, format_report
 from .base import GapfillAlgorithm
 
 

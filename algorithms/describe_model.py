@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
 )
 
-from ..core.model_card import card_to_json, describe_card, read_card
+from ..core.learned.model_card import card_to_json, describe_card, read_card
 from .base import GapfillAlgorithm, domain_errors
 
 

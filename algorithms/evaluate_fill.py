@@ -21,9 +21,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.evaluation import EvaluationSettings, evaluate_files, name_images
-from ..core.metrics import NO_SCALING, SENTINEL2_REFLECTANCE, Scaling
-from ..core.report import write_report
+from ..core.evaluate.evaluation import EvaluationSettings, evaluate_files, name_images
+from ..core.evaluate.metrics import NO_SCALING, SENTINEL2_REFLECTANCE, Scaling
+from ..core.evaluate.report import write_report
 from .base import GapfillAlgorithm, domain_errors, run_core
 
 SCALINGS: list[tuple[str, Scaling | None]] = [

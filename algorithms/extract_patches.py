@@ -20,9 +20,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.patch_dataset import SPLITS
-from ..core.patch_extraction import extract_patches
-from ..core.patch_sampling import TRAIN, PatchPoint
+from ..core.prepare.patch_dataset import SPLITS
+from ..core.prepare.patch_extraction import extract_patches
+from ..core.prepare.patch_sampling import TRAIN, PatchPoint
 from .base import GapfillAlgorithm, run_core
 from .layers import centres, features_in
 

@@ -13,8 +13,8 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..core.deep_image_prior import fill_with_deep_image_prior, open_auxiliary
-from ..core.fill_engine import open_target
+from ..core.fills.deep_image_prior import fill_with_deep_image_prior, open_auxiliary
+from ..core.raster.fill_engine import open_target
 from .base import (
     GapfillAlgorithm,
     domain_errors,

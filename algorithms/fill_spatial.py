@@ -10,8 +10,8 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..core.fill_engine import open_target
-from ..core.spatial_fill import fill_spatially
+from ..core.fills.spatial_fill import fill_spatially
+from ..core.raster.fill_engine import open_target
 from .base import (
     GapfillAlgorithm,
     domain_errors,

@@ -14,11 +14,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.dates import resolve_dates
-from ..core.fill_engine import open_target
-from ..core.histogram_matched_fill import fill_by_histogram_matching
-from ..core.other_dates import open_other_dates
-from ..core.temporal_interpolation import fill_by_temporal_interpolation
+from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
+from ..core.fills.other_dates import open_other_dates
+from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
+from ..core.raster.dates import resolve_dates
+from ..core.raster.fill_engine import open_target
 from .base import (
     GapfillAlgorithm,
     domain_errors,

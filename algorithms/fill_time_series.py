@@ -17,7 +17,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.timeseries_fill import METHODS, fill_time_series
+from ..core.fills.timeseries_fill import METHODS, fill_time_series
 from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core
 
 DEVICES = ["auto", "cpu", "cuda"]

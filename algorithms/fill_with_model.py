@@ -17,8 +17,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.bundled_models import choose_bundled_model
-from ..core.onnx_fill_raster import fill_raster_with_model
+from ..core.learned.bundled_models import choose_bundled_model
+from ..core.learned.onnx_fill_raster import fill_raster_with_model
 from .base import (
     GapfillAlgorithm,
     domain_errors,

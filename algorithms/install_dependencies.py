@@ -17,8 +17,13 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.dependency_folder import activate, dependency_root
-from ..core.dependency_installer import BUILDS, IMPORT_NAMES, install_dependencies, split_arguments
+from ..core.environment.dependency_folder import activate, dependency_root
+from ..core.environment.dependency_installer import (
+    BUILDS,
+    IMPORT_NAMES,
+    install_dependencies,
+    split_arguments,
+)
 from .base import GapfillAlgorithm, domain_errors
 
 

@@ -21,7 +21,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.raster_statistics import (
+from ..core.prepare.raster_statistics import (
     DEFAULT_PERCENTILES,
     RasterStatistics,
     describe_statistics,

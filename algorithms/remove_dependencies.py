@@ -13,8 +13,8 @@ from qgis.core import (
     QgsProcessingOutputString,
 )
 
-from ..core.dependency_folder import activate, dependency_root
-from ..core.dependency_installer import remove_dependencies
+from ..core.environment.dependency_folder import activate, dependency_root
+from ..core.environment.dependency_installer import remove_dependencies
 from .base import GapfillAlgorithm
 
 

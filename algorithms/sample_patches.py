@@ -28,7 +28,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.patch_sampling import (
+from ..core.prepare.patch_sampling import (
     SPLIT_METHODS,
     TRAIN,
     VALIDATION,

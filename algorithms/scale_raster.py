@@ -14,8 +14,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.model_card import ROLES, describe_scaling
-from ..core.raster_scaling import PRESETS, STATISTICS_METHODS, choose_scaling, scale_raster
+from ..core.learned.model_card import ROLES, describe_scaling
+from ..core.prepare.raster_scaling import PRESETS, STATISTICS_METHODS, choose_scaling, scale_raster
 from .base import GapfillAlgorithm, domain_errors, run_core
 
 METHOD_LABELS = {

@@ -17,8 +17,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.gap_mask import MaskSettings, parse_value_ranges
-from ..core.simulate_gaps import (
+from ..core.evaluate.simulate_gaps import (
     CLOUD_DN,
     DEFAULT_GAP_VALUES,
     FLIPS,
@@ -26,6 +25,7 @@ from ..core.simulate_gaps import (
     MaskLayout,
     simulate_gap_files,
 )
+from ..core.masks.gap_mask import MaskSettings, parse_value_ranges
 from .base import GapfillAlgorithm, domain_errors, run_core
 
 FLIP_LABELS = ["No flip", "Flip left-right", "Flip up-down", "Flip both ways"]

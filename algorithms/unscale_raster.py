@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.raster_scaling import unscale_raster
+from ..core.prepare.raster_scaling import unscale_raster
 from .base import GapfillAlgorithm, run_core
 
 

@@ -57,7 +57,7 @@ def peak_rss_mb() -> float:
 
 def copy_with_gdal(inputs: MosaicSet, output: Path) -> None:
     """Read target, mask and the other dates block by block; write the target as it is."""
-    from gapfill.core.raster_output import creation_options
+    from gapfill.core.raster.output import creation_options
 
     target = gdal.Open(str(inputs.target))
     mask = gdal.Open(str(inputs.mask))
@@ -84,11 +84,11 @@ def copy_with_gdal(inputs: MosaicSet, output: Path) -> None:
 
 def fill(method: str, inputs: MosaicSet, output: Path) -> dict[str, int]:
     """Run one classical fill of the core; return its gap and filled pixel counts."""
-    from gapfill.core.fill_engine import open_target
-    from gapfill.core.histogram_matched_fill import fill_by_histogram_matching
-    from gapfill.core.other_dates import open_other_dates
-    from gapfill.core.spatial_fill import fill_spatially
-    from gapfill.core.temporal_interpolation import fill_by_temporal_interpolation
+    from gapfill.core.fills.histogram_matched_fill import fill_by_histogram_matching
+    from gapfill.core.fills.other_dates import open_other_dates
+    from gapfill.core.fills.spatial_fill import fill_spatially
+    from gapfill.core.fills.temporal_interpolation import fill_by_temporal_interpolation
+    from gapfill.core.raster.fill_engine import open_target
 
     target = open_target(str(inputs.target), str(inputs.mask))
     if method == "spatial":

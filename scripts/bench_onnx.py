@@ -8,7 +8,7 @@ draw, flipped at random, on an EPSG:32633 10 m grid), in one run and side by sid
   memory, no I/O. Timed on representative batches of real tiles (bound once with IOBinding),
   then multiplied by the number of batches the fill runs: holding every tile of a large image in
   memory would take gigabytes;
-- end-to-end: `core.onnx_fill_raster.fill_raster_with_model`, GeoTIFF to GeoTIFF;
+- end-to-end: `core.learned.onnx_fill_raster.fill_raster_with_model`, GeoTIFF to GeoTIFF;
 - naive: the same session tile by tile, read–infer–write in sequence with plain GDAL, no
   batching, no blending, no overlap of I/O and compute;
 - a Sentinel-2 tile's size (10980² px, `--scene`) filled end to end by the bundled single-date
@@ -18,9 +18,10 @@ Each measurement runs in a fresh child process (this script with `--measure`), w
 resident memory (VmHWM) is its own. Nothing asserts a timing; only ratios measured side by side
 mean anything.
 
-`--gpu-arrays` needs numpy and onnxruntime only (no GDAL, no QGIS): `core.onnx_fill.fill_arrays`
-on a SIZE² in-memory mosaic (of `sen12mscr_samples.npz`, written by the file benchmark, else of
-random-ish samples) against the device compute floor, in the same process.
+`--gpu-arrays` needs numpy and onnxruntime only (no GDAL, no QGIS):
+`core.learned.onnx_fill.fill_arrays` on a SIZE² in-memory mosaic (of `sen12mscr_samples.npz`,
+written by the file benchmark, else of random-ish samples) against the device compute floor,
+in the same process.
 
     python scripts/bench_onnx.py [--output bench-output] [--size 8192] [--small 2048] [--profile]
     python scripts/bench_onnx.py --gpu-arrays [--size 10980] [--device cuda]
@@ -168,7 +169,7 @@ def write_mosaic(samples: dict[str, np.ndarray], folder: Path, size: int) -> dic
     from bench_unet import S1_BANDS, S2_BANDS
     from osgeo import gdal, gdal_array, osr
 
-    from gapfill.core.raster_output import creation_options
+    from gapfill.core.raster.output import creation_options
 
     layout = Layout.draw(size, len(samples["target"]))
     srs = osr.SpatialReference()
@@ -350,9 +351,9 @@ def describe_batches(floor: dict[str, Any]) -> str:
 
 
 def open_runner(model: Path, device: str, log: Callable[[str], None]) -> Any:
-    from gapfill.core.model_card import card_of_session
-    from gapfill.core.onnx_fill import ModelRunner
-    from gapfill.core.onnx_session import create_session
+    from gapfill.core.learned.model_card import card_of_session
+    from gapfill.core.learned.onnx_fill import ModelRunner
+    from gapfill.core.learned.onnx_session import create_session
 
     session = create_session(model, device, log=log)
     return ModelRunner(session, card_of_session(session))
@@ -362,7 +363,7 @@ def measure_floor(model: Path, paths: dict[str, Path], tile: int, batch: int) ->
     """The compute floor of the file fill, the tiles read with GDAL before any timing."""
     from osgeo import gdal
 
-    from gapfill.core.tiling import pick, source_window
+    from gapfill.core.learned.tiling import pick, source_window
 
     runner = open_runner(model, "cpu", lambda _: None)
     datasets = {role: gdal.Open(str(path)) for role, path in paths.items()}
@@ -386,7 +387,7 @@ def measure_fill(
     model: Path, paths: dict[str, Path], output: Path, tile: int, batch: int
 ) -> dict[str, Any]:
     """End to end: `fill_raster_with_model` from the mosaic GeoTIFFs to a GeoTIFF."""
-    from gapfill.core.onnx_fill_raster import fill_raster_with_model
+    from gapfill.core.learned.onnx_fill_raster import fill_raster_with_model
 
     lines: list[str] = []
     start = time.perf_counter()
@@ -408,9 +409,9 @@ def measure_naive(
     sequence, batches of one, no blending (later cores overwrite the overlap)."""
     from osgeo import gdal
 
-    from gapfill.core.raster_output import cast_to, creation_options
-    from gapfill.core.scaling import scale_bands, unscale_bands
-    from gapfill.core.tiling import pick, plan_tiles, source_window
+    from gapfill.core.learned.scaling import scale_bands, unscale_bands
+    from gapfill.core.learned.tiling import pick, plan_tiles, source_window
+    from gapfill.core.raster.output import cast_to, creation_options
 
     runner = open_runner(model, "cpu", lambda _: None)
     card, session = runner.card, runner.session
@@ -709,8 +710,8 @@ def bench(args: argparse.Namespace) -> None:
 def gpu_arrays(args: argparse.Namespace) -> None:
     """`fill_arrays` on a SIZE² in-memory mosaic against the device compute floor."""
     make_plugin_importable()
-    from gapfill.core.onnx_fill import fill_arrays
-    from gapfill.core.tiling import read_tile
+    from gapfill.core.learned.onnx_fill import fill_arrays
+    from gapfill.core.learned.tiling import read_tile
 
     folder = args.output.resolve()
     folder.mkdir(parents=True, exist_ok=True)

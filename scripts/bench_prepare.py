@@ -44,7 +44,7 @@ def points_file(folder: Path) -> Path:
 
 def sample(inputs: MosaicSet, folder: Path, patches: int) -> dict[str, float]:
     """Sample the grid of patches, keep `patches` of them; save the locations for the others."""
-    from gapfill.core.patch_sampling import SamplingSettings, sample_patches
+    from gapfill.core.prepare.patch_sampling import SamplingSettings, sample_patches
 
     validation = patches // 5
     settings = SamplingSettings(
@@ -66,8 +66,8 @@ def load_points(folder: Path, count: int) -> list[list]:
 
 
 def extract(inputs: MosaicSet, folder: Path, count: int) -> dict[str, float]:
-    from gapfill.core.patch_extraction import extract_patches
-    from gapfill.core.patch_sampling import PatchPoint
+    from gapfill.core.prepare.patch_extraction import extract_patches
+    from gapfill.core.prepare.patch_sampling import PatchPoint
 
     points = [PatchPoint(i, x, y, split) for i, x, y, split, _, _ in load_points(folder, count)]
     output = folder / f"bench-dataset-{count}"
@@ -95,7 +95,7 @@ STEPS = {"sample": sample, "extract": extract, "gdal": gdal_loop}
 
 def measure(step: str, folder: Path, size: int, count: int) -> dict[str, float]:
     make_plugin_importable()
-    for module in ("gapfill.core.patch_extraction", "gapfill.core.patch_sampling"):
+    for module in ("gapfill.core.prepare.patch_extraction", "gapfill.core.prepare.patch_sampling"):
         importlib.import_module(module)  # imported before the clock starts
     inputs = MosaicSet.in_folder(folder, size)
     start = time.perf_counter()

@@ -17,7 +17,7 @@ gapfill:fillspatial, gapfill:evaluatefill), on fixed cases, so numbers compare a
 (e) dip_scotland: the mean 2019 Sentinel-2 RGB composite with the real cloud mask of another
     date laid on it; spatial IDW against Deep Image Prior with the Sentinel-1 image as auxiliary.
 (d) s5p_co/training: all 25 Sentinel-5P CO blocks (16 days each), the STPConv artificial gaps
-    (VALMASK) evaluated; baselines of core/timeseries_baselines.py (per-pixel temporal mean,
+    (VALMASK) evaluated; baselines of core/fills/timeseries_baselines.py (per-pixel temporal mean,
     per-pixel linear interpolation in time) and the core of gapfill:fillspatial per day.
 
 The spatial fill searches up to 300 px so that it can reach every gap pixel of these samples.
@@ -252,7 +252,7 @@ def run_dip_scotland(runner: Runner) -> list[Row]:
 
 def spatial_per_day(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The core of gapfill:fillspatial, one day at a time (each day has its own gaps)."""
-    from gapfill.core.spatial_fill import fill_nodata_arrays
+    from gapfill.core.fills.spatial_fill import fill_nodata_arrays
 
     filled, reached = np.empty_like(values), np.empty_like(valid)
     for day in range(values.shape[0]):
@@ -265,10 +265,10 @@ def spatial_per_day(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, 
 
 def run_s5p(data: Path) -> list[Row]:
     """Every S5P block, metrics pooled over all blocks for each baseline."""
-    from gapfill.core.metrics import NO_SCALING, MetricsAccumulator
-    from gapfill.core.report import metric_fields
-    from gapfill.core.simulate_gaps import read_stpconv, stpconv_names
-    from gapfill.core.timeseries_baselines import temporal_linear, temporal_mean
+    from gapfill.core.evaluate.metrics import NO_SCALING, MetricsAccumulator
+    from gapfill.core.evaluate.report import metric_fields
+    from gapfill.core.evaluate.simulate_gaps import read_stpconv, stpconv_names
+    from gapfill.core.fills.timeseries_baselines import temporal_linear, temporal_mean
 
     folder = data / S5P
     blocks = [read_stpconv(folder, name) for name in stpconv_names(folder)]

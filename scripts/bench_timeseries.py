@@ -24,7 +24,7 @@ from mosaic import data_folder, make_plugin_importable
 
 
 def print_table(predictions: dict[str, np.ndarray], reference: np.ndarray) -> None:
-    from gapfill.core.timeseries_fill import regression_scores
+    from gapfill.core.fills.timeseries_fill import regression_scores
 
     print("| method | MAE | RMSE | R² | unfilled |")
     print("|---|---|---|---|---|")
@@ -38,8 +38,8 @@ def ndvi_benchmark(folder: Path, shift: int = 17, lams=(1.0, 10.0, 100.0)) -> No
     """NDVI of eolearn_slovenia, simulated gaps from another date's real cloud mask."""
     from osgeo import gdal
 
-    from gapfill.core.timeseries_baselines import temporal_mean
-    from gapfill.core.timeseries_fill import band_times, fill_time_series, read_validity
+    from gapfill.core.fills.timeseries_baselines import temporal_mean
+    from gapfill.core.fills.timeseries_fill import band_times, fill_time_series, read_validity
 
     gdal.UseExceptions()
     source = gdal.Open(str(folder / "ndvi.tif"))
@@ -99,10 +99,10 @@ def main() -> None:
 
 
 def s5p_benchmark(args: argparse.Namespace) -> None:
-    from gapfill.core.simulate_gaps import read_stpconv, stpconv_names
-    from gapfill.core.timeseries_baselines import temporal_linear, temporal_mean
-    from gapfill.core.timeseries_fill import model_fill
-    from gapfill.core.whittaker import whittaker_fill
+    from gapfill.core.evaluate.simulate_gaps import read_stpconv, stpconv_names
+    from gapfill.core.fills.timeseries_baselines import temporal_linear, temporal_mean
+    from gapfill.core.fills.timeseries_fill import model_fill
+    from gapfill.core.fills.whittaker import whittaker_fill
     from gapfill.training.stpconv_train import split_names
 
     _, names = split_names(stpconv_names(args.data), args.every)
@@ -112,8 +112,8 @@ def s5p_benchmark(args: argparse.Namespace) -> None:
         f"Whittaker (λ={args.lam:g})": lambda v, m: whittaker_fill(v, m, args.lam)[0],
     }
     if args.model:
-        from gapfill.core.model_card import card_of_session
-        from gapfill.core.onnx_session import create_session
+        from gapfill.core.learned.model_card import card_of_session
+        from gapfill.core.learned.onnx_session import create_session
 
         session = create_session(args.model, "cpu")
         card = card_of_session(session)

@@ -56,7 +56,13 @@ def pack(output: Path) -> Path:
 
 def write_patches(samples: Path, folder: Path, patch: int, stride: int) -> int:
     """A patch dataset (docs/patch_dataset.md) from the packed samples; numpy only."""
-    from gapfill.core.patch_dataset import SPLITS, Manifest, RoleInfo, array_path, write_manifest
+    from gapfill.core.prepare.patch_dataset import (
+        SPLITS,
+        Manifest,
+        RoleInfo,
+        array_path,
+        write_manifest,
+    )
 
     stacks = np.load(samples)
     count, _, height, width = stacks["target"].shape

@@ -96,7 +96,13 @@ def export_unet(path: Path, tile_size: int, seed: int = SEED) -> Any:
     """Export the U-Net to ONNX (dynamic batch, height, width) with its card; return the card."""
     import torch
 
-    from gapfill.core.model_card import BandScaling, ModelCard, ModelInput, TensorCard, write_card
+    from gapfill.core.learned.model_card import (
+        BandScaling,
+        ModelCard,
+        ModelInput,
+        TensorCard,
+        write_card,
+    )
 
     network = build_unet(seed)
     names = ["s2", "s1", "mask"]

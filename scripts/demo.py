@@ -37,7 +37,7 @@ def import_core():
     """The plugin's core, whatever the repository folder is called."""
     import importlib
 
-    return importlib.import_module(f"{REPO.name}.core.quicklook")
+    return importlib.import_module(f"{REPO.name}.core.raster.quicklook")
 
 
 def quicklook(cloudy: Path, mask: Path, filled: Path, output: Path) -> Path:

@@ -147,8 +147,8 @@ def tile_mosaic(
 
 def build_mosaics(folder: Path, size: int) -> MosaicSet:
     """Build (or reuse) the target, gap mask and other dates of `size` in `folder`."""
-    from gapfill.core.gap_mask import MaskSettings, build_gap_mask
-    from gapfill.core.raster_output import creation_options
+    from gapfill.core.masks.gap_mask import MaskSettings, build_gap_mask
+    from gapfill.core.raster.output import creation_options
 
     series = data_folder() / TIME_SERIES
     inputs = MosaicSet.in_folder(folder, size)

@@ -113,7 +113,7 @@ def make_dataset(sen12mscr: Path, output: Path) -> None:
     `make-dataset` splits patches at random; here each id list is written on its own (with no
     validation) and the two are joined into one dataset folder.
     """
-    from gapfill.core import patch_dataset
+    from gapfill.core.prepare import patch_dataset
     from gapfill.training.make_dataset import sen12mscr_scenes, write_dataset
 
     parts = output.with_name(output.name + "-parts")
@@ -221,7 +221,7 @@ def floor_output(path: Path, floor: float) -> None:
     """Append `max(output, floor)` to the network, in place (its card is kept).
 
     Work-around: `gapfill:fillgaps` writes a uint16 target without no-data with no-data 0
-    (core.fill_engine.default_nodata), so a predicted value that rounds to 0 DN (B10, cirrus,
+    (core.raster.fill_engine.default_nodata), so a predicted value that rounds to 0 DN (B10, cirrus,
     is ~10 DN on clear land) turns a filled pixel into a no-data one, which the evaluation then
     counts as unfilled. The floor of 1 DN (reflectance 0.0001) is below any real value.
     """
@@ -334,7 +334,7 @@ def training_data(sen12mscr: Path) -> str:
 
 def write_card_metrics(metrics: dict[str, object], data: str, model: Path = MODEL) -> None:
     """Record the held-out metrics and the training data (text) in the model's card."""
-    from gapfill.core.model_card import read_card, write_card
+    from gapfill.core.learned.model_card import read_card, write_card
 
     card = read_card(model)
     write_card(model, dataclasses.replace(card, validation_metrics=metrics, training_data=data))

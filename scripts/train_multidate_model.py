@@ -13,7 +13,8 @@ reference scenes 2 and 3 (case (b)) are never used; the cloud shapes of the eval
 (cloud_labels, cloud_mask.tif bands 15 and 23) are never used as simulated gaps.
 
 Training triples: every other usable date is a target (usable: at most 5 % cloud in
-sen12mscr_ts, 20 % in eolearn_slovenia, by the spectral gap mask of core/gap_mask.py, which finds
+sen12mscr_ts, 20 % in eolearn_slovenia, by the spectral gap mask of core/masks/gap_mask.py,
+which finds
 ~14 % on every clear eolearn scene); its cloudy pixels (mask dilated by 2 px) are written as no
 data, so they are neither input nor truth. Its before/after inputs are the nearest and the
 second-nearest usable dates on each side (one in eolearn; when one side has none, the other
@@ -118,9 +119,9 @@ Dated = tuple[str, Path]  # (date, image)
 
 
 def spectral_mask(image: Path, folder: Path, dilation: int = 0) -> np.ndarray:
-    """The spectral gap mask of an image (core/gap_mask.py), bool, built once."""
-    from gapfill.core.gap_mask import MaskSettings, build_gap_mask
-    from gapfill.core.raster import open_raster, read_bands
+    """The spectral gap mask of an image (core/masks/gap_mask.py), bool, built once."""
+    from gapfill.core.masks.gap_mask import MaskSettings, build_gap_mask
+    from gapfill.core.raster.access import open_raster, read_bands
 
     output = folder / f"{image.parent.name}_{image.stem}_{dilation}.tif"
     if not output.exists():
@@ -356,7 +357,7 @@ def training_data(work: Path) -> str:
 
 
 def note(work: Path, results: Results, command: str, seconds: float | None) -> str:
-    from gapfill.core.model_card import read_card
+    from gapfill.core.learned.model_card import read_card
 
     card = read_card(MODEL)
     listing = json.loads((work / "triples.json").read_text())
@@ -389,7 +390,7 @@ modified Copernicus Sentinel data) and `../shared/data/eolearn_slovenia` (eo-lea
   (`cloud_labels`, `cloud_mask.tif` bands {", ".join(map(str, EVALUATION_MASK_BANDS))}) are not
   used as training gaps either;
 - training: {training_data(work)} Targets and before/after inputs are the usable dates: at most
-  5 % cloud in {SERIES}, 20 % in {SLOVENIA} (the spectral gap mask of core/gap_mask.py finds
+  5 % cloud in {SERIES}, 20 % in {SLOVENIA} (the spectral gap mask of core/masks/gap_mask.py finds
   ~14 % on every clear eolearn scene); a target's cloudy pixels (mask dilated by
   {MASK_DILATION} px) are no data (neither input nor truth); before/after are the nearest and
   second-nearest usable dates on each side (the nearest only in {SLOVENIA}; the other side's

@@ -20,7 +20,7 @@ S1_BANDS = ("VV", "VH")
 @dataclass(frozen=True)
 class BuiltModel:
     path: Path
-    card: object  # gapfill.core.model_card.ModelCard
+    card: object  # gapfill.core.learned.model_card.ModelCard
 
 
 def build_network(in_channels: int, out_channels: int, pooled: bool, seed: int):
@@ -64,7 +64,7 @@ def build_model(
     """
     import torch
 
-    from gapfill.core.model_card import ModelCard, ModelInput, TensorCard, write_card
+    from gapfill.core.learned.model_card import ModelCard, ModelInput, TensorCard, write_card
 
     channels = sum(len(bands) for _, _, bands, _ in inputs)
     network = build_network(channels, len(output_bands), pooled, seed)
@@ -111,7 +111,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuiltModel]:
     """The test networks: `plain`/`pooled` on 3-band rasters with a SAR and the gap mask,
     `fixed` (the weights of `plain`) with static shapes, `sen12` for the real SEN12MS-CR
     samples, `nocard` without a card."""
-    from gapfill.core.model_card import BandScaling
+    from gapfill.core.learned.model_card import BandScaling
 
     folder = tmp_path_factory.mktemp("models")
     unit = BandScaling()

@@ -16,7 +16,7 @@ def date(data_dir: Path, day: str) -> Path:
 
 def build_mask(data_dir: Path, folder: Path, day: str = CLOUDY) -> Path:
     """The spectral gap mask (1 = cloud or shadow) of a date of the real time series."""
-    from gapfill.core.gap_mask import MaskSettings, build_gap_mask
+    from gapfill.core.masks.gap_mask import MaskSettings, build_gap_mask
 
     output = folder / f"mask_{day}.tif"
     build_gap_mask(str(date(data_dir, day)), output, MaskSettings(method="spectral"))

@@ -141,7 +141,7 @@ def _train(parser: argparse.ArgumentParser, argv: list[str]) -> int:
 
 
 def _export(arguments: argparse.Namespace) -> int:
-    from ..core.model_card import describe_card
+    from ..core.learned.model_card import describe_card
     from .export import export_checkpoint
 
     card = export_checkpoint(
@@ -192,7 +192,7 @@ def _info(arguments: argparse.Namespace) -> int:
 
         print(read_manifest(path).describe())
     elif path.suffix.lower() == ".onnx":
-        from ..core.model_card import describe_card, read_card
+        from ..core.learned.model_card import describe_card, read_card
 
         print(describe_card(read_card(path)))
     elif path.suffix.lower() == ".pt":

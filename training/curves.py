@@ -84,7 +84,7 @@ def _line(canvas: np.ndarray, x0: int, y0: int, x1: int, y1: int, colour: tuple)
 
 def _numpy(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
     """Panels with axes frames and lines, no text (the CSV log holds the numbers)."""
-    from ..core.quicklook import side_by_side, write_png
+    from ..core.raster.quicklook import side_by_side, write_png
 
     width, height, pad = 360, 240, 20
     panels = []

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core import patch_dataset
 from ..core.errors import GapfillError
-from ..core.model_card import BandScaling
-from ..core.patch_dataset import SPLITS, RoleInfo
-from ..core.scaling import scale_bands
+from ..core.learned.model_card import BandScaling
+from ..core.learned.scaling import scale_bands
+from ..core.prepare import patch_dataset
+from ..core.prepare.patch_dataset import SPLITS, RoleInfo
 
 INPUT_ROLES = ("target", "gap_mask", "sar", "optical_before", "optical_after", "dem")
 OPTICAL_ROLES = ("target", "reference", "optical_before", "optical_after")
@@ -58,7 +58,7 @@ class DatasetError(GapfillError):
 
 @dataclass(frozen=True)
 class Manifest:
-    """A dataset folder's manifest (read by `core.patch_dataset`) with the folder it is in."""
+    """A dataset folder's manifest (read by `core.prepare.patch_dataset`), with its folder."""
 
     folder: Path
     contract: patch_dataset.Manifest
@@ -242,7 +242,7 @@ def read_mask_bands(spec: CloudMaskSpec) -> list[np.ndarray]:
     if path.suffix.lower() == ".npy":
         array = np.load(path)
     else:
-        from ..core.raster import open_raster, read_bands
+        from ..core.raster.access import open_raster, read_bands
 
         dataset = open_raster(path, "cloud mask")
         array = read_bands(dataset, (0, 0, dataset.RasterXSize, dataset.RasterYSize))

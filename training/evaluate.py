@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import GapfillError
-from ..core.model_card import BandScaling, card_of_session
-from ..core.onnx_session import Device, create_session
+from ..core.learned.model_card import BandScaling, card_of_session
+from ..core.learned.onnx_session import Device, create_session
 from ..core.progress import CancelledFn, never_cancelled
 from .datasets import CloudShapes, DatasetError, PatchDataset, read_manifest, truth_role
 from .validation import metrics_row, validate

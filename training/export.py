@@ -24,7 +24,7 @@ import torch
 
 from ..core.dependencies import require
 from ..core.errors import GapfillError
-from ..core.model_card import (
+from ..core.learned.model_card import (
     SCALING_KEYS,
     BandScaling,
     ModelCard,
@@ -32,7 +32,7 @@ from ..core.model_card import (
     TensorCard,
     write_card,
 )
-from ..core.onnx_session import create_session
+from ..core.learned.onnx_session import create_session
 from .checkpoints import load_checkpoint
 from .networks import GapfillNet, model_from_config
 

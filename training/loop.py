@@ -3,7 +3,8 @@
 `train(config)` reads the patch dataset, builds the network, trains it and exports the best
 checkpoint to ONNX. Each epoch: a pass over the training split (AdamW, mixed precision on CUDA),
 a validation pass measuring the loss and MAE, RMSE, PSNR, SSIM and SAM on the gap pixels with
-`core.metrics` (the functions of the Evaluate algorithm, on values scaled as it scales them), the
+`core.evaluate.metrics` (the functions of the Evaluate algorithm, on values scaled as it scales
+them), the
 learning-rate schedule, `last.pt` and, when the monitored value improved, `best.pt`, a CSV log
 and a PNG of the curves. Early stopping ends the run after `patience` epochs without progress.
 
@@ -34,8 +35,8 @@ import torch
 from torch import nn
 
 from ..core.errors import GapfillError
-from ..core.metrics import NO_SCALING
-from ..core.model_card import BandScaling
+from ..core.evaluate.metrics import NO_SCALING
+from ..core.learned.model_card import BandScaling
 from ..core.progress import (
     CancelledFn,
     ProgressFn,

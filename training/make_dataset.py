@@ -4,7 +4,8 @@ A small generator for training without the QGIS extraction algorithm, and for te
 is a set of rasters of the same size, one per role (e.g. SEN12MS-CR: cloudy S2 as `target`, clear
 S2 as `reference`, S1 as `sar`, the cloud mask as `gap_mask`). Patches are cut on a regular grid
 and split at random into training and validation. Arrays keep the sources' data types (raw
-values, `scaling: null`); the manifest is written by `core.patch_dataset`. With several scenes,
+values, `scaling: null`); the manifest is written by `core.prepare.patch_dataset`. With several
+scenes,
 `col`, `row` (and `x`, `y`, in pixels: the scenes are taken as not georeferenced) in
 `locations.csv` are on the grid of the patch's own scene; `manifest.json` lists every scene's
 raster of a role in its `source`, separated by '; '.
@@ -20,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import patch_dataset
-from ..core.patch_dataset import LOCATION_COLUMNS, SPLITS, RoleInfo
-from ..core.raster import (
+from ..core.prepare import patch_dataset
+from ..core.prepare.patch_dataset import LOCATION_COLUMNS, SPLITS, RoleInfo
+from ..core.raster.access import (
     band_descriptions,
     nodata_value,
     numpy_dtype,

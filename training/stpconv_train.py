@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.model_card import BandScaling, ModelCard, ModelInput, TensorCard, write_card
-from ..core.simulate_gaps import read_stpconv, stpconv_names
-from ..core.timeseries_fill import regression_scores
+from ..core.evaluate.simulate_gaps import read_stpconv, stpconv_names
+from ..core.fills.timeseries_fill import regression_scores
+from ..core.learned.model_card import BandScaling, ModelCard, ModelInput, TensorCard, write_card
 from .networks.stpconv import STPConv
 
 
@@ -188,7 +188,7 @@ def export(
 
 
 def check_parity(model: STPConv, path: str | Path, size: tuple[int, int] = (48, 80)) -> float:
-    from ..core.onnx_session import create_session
+    from ..core.learned.onnx_session import create_session
 
     generator = torch.Generator().manual_seed(1)
     series = torch.randn(2, model.steps, *size, generator=generator)

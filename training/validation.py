@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..core.metrics import NO_SCALING, Metrics, MetricsAccumulator, Scaling
-from ..core.model_card import BandScaling
+from ..core.evaluate.metrics import NO_SCALING, Metrics, MetricsAccumulator, Scaling
+from ..core.learned.model_card import BandScaling
+from ..core.learned.scaling import unscale_bands
 from ..core.progress import CancelledFn, check_cancelled, never_cancelled
-from ..core.scaling import unscale_bands
 
 METRIC_KEYS = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae")  # ndvi_mae: with B4 and B8
 

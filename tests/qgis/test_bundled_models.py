@@ -36,7 +36,7 @@ def test_the_models_are_bundled():
 
 @pytest.mark.parametrize("model", BUNDLED, ids=lambda path: path.stem)
 def test_card_is_valid_and_matches_the_note(model):
-    from gapfill.core.model_card import read_card
+    from gapfill.core.learned.model_card import read_card
 
     card = read_card(model)
     assert card.name == model.stem
@@ -58,7 +58,7 @@ def test_card_is_valid_and_matches_the_note(model):
 
 @pytest.mark.parametrize("model", BUNDLED, ids=lambda path: path.stem)
 def test_fills_a_held_out_sample(provider, model, data_dir, tmp_path):
-    from gapfill.core.model_card import read_card
+    from gapfill.core.learned.model_card import read_card
 
     card = read_card(model)
     if {item.role for item in card.inputs} != SAR_ONLY_ROLES:

@@ -5,7 +5,7 @@ import processing
 import pytest
 from osgeo import gdal
 
-from gapfill.core.raster_output import has_zstd
+from gapfill.core.raster.output import has_zstd
 from rasters import read, same_georeference
 
 TARGET, EARLIER, LATER = "2018-03-07", "2018-02-10", "2018-03-22"

@@ -9,7 +9,7 @@ import pytest
 from qgis.core import QgsProcessingException
 
 from feedback import RecordingFeedback
-from gapfill.core.bundled_models import choose_bundled_model
+from gapfill.core.learned.bundled_models import choose_bundled_model
 from qgis_runner import QgisProcess, QgisProcessError
 from rasters import read, same_georeference
 

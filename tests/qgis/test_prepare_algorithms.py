@@ -27,8 +27,8 @@ from gapfill.algorithms.raster_statistics import ComputeStatistics
 from gapfill.algorithms.sample_patches import SamplePatches
 from gapfill.algorithms.scale_raster import ScaleRaster
 from gapfill.algorithms.unscale_raster import UnscaleRaster
-from gapfill.core.patch_dataset import open_arrays, read_locations, read_manifest
-from gapfill.core.raster import Grid
+from gapfill.core.prepare.patch_dataset import open_arrays, read_locations, read_manifest
+from gapfill.core.raster.access import Grid
 from rasters import read, same_georeference
 
 UTM = QgsCoordinateReferenceSystem("EPSG:32633")

@@ -7,8 +7,8 @@ import pytest
 from patch_inputs import CLOUDY, EARLIER, build_mask, date
 from qgis.core import QgsProcessingModelAlgorithm, QgsVectorLayer
 
-from gapfill.core.patch_dataset import open_arrays, read_locations, validate_dataset
-from gapfill.core.raster_statistics import read_statistics
+from gapfill.core.prepare.patch_dataset import open_arrays, read_locations, validate_dataset
+from gapfill.core.prepare.raster_statistics import read_statistics
 from qgis_runner import REPO, QgisProcess
 
 MODEL = REPO / "examples" / "prepare_training_data.model3"

@@ -11,7 +11,7 @@ from qgis.core import QgsApplication, QgsProcessingException
 
 from feedback import RecordingFeedback
 from gapfill.algorithms.train_model import TrainModel
-from gapfill.core.model_card import read_card
+from gapfill.core.learned.model_card import read_card
 from gapfill.training.checkpoints import load_checkpoint
 from gapfill.training.config import ARCHITECTURES
 from gapfill.training.make_dataset import sen12mscr_scenes, write_dataset

@@ -38,8 +38,8 @@ def write_synthetic(
 ) -> Path:
     """A dataset following docs/patch_dataset.md: smooth 3-band reflectances (DN), a cloudy
     target (DN 8000 under rectangular clouds), SAR in dB, earlier/later dates, a DEM."""
-    from gapfill.core import patch_dataset
-    from gapfill.core.patch_dataset import RoleInfo
+    from gapfill.core.prepare import patch_dataset
+    from gapfill.core.prepare.patch_dataset import RoleInfo
 
     rng = np.random.default_rng(seed)
     counts = {"train": train, "validation": validation}

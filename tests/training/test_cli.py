@@ -13,8 +13,8 @@ import pytest
 import yaml
 from osgeo import gdal
 
-from gapfill.core.model_card import read_card
-from gapfill.core.onnx_fill_raster import fill_raster_with_model
+from gapfill.core.learned.model_card import read_card
+from gapfill.core.learned.onnx_fill_raster import fill_raster_with_model
 from gapfill.training.cli import main
 
 SAMPLE = "5278"  # 61 % cloud, not in the training dataset

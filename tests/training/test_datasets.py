@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gapfill.core.errors import GapfillError
-from gapfill.core.patch_dataset import validate_dataset
+from gapfill.core.prepare.patch_dataset import validate_dataset
 from gapfill.training.datasets import (
     REFLECTANCE,
     CloudMaskSpec,

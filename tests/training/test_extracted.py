@@ -1,15 +1,15 @@
-"""Training on a dataset written by the extraction engine (core.patch_extraction) from the real
-time series: clear targets, gaps simulated from real cloud masks."""
+"""Training on a dataset written by the extraction engine (core.prepare.patch_extraction) from
+the real time series: clear targets, gaps simulated from real cloud masks."""
 
 from __future__ import annotations
 
 from osgeo import gdal
 from patch_inputs import CLEAR, EARLIER, date
 
-from gapfill.core.model_card import read_card
-from gapfill.core.patch_extraction import extract_patches
-from gapfill.core.patch_sampling import PatchPoint, centre_of
-from gapfill.core.raster import Grid
+from gapfill.core.learned.model_card import read_card
+from gapfill.core.prepare.patch_extraction import extract_patches
+from gapfill.core.prepare.patch_sampling import PatchPoint, centre_of
+from gapfill.core.raster.access import Grid
 from gapfill.training.config import TrainConfig
 from gapfill.training.loop import train
 

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from gapfill.core.errors import Cancelled, GapfillError
-from gapfill.core.model_card import read_card
+from gapfill.core.learned.model_card import read_card
 from gapfill.training.checkpoints import load_checkpoint
 from gapfill.training.config import TrainConfig
 from gapfill.training.datasets import DatasetError

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from gapfill.core.model_card import read_card
-from gapfill.core.onnx_session import create_session
+from gapfill.core.learned.model_card import read_card
+from gapfill.core.learned.onnx_session import create_session
 from gapfill.training import export as export_module
 from gapfill.training.config import DEFAULT_LOSS, TrainConfig
 from gapfill.training.datasets import PatchDataset, read_manifest, role_scalings

@@ -35,7 +35,7 @@ def test_masked_inputs_have_no_influence():
 
 
 def test_stpconv_export_has_a_card_and_matches_pytorch(tmp_path):
-    from gapfill.core.model_card import read_card
+    from gapfill.core.learned.model_card import read_card
     from gapfill.training.stpconv_train import check_parity, export
 
     torch.manual_seed(0)

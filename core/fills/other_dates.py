@@ -1,0 +1,63 @@
+"""Images of other dates, aligned to the target grid, with their own gaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import GapfillError
+from ..raster.access import Window, data_band_count, read_bands, read_valid
+from ..raster.alignment import align_to_grid
+from ..raster.fill_engine import TargetImage, check_mask
+from ..raster.validity import BandMasks
+
+
+@dataclass
+class OtherDate:
+    """One other-date image on the target grid; `usable` pixels have data and are not gaps."""
+
+    path: str
+    date: date
+    dataset: gdal.Dataset
+    mask: gdal.Dataset | None
+    band_masks: BandMasks
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        raw = read_bands(self.dataset, window)
+        usable = self.band_masks.valid(window, raw).all(axis=0)
+        data = raw.astype(np.float64)
+        if self.mask is not None:
+            x, y, w, h = window
+            usable &= self.mask.GetRasterBand(1).ReadAsArray(x, y, w, h) == 0
+            usable &= read_valid(self.mask, window)
+        return data, usable
+
+
+def open_other_dates(
+    target: TargetImage, paths: list[str], dates: list[date], mask_paths: list[str] | None = None
+) -> list[OtherDate]:
+    """Align every other-date image (bilinear) and its mask (nearest) to the target grid."""
+    masks = mask_paths or []
+    if masks and len(masks) != len(paths):
+        raise GapfillError(
+            f"{len(masks)} gap masks were given for {len(paths)} other-date images. Give one mask "
+            "per image, in the same order, or none."
+        )
+    others = []
+    for index, (path, when) in enumerate(zip(paths, dates, strict=True)):
+        dataset = align_to_grid(path, target.grid, "bilinear", f"other-date image {index + 1}")
+        bands = data_band_count(dataset)
+        if bands != target.bands:
+            raise GapfillError(
+                f"The other-date image '{path}' has {bands} bands but the target has "
+                f"{target.bands}. Give images of the same product with the same bands."
+            )
+        mask = None
+        if masks and masks[index]:
+            mask = align_to_grid(masks[index], target.grid, "nearest", f"gap mask {index + 1}")
+            check_mask(mask, masks[index])
+        others.append(OtherDate(path, when, dataset, mask, BandMasks(dataset)))
+    return others

@@ -1,0 +1,228 @@
+"""The block loop every fill shares: read target and gaps, compute, keep clear pixels, write.
+
+A fill method only supplies `read_sources(window)` and `compute(block)`; this module guarantees
+the house rules: gap pixels only are replaced, clear pixels are copied bit-exactly, unfilled
+gaps become no-data, the output has the target's grid, type and band descriptions, and it
+appears only when complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import GapfillError
+from ..progress import CancelledFn, ProgressFn, never_cancelled, no_progress
+from .access import (
+    Grid,
+    Window,
+    band_descriptions,
+    crop,
+    expand_window,
+    iter_windows,
+    nodata_value,
+    numpy_dtype,
+    open_raster,
+    read_bands,
+    read_valid,
+    window_count,
+)
+from .alignment import align_to_grid
+from .output import GeoTiffWriter, atomic_path, cast_to
+from .pipeline import run_pipeline
+from .validity import BandMasks
+
+MASK_OUTSIDE = 255  # value of gap-mask pixels outside the image
+
+
+@dataclass
+class TargetImage:
+    """The image to fill, its optional gap mask (aligned to it) and what the output inherits."""
+
+    path: str
+    dataset: gdal.Dataset
+    grid: Grid
+    mask: gdal.Dataset | None
+    dtype: np.dtype
+    nodata: float
+    descriptions: list[str]
+    band_masks: BandMasks
+
+    def known(self, window: Window, values: np.ndarray) -> np.ndarray:
+        """Where the target has data, from its values already read (no second read)."""
+        return self.band_masks.valid(window, values).all(axis=0)
+
+    @property
+    def bands(self) -> int:
+        return len(self.descriptions)
+
+
+def default_nodata(dtype: np.dtype) -> float:
+    """No-data for outputs of targets without one: 0 for unsigned (Sentinel-2's convention)."""
+    if np.issubdtype(dtype, np.floating):
+        return float("nan")
+    if np.issubdtype(dtype, np.unsignedinteger):
+        return 0.0
+    return float(np.iinfo(dtype).min)
+
+
+def open_target(path: str, mask_path: str | None = None) -> TargetImage:
+    """Open the target and its gap mask; a mask must be one integer band (1 = gap, 0 = clear)."""
+    dataset = open_raster(path, "target image")
+    grid = Grid.of(dataset)
+    mask = None
+    if mask_path:
+        mask = align_to_grid(mask_path, grid, "nearest", "gap mask")
+        check_mask(mask, mask_path)
+    dtype = numpy_dtype(dataset)
+    nodata = nodata_value(dataset)
+    return TargetImage(
+        path=path,
+        dataset=dataset,
+        grid=grid,
+        mask=mask,
+        dtype=dtype,
+        nodata=default_nodata(dtype) if nodata is None else nodata,
+        descriptions=band_descriptions(dataset),
+        band_masks=BandMasks(dataset),
+    )
+
+
+def check_mask(mask: gdal.Dataset, path: str) -> None:
+    """Refuse masks that cannot be a gap mask: several bands or a floating-point type."""
+    from .access import data_band_count
+
+    bands = data_band_count(mask)
+    if bands != 1:
+        raise GapfillError(
+            f"The gap mask '{path}' has {bands} bands; a gap mask has exactly one band "
+            "(1 = gap, 0 = clear, 255 = outside). Build one with 'Build gap mask'."
+        )
+    if np.issubdtype(numpy_dtype(mask), np.floating):
+        raise GapfillError(
+            f"The gap mask '{path}' holds floating-point values; a gap mask is an integer raster "
+            "(1 = gap, 0 = clear, 255 = outside). Use 'Build gap mask' with a threshold to make "
+            "one."
+        )
+
+
+def read_gaps(
+    target: TargetImage, window: Window, values: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(known, gap) booleans: `known` where the target has data, `gap` where it must be filled.
+    `values`: the target's bands over `window` when already read."""
+    known = read_valid(target.dataset, window) if values is None else target.known(window, values)
+    gap = ~known
+    if target.mask is not None:
+        x, y, w, h = window
+        values = target.mask.GetRasterBand(1).ReadAsArray(x, y, w, h)
+        mask_known = read_valid(target.mask, window)
+        gap |= (values != 0) | ~mask_known
+    return known, gap
+
+
+@dataclass
+class Block:
+    """What a fill method computes on: the target (as float64) and gaps over the read window."""
+
+    window: Window
+    inner: Window  # position of the written window inside the read window
+    data: np.ndarray  # (bands, H, W) float64
+    gap: np.ndarray  # (H, W) bool
+    original: np.ndarray  # (bands, h, w) the written window in the target's own type
+    sources: Any
+
+
+@dataclass
+class FillReport:
+    """Pixel counts of a run, for the log and for the 'no gaps' / 'all gaps' checks."""
+
+    pixels: int = 0
+    gaps: int = 0
+    filled: int = 0
+    clear: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def unfilled(self) -> int:
+        return self.gaps - self.filled
+
+
+ComputeFn = Callable[[Block], tuple[np.ndarray, np.ndarray]]
+
+
+def fill_image(
+    target: TargetImage,
+    output: str | Path,
+    compute: ComputeFn,
+    *,
+    read_sources: Callable[[Window], Any] = lambda window: None,
+    halo: int = 0,
+    block_size: int = 512,
+    workers: int = 2,
+    require_clear: bool = False,
+    progress: ProgressFn = no_progress,
+    cancelled: CancelledFn = never_cancelled,
+) -> FillReport:
+    """Fill `target` block by block into `output` (GeoTIFF); `compute` returns the core block's
+    filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill."""
+    report = FillReport()
+    grid = target.grid
+
+    def read(window: Window) -> Block:
+        outer, inner = expand_window(window, halo, grid.width, grid.height)
+        raw = read_bands(target.dataset, outer)
+        _, gap = read_gaps(target, outer, raw)
+        original = crop(raw, inner).copy()
+        return Block(window, inner, raw.astype(np.float64), gap, original, read_sources(outer))
+
+    def fill(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        values, filled = compute(block)
+        gap = crop(block.gap, block.inner)
+        out = block.original.copy()
+        replace = gap & filled
+        out[:, replace] = cast_to(values[:, replace], target.dtype, target.nodata)
+        out[:, gap & ~filled] = cast_to(np.array(target.nodata), target.dtype)
+        return out, gap, replace
+
+    with atomic_path(output) as temporary:
+        writer = GeoTiffWriter(
+            temporary, grid, target.bands, target.dtype, target.nodata, target.descriptions
+        )
+
+        def write(window: Window, result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+            out, gap, replaced = result
+            writer.write(window, out)
+            report.pixels += gap.size
+            report.gaps += int(gap.sum())
+            report.filled += int(replaced.sum())
+
+        try:
+            run_pipeline(
+                iter_windows(grid.width, grid.height, block_size),
+                window_count(grid.width, grid.height, block_size),
+                read,
+                fill,
+                write,
+                workers=workers,
+                progress=progress,
+                cancelled=cancelled,
+            )
+            report.clear = report.pixels - report.gaps
+            if require_clear and report.clear == 0:
+                raise GapfillError(
+                    f"The target '{target.path}' is entirely in gaps and there is no other source "
+                    "to fill it from. Use 'Fill gaps from other dates' with images of other dates."
+                )
+        finally:
+            writer.close()
+    if report.gaps == 0:
+        report.messages.append(
+            "The target has no gap pixels: the output is an unchanged copy of it."
+        )
+    return report

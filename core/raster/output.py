@@ -1,0 +1,168 @@
+"""Tiled, compressed GeoTIFF outputs that appear only when complete (temporary, then renamed)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, gdal_array
+
+from ..errors import GapfillError
+from .access import Grid, Window, quiet_gdal
+
+
+def check_writable(path: str | Path) -> Path:
+    """The output path, after checking its folder exists (or can be made) and is writable."""
+    path = Path(path)
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GapfillError(
+            f"The output folder '{folder}' cannot be created ({error.strerror}). "
+            "Choose a folder you can write to."
+        ) from error
+    if not os.access(folder, os.W_OK):
+        raise GapfillError(
+            f"The output folder '{folder}' is not writable. Choose a folder you can write to."
+        )
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    final = check_writable(path)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{final.stem}.", suffix=".partial" + final.suffix, dir=final.parent
+    )
+    os.close(handle)
+    os.unlink(temporary)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, final)
+    finally:
+        for leftover in (temporary, temporary + ".aux.xml"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
+@functools.cache
+def has_zstd() -> bool:
+    """Whether this GDAL's GeoTIFF driver writes ZSTD (builds with libzstd, GDAL ≥ 2.3)."""
+    options = gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
+    return "ZSTD" in options
+
+
+def creation_options(
+    dtype: np.dtype, block: tuple[int, int] = (256, 256), *, compatible: bool = False
+) -> list[str]:
+    """Tiled GeoTIFF options. ZSTD level 1 with each band in its own blocks where GDAL has it:
+    about half the CPU of DEFLATE level 1 with pixel-interleaved blocks, for a file ~15 %
+    smaller, and a reader of a few bands decompresses only those (readers without ZSTD, such
+    as old ArcGIS or SNAP, need `gdal_translate -co COMPRESS=DEFLATE`).
+
+    `compatible`: DEFLATE, pixel-interleaved, as GDAL makes by default and every GeoTIFF
+    reader opens (the benchmarks' input mosaics, made like users' files).
+    """
+    predictor = "3" if np.issubdtype(dtype, np.floating) else "2"
+    if has_zstd() and not compatible:
+        compression = ["COMPRESS=ZSTD", "ZSTD_LEVEL=1", "INTERLEAVE=BAND"]
+    else:
+        compression = ["COMPRESS=DEFLATE", "ZLEVEL=1"]  # level 6 takes 3.4× the CPU, same size
+    return [
+        "TILED=YES",
+        f"BLOCKXSIZE={block[0]}",
+        f"BLOCKYSIZE={block[1]}",
+        *compression,
+        f"PREDICTOR={predictor}",
+        "BIGTIFF=IF_SAFER",
+        "NUM_THREADS=2",
+    ]
+
+
+class GeoTiffWriter:
+    """Writes windows of a (bands, h, w) raster on a grid; `close()` checks GDAL's error state."""
+
+    def __init__(
+        self,
+        path: Path,
+        grid: Grid,
+        bands: int,
+        dtype: np.dtype,
+        nodata: float | None = None,
+        descriptions: list[str] | None = None,
+        block: tuple[int, int] = (256, 256),
+    ) -> None:
+        driver = gdal.GetDriverByName("GTiff")
+        gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
+        with quiet_gdal():
+            self.dataset = driver.Create(
+                str(path),
+                grid.width,
+                grid.height,
+                bands,
+                gdal_type,
+                creation_options(dtype, block),
+            )
+        if self.dataset is None:
+            raise GapfillError(f"Cannot create '{path}': {gdal.GetLastErrorMsg()}")
+        self.path = path
+        self.dataset.SetGeoTransform(grid.geotransform)
+        if grid.projection:
+            self.dataset.SetProjection(grid.projection)
+        for index in range(1, bands + 1):
+            band = self.dataset.GetRasterBand(index)
+            if nodata is not None:
+                band.SetNoDataValue(float(nodata))
+            if descriptions and index <= len(descriptions) and descriptions[index - 1]:
+                band.SetDescription(descriptions[index - 1])
+
+    def write(self, window: Window, array: np.ndarray) -> None:
+        x, y, _, _ = window
+        data = array if array.ndim == 3 else array[np.newaxis]
+        self.dataset.WriteArray(data, x, y)  # all bands in one call
+
+    def close(self) -> None:
+        gdal.ErrorReset()
+        self.dataset.FlushCache()
+        message = gdal.GetLastErrorMsg()
+        self.dataset = None
+        if message and gdal.GetLastErrorType() >= gdal.CE_Failure:
+            raise GapfillError(f"Writing '{self.path}' failed: {message}")
+
+
+def cast_to(
+    array: np.ndarray, dtype: np.dtype, avoid: float | None = None, *, in_place: bool = False
+) -> np.ndarray:
+    """Round and clip floating results into an integer type; floats are cast as they are.
+
+    `avoid`: the output's no-data value. A filled value that lands on it (a dark pixel rounding
+    to 0 DN, say) would read as no data, so it is moved one step into the type's range.
+    `in_place`: round a float array the caller no longer needs without copying it.
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        exact = np.result_type(array.dtype, np.float32 if info.bits <= 16 else np.float64)
+        if in_place and array.dtype == exact and array.flags.writeable:
+            rounded = array  # exact holds the type's bounds exactly
+        else:
+            rounded = np.array(array, dtype=exact)
+        np.rint(rounded, out=rounded)
+        if rounded.size and not info.min <= rounded.min() <= rounded.max() <= info.max:
+            np.maximum(rounded, info.min, out=rounded)  # two reductions cost less than a clip
+            np.minimum(rounded, info.max, out=rounded)
+        out = rounded.astype(dtype)
+        if avoid is not None and info.min <= avoid <= info.max:
+            out[out == avoid] = avoid + 1 if avoid < info.max else avoid - 1
+        return out
+    out = array.astype(dtype)
+    if avoid is not None and np.isfinite(avoid):
+        out[out == avoid] = np.nextafter(dtype.type(avoid), dtype.type(np.inf))
+    return out

@@ -1,0 +1,107 @@
+"""Numerical pieces of the classical fills, against hand computations and brute force."""
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from gapfill.core.errors import Cancelled
+from gapfill.core.fills.histogram_matched_fill import gain_offset, matched_values
+from gapfill.core.fills.temporal_interpolation import interpolate_in_time
+from gapfill.core.raster.morphology import box_mean, box_sum, dilate
+from gapfill.core.raster.pipeline import run_pipeline
+
+
+def test_box_sum_matches_brute_force():
+    rng = np.random.default_rng(0)
+    array = rng.random((7, 9))
+    radius = 2
+    expected = np.zeros_like(array)
+    for y in range(7):
+        for x in range(9):
+            expected[y, x] = array[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3].sum()
+    np.testing.assert_allclose(box_sum(array, radius), expected)
+    np.testing.assert_allclose(box_mean(np.full((5, 5), 3.0), 4), 3.0)
+
+
+def test_dilate_grows_a_disk():
+    mask = np.zeros((9, 9), dtype=bool)
+    mask[4, 4] = True
+    grown = dilate(mask, 2)
+    ys, xs = np.nonzero(grown)
+    assert ((ys - 4) ** 2 + (xs - 4) ** 2 <= 4).all()
+    assert grown.sum() == 13  # the radius-2 digital disk
+    assert (dilate(mask, 0) == mask).all()
+
+
+def test_interpolation_between_dates_is_linear_in_time():
+    shape = (1, 1, 3)
+    before = (date(2020, 1, 1), np.full(shape, 100.0), np.array([[True, True, False]]))
+    after = (date(2020, 1, 11), np.full(shape, 200.0), np.array([[True, False, True]]))
+    values, filled = interpolate_in_time(date(2020, 1, 4), [before, after])
+    # 3 days after the first of 10: 100 + 0.3 * 100; one side only: that side's value
+    np.testing.assert_allclose(values[0, 0], [130.0, 100.0, 200.0])
+    assert filled.all()
+
+
+def test_interpolation_prefers_the_nearest_usable_date():
+    shape = (1, 1, 2)
+    far = (date(2020, 1, 1), np.full(shape, 10.0), np.array([[True, True]]))
+    near = (date(2020, 1, 9), np.full(shape, 50.0), np.array([[True, False]]))
+    values, filled = interpolate_in_time(date(2020, 1, 10), [far, near])
+    np.testing.assert_allclose(values[0, 0], [50.0, 10.0])
+    empty = (date(2020, 1, 9), np.full(shape, 1.0), np.array([[False, False]]))
+    _, none = interpolate_in_time(date(2020, 1, 10), [empty])
+    assert not none.any()
+
+
+def test_gain_offset_maps_mean_and_std():
+    source = np.array([1.0, 2.0, 3.0, 4.0])
+    target = 3.0 * source + 7.0
+    sums = [target.sum(), (target**2).sum(), source.sum(), (source**2).sum()]
+    gain, offset = gain_offset(np.float64(4), *(np.float64(v) for v in sums))
+    assert gain == pytest.approx(3.0) and offset == pytest.approx(7.0)
+
+
+def test_histogram_matching_recovers_a_linear_change():
+    rng = np.random.default_rng(1)
+    target = rng.random((2, 40, 40)) * 1000
+    source = (target - 50.0) / 1.5  # another date: other gain and offset
+    clear = np.ones((40, 40), dtype=bool)
+    clear[10:30, 10:30] = False  # a cloud on the target
+    adjusted = matched_values(target, clear, source, np.ones_like(clear), 15, 50)
+    np.testing.assert_allclose(adjusted[:, ~clear], target[:, ~clear], rtol=1e-9)
+    np.testing.assert_allclose(adjusted[:, 15:25, 15:25], target[:, 15:25, 15:25], rtol=1e-6)
+
+
+def test_pipeline_writes_in_order_and_stops_on_cancel():
+    written = []
+    run_pipeline(range(10), 10, lambda i: i, lambda i: i * i, lambda i, r: written.append(r))
+    assert written == [i * i for i in range(10)]
+    calls = []
+
+    def cancelled():
+        return len(calls) >= 3
+
+    with pytest.raises(Cancelled):
+        run_pipeline(
+            range(10),
+            10,
+            lambda i: calls.append(i) or i,
+            lambda i: i,
+            lambda i, r: None,
+            cancelled=cancelled,
+        )
+    assert len(calls) == 3
+
+
+def test_filled_values_never_land_on_the_nodata_value():
+    from gapfill.core.raster.output import cast_to
+
+    values = np.array([-0.3, 0.4, 0.6, 70000.0])
+    np.testing.assert_array_equal(cast_to(values, np.uint16, 0), [1, 1, 1, 65535])
+    np.testing.assert_array_equal(cast_to(values, np.uint16, 65535), [0, 0, 1, 65534])
+    np.testing.assert_array_equal(cast_to(values, np.uint16), [0, 0, 1, 65535])
+    assert cast_to(np.array([-9999.0]), np.float32, -9999.0)[0] != -9999.0
+    wide = np.array([-3e9, 2.5, 3e9], dtype=np.float32)  # float32 cannot hold 2**31 − 1
+    np.testing.assert_array_equal(cast_to(wide, np.int32), [-(2**31), 2, 2**31 - 1])
