@@ -1,1 +1,2 @@
-"""QGIS-free engine of Gapfill: raster windows, alignment, masks, fills, model cards, metrics."""
+"""QGIS-free engine of Gapfill, in rooms by role (docs/architecture.md); `errors`, `progress`
+and `dependencies` are the ground every room stands on."""

@@ -1,0 +1,1 @@
+"""Training data: raster statistics and scaling, patch sampling, extraction, the patch dataset."""
