@@ -9,7 +9,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-v
 GAPFILL_DATA ?= $(abspath ../shared/data)
 export GAPFILL_DATA
 export QT_QPA_PLATFORM := offscreen
-RUN := PYTHONPATH=$(CURDIR)/scripts $(PY)
+RUN := PYTHONPATH=$(CURDIR)/scripts:$(CURDIR)/benchmarks $(PY)
 
 .PHONY: help deps venv test lint demo bench bench-quality package clean
 
@@ -47,13 +47,13 @@ demo: venv
 	$(RUN) scripts/demo.py --output demo-output
 
 bench: venv
-	$(RUN) scripts/bench_classical.py --output bench-output
-	$(RUN) scripts/bench_onnx.py --output bench-output
-	$(RUN) scripts/bench_prepare.py --output bench-output
+	$(RUN) benchmarks/bench_classical.py --output bench-output
+	$(RUN) benchmarks/bench_onnx.py --output bench-output
+	$(RUN) benchmarks/bench_prepare.py --output bench-output
 
 bench-quality: venv
-	$(RUN) scripts/bench_quality.py --output bench-output/quality
-	$(RUN) scripts/bench_timeseries.py $(GAPFILL_DATA)/s5p_co/training models/stpconv-s5p-co.onnx
+	$(RUN) benchmarks/bench_quality.py --output bench-output/quality
+	$(RUN) benchmarks/bench_timeseries.py $(GAPFILL_DATA)/s5p_co/training models/stpconv-s5p-co.onnx
 
 package: deps
 	$(PYTHON_SYS) scripts/make_package.py --output dist

@@ -5,7 +5,7 @@
 # with and without mixed precision (bench_training.py run).
 #
 # Here, first: `make bench` (writes bench-output/bench_unet.onnx and sen12mscr_samples.npz) and
-# `PYTHONPATH=scripts .venv/bin/python scripts/bench_training.py pack`. If the device's
+# `PYTHONPATH=scripts:benchmarks .venv/bin/python benchmarks/bench_training.py pack`. If the device's
 # onnxruntime lacks the CUDA provider, bring ours with ../shared/tools/ort-gpu-parts.sh (its
 # header says how) and run this after its --install step, with PYTHONPATH=/tmp/ort.
 # Then one call: carry ["bench-output/bench_unet.onnx", "bench-output/sen12mscr_samples.npz",
@@ -14,9 +14,9 @@
 set -euo pipefail
 out=${OUT:-bench-output/gpu}
 mkdir -p "$out"
-export PYTHONPATH=scripts${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export PYTHONPATH=scripts:benchmarks${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 python3 -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())'
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 scripts/bench_onnx.py --gpu-arrays --device cuda --output bench-output 2>&1 | tee "$out/gpu_arrays.log"
+python3 benchmarks/bench_onnx.py --gpu-arrays --device cuda --output bench-output 2>&1 | tee "$out/gpu_arrays.log"
 cp bench-output/bench_onnx_gpu.md "$out/"
-python3 scripts/bench_training.py run --device cuda --output "$out" 2>&1 | tee "$out/training.log" | tail -15
+python3 benchmarks/bench_training.py run --device cuda --output "$out" 2>&1 | tee "$out/training.log" | tail -15

@@ -10,7 +10,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = "gapfill"
-EXCLUDED_TOP = {"tests", "scripts", "docs", ".ci", ".github"}
+EXCLUDED_TOP = {"tests", "scripts", "benchmarks", "docs", ".ci", ".github"}
+EXCLUDED_FOLDERS = {("training", "recipes")}  # scripts that retrain the bundled models
 EXCLUDED_FILES = {"Makefile", "pyproject.toml", "requirements-dev.txt", ".gitignore"}
 
 
@@ -26,7 +27,9 @@ def packaged_files() -> list[Path]:
     files = []
     for name in filter(None, listing.split("\0")):
         path = Path(name)
-        if path.parts[0] in EXCLUDED_TOP or path.name in EXCLUDED_FILES:
+        if path.parts[0] in EXCLUDED_TOP or path.name in EXCLUDED_FILES or path.parts[:2] in (
+            EXCLUDED_FOLDERS
+        ):
             continue
         files.append(path)
     return sorted(files)

@@ -1,4 +1,4 @@
-"""The bundled models of models/ (scripts/train_bundled_models.py, train_multidate_model.py): a
+"""The bundled models of models/ (training/recipes/s1s2_unet_small.py, train_multidate_model.py): a
 valid card whose recorded held-out metrics are those of the model note, and fills of held-out
 real data (a SEN12MS-CR sample; a SEN12MS-CR-TS date between two others) through
 processing.run that keep every clear pixel bit-identical."""

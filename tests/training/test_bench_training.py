@@ -1,4 +1,4 @@
-"""The GPU training-speed check (scripts/bench_training.py) runs end to end, tiny, on the CPU:
+"""The GPU training-speed check (benchmarks/bench_training.py) runs end to end, tiny, on the CPU:
 packing the real SEN12MS-CR samples, cutting patches with numpy alone, one DSen2-CR epoch."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_pack_then_run_one_epoch(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GAPFILL_DATA", str(data_dir))
-    monkeypatch.syspath_prepend(str(SCRIPTS))
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
     import bench_training
 
     bench_training.main(["pack", "--output", str(tmp_path)])

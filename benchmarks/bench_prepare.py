@@ -8,7 +8,7 @@ the same 4 rasters in a loop (no checks, no writing): extraction cannot be faste
 Extraction also runs on the first 2 000 patches: its peak memory must not grow with the number
 of patches. Only ratios measured side by side in one run mean anything.
 
-    python scripts/bench_prepare.py --output bench-output [--size 8192] [--patches 10000]
+    python benchmarks/bench_prepare.py --output bench-output [--size 8192] [--patches 10000]
         [--gdal-cache 256]
 """
 
@@ -20,14 +20,22 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench_classical import machine, peak_rss_mb, timed, warm_page_cache
-from mosaic import MosaicSet, build_mosaics, data_folder, make_plugin_importable
+from mosaic import MosaicSet, build_mosaics
 from osgeo import gdal
+
+from harness import (
+    data_folder,
+    load_line,
+    make_plugin_importable,
+    measure_in_child,
+    peak_rss_mb,
+    timed,
+    warm_page_cache,
+)
 
 PATCH = 64
 ROLES = ("target", "gap_mask", "optical_before", "optical_after")
@@ -104,13 +112,8 @@ def measure(step: str, folder: Path, size: int, count: int) -> dict[str, float]:
 
 
 def run_child(step: str, folder: Path, size: int, count: int, cache_mb: int) -> dict[str, float]:
-    command = [
-        sys.executable, __file__, "--measure", step, "--output", str(folder), "--size",
-        str(size), "--patches", str(count),
-    ]
-    env = {**os.environ, "GDAL_CACHEMAX": str(cache_mb)} if cache_mb > 0 else None
-    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    arguments = [step, "--output", str(folder), "--size", str(size), "--patches", str(count)]
+    return measure_in_child(__file__, arguments, cache_mb)
 
 
 def bench(folder: Path, size: int, patches: int, cache_mb: int) -> None:
@@ -118,7 +121,7 @@ def bench(folder: Path, size: int, patches: int, cache_mb: int) -> None:
     load_before = os.getloadavg()[0]
     make_plugin_importable()
     inputs = timed(f"mosaic {size}×{size}", lambda: build_mosaics(folder, size))
-    timed("page cache", lambda: warm_page_cache(inputs))
+    timed("page cache", lambda: warm_page_cache(inputs.paths))
     runs = {}
     for key, step, count in (
         ("sample", "sample", patches),
@@ -173,8 +176,7 @@ def bench(folder: Path, size: int, patches: int, cache_mb: int) -> None:
         "are written through memory maps of 4 MiB of rows at a time). The first "
         f"{SMALL} patches lie in a band at the top of the image.",
         "",
-        f"Machine: {machine()}; load average {load_before:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end.",
+        load_line(load_before),
         "",
         f"Command: `{command}`; whole run {time.perf_counter() - start:.0f} s.",
         "",

@@ -22,8 +22,8 @@ by `gapfill:evaluatefill` against the clear image, on the pixels under the real 
 The held-out figures are written into the model card (`validation_metrics`), the model note
 `models/<name>.md` (from its template below), and `<work>/bundled.md` / `bundled.json`.
 
-    python scripts/train_bundled_models.py --work bench-output/bundled          # everything
-    python scripts/train_bundled_models.py --work bench-output/bundled --steps evaluate
+    python training/recipes/s1s2_unet_small.py --work bench-output/bundled          # everything
+    python training/recipes/s1s2_unet_small.py --work bench-output/bundled --steps evaluate
 
 Steps: dataset, train, export, evaluate (default: all). Training takes about 2 minutes on a
 2-core CPU (6 epochs of 490 patches).
@@ -43,11 +43,10 @@ import sys
 import time
 from pathlib import Path
 
-from mosaic import data_folder, make_plugin_importable
-
+from harness import data_folder, make_plugin_importable
 from qgis_runner import QgisProcess
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NAME = "s1s2_unet_small"
 MODEL = REPO / "models" / f"{NAME}.onnx"
 NOTE = REPO / "models" / f"{NAME}.md"
@@ -373,7 +372,7 @@ the figures below.
 
 ## Reproduce
 
-    python scripts/train_bundled_models.py --work bench-output/bundled
+    python training/recipes/s1s2_unet_small.py --work bench-output/bundled
 
 which builds the split dataset, then runs
 

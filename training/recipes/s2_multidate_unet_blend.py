@@ -29,8 +29,9 @@ simulated gaps, classical fills and `gapfill:evaluatefill` metrics), the model r
 `gapfill:fillgaps` (BEFORE/AFTER: case (a) its nearest clear dates before and after; case (b)
 the nearest usable scene before and after, the same scene for both when one side has none).
 
-    python scripts/train_multidate_model.py --work bench-output/multidate          # everything
-    python scripts/train_multidate_model.py --work bench-output/multidate --steps evaluate
+    python training/recipes/s2_multidate_unet_blend.py --work bench-output/multidate  # everything
+    python training/recipes/s2_multidate_unet_blend.py --work bench-output/multidate \
+        --steps evaluate
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_classical import machine
 from bench_quality import (
     HISTOGRAM,
     SLOVENIA,
@@ -56,8 +56,7 @@ from bench_quality import (
     series_cases,
     slovenia_cases,
 )
-from mosaic import data_folder
-from train_bundled_models import (
+from s1s2_unet_small import (
     KEYS,
     REPO,
     SEED,
@@ -72,7 +71,9 @@ from train_bundled_models import (
     with_options,
     write_card_metrics,
 )
-from train_bundled_models import TRAIN_OPTIONS as SINGLE_DATE_OPTIONS
+from s1s2_unet_small import TRAIN_OPTIONS as SINGLE_DATE_OPTIONS
+
+from harness import data_folder, machine
 
 NAME = "s2_multidate_unet_blend"
 MODEL = REPO / "models" / f"{NAME}.onnx"
@@ -409,7 +410,7 @@ schedule, batch 8, seed 0, CPU with {THREADS} threads: {duration}.
 
 ## Reproduce
 
-    python scripts/train_multidate_model.py --work bench-output/multidate
+    python training/recipes/s2_multidate_unet_blend.py --work bench-output/multidate
 
 which builds the dataset, then runs
 

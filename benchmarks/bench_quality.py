@@ -25,7 +25,7 @@ Sentinel-2 metrics on DN / 10000 clipped to [0, 1] (data range 1); S5P on values
 (mol/m²) with a fixed data range of 0.1 mol/m² for PSNR and SSIM. Writes each case's report
 (HTML, CSV, JSON) and quality.md into the output folder.
 
-    python scripts/bench_quality.py --output bench-output/quality [--jobs 2]
+    python benchmarks/bench_quality.py --output bench-output/quality [--jobs 2]
 """
 
 from __future__ import annotations
@@ -44,9 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bench_classical import machine, timed
-from mosaic import data_folder, make_plugin_importable
 
+from harness import data_folder, machine, make_plugin_importable, timed
 from qgis_runner import QgisProcess
 
 TEMPORAL, HISTOGRAM, SPATIAL = "temporal interpolation", "histogram matching", "spatial IDW"

@@ -3,8 +3,8 @@ precision: samples per second of one epoch each (the GPU check of issue 8).
 
 Two steps, so that the second runs where only PyTorch and numpy exist (the lent GPU machine):
 
-    python scripts/bench_training.py pack [--output bench-output]       # here: GDAL reads
-    python scripts/bench_training.py run --samples bench-output/sen12mscr_training.npz \\
+    python benchmarks/bench_training.py pack [--output bench-output]       # here: GDAL reads
+    python benchmarks/bench_training.py run --samples bench-output/sen12mscr_training.npz \\
         [--device cuda] [--output OUT]                                   # there
 
 `pack` stores the 14 SEN12MS-CR samples (cloudy and clear Sentinel-2, Sentinel-1, cloud mask) in
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_onnx import make_plugin_importable  # numpy only: no GDAL on the GPU machine
+
+from harness import make_plugin_importable  # numpy only: no GDAL on the GPU machine
 
 SAMPLES_FILE = "sen12mscr_training.npz"
 ROLES = {"target": "s2_cloudy", "reference": "s2_clear", "sar": "s1", "gap_mask": "cloudmask"}
@@ -35,8 +36,9 @@ VALIDATION_PATCHES = 2
 
 def pack(output: Path) -> Path:
     """The SEN12MS-CR samples as stacks per role, in one compressed npz."""
-    from mosaic import data_folder
     from osgeo import gdal
+
+    from harness import data_folder
 
     folder = data_folder() / "sen12mscr"
     names = sorted(path.name.split("_")[0] for path in folder.glob("*_s2_cloudy.tif"))

@@ -6,7 +6,7 @@ GeoTIFF with the same creation options with plain GDAL: a fill cannot be faster 
 Each method also runs on a small mosaic: peak memory must not grow with the image size.
 Only ratios measured side by side in one run mean anything; nothing here asserts a timing.
 
-    python scripts/bench_classical.py --output bench-output [--size 8192] [--small 2048]
+    python benchmarks/bench_classical.py --output bench-output [--size 8192] [--small 2048]
         [--gdal-cache 256]
 """
 
@@ -15,12 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,10 +27,18 @@ from mosaic import (
     TARGET_DATE,
     MosaicSet,
     build_mosaics,
-    data_folder,
-    make_plugin_importable,
 )
 from osgeo import gdal
+
+from harness import (
+    data_folder,
+    load_line,
+    make_plugin_importable,
+    measure_in_child,
+    peak_rss_mb,
+    timed,
+    warm_page_cache,
+)
 
 BLOCK = 512  # the fills' default block size, used by the I/O floor too
 FLOOR = "floor"
@@ -44,15 +49,6 @@ METHODS = {
     "histogram": "nearest date, histogram matching",
     "spatial": "spatial inverse distance",
 }
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (MiB), from VmHWM: `ru_maxrss` would also count
-    the parent's peak, which Linux carries over into a child across fork and exec."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")
 
 
 def copy_with_gdal(inputs: MosaicSet, output: Path) -> None:
@@ -121,41 +117,8 @@ def measure(method: str, folder: Path, size: int, output: Path) -> dict[str, flo
 def run_child(method: str, folder: Path, size: int, gdal_cache_mb: int) -> dict[str, float]:
     """Measure `method` in a fresh process; its output is deleted afterwards."""
     output = folder / f"out-{method}-{size}.tif"
-    command = [
-        sys.executable, __file__, "--measure", method, "--output", str(folder),
-        "--size", str(size), "--result", str(output),
-    ]
-    env = dict(os.environ)
-    if gdal_cache_mb > 0:
-        env["GDAL_CACHEMAX"] = str(gdal_cache_mb)
-    try:
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env)
-    finally:
-        output.unlink(missing_ok=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def warm_page_cache(inputs: MosaicSet) -> None:
-    """Read the inputs once so that no method pays for the first read from disk."""
-    for path in inputs.paths:
-        with open(path, "rb") as stream:
-            while stream.read(1 << 24):
-                pass
-
-
-def machine(libraries: str = "") -> str:
-    """CPU model, cores, memory and library versions (plus `libraries`), for the report."""
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{model}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB RAM; "
-        f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
-        f"{libraries}GDAL {gdal.__version__}, numpy {np.__version__}"
-    )
+    arguments = [method, "--output", str(folder), "--size", str(size), "--result", str(output)]
+    return measure_in_child(__file__, arguments, gdal_cache_mb, output)
 
 
 def table(results: dict[str, dict[int, dict[str, float]]], size: int, small: int) -> str:
@@ -177,15 +140,6 @@ def table(results: dict[str, dict[int, dict[str, float]]], size: int, small: int
     return "\n".join(lines)
 
 
-def timed(what: str, step: Callable[[], T]) -> T:
-    """Run `step`, saying what and how long on stderr."""
-    print(f"{what} …", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    result = step()
-    print(f"{what}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-    return result
-
-
 def bench(folder: Path, size: int, small: int, gdal_cache_mb: int) -> None:
     """Build the mosaics, measure every method at both sizes, print and write the table."""
     start = time.perf_counter()
@@ -194,7 +148,7 @@ def bench(folder: Path, size: int, small: int, gdal_cache_mb: int) -> None:
     sizes = sorted({small, size})
     for each in sizes:
         inputs = timed(f"mosaic {each}×{each}", lambda each=each: build_mosaics(folder, each))
-        timed(f"page cache {each}", lambda inputs=inputs: warm_page_cache(inputs))
+        timed(f"page cache {each}", lambda inputs=inputs: warm_page_cache(inputs.paths))
     results: dict[str, dict[int, dict[str, float]]] = {key: {} for key in METHODS}
     for each in sizes:
         for key, label in METHODS.items():
@@ -224,8 +178,7 @@ def bench(folder: Path, size: int, small: int, gdal_cache_mb: int) -> None:
         "by block and writing the same GeoTIFF (the spatial fill reads no other date). "
         "Peak RSS: the child process's maximum resident memory, GDAL's block cache included.",
         "",
-        f"Machine: {machine()}; load average {load_before:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end.",
+        load_line(load_before),
         "",
         f"Command: `{command}`; whole run {total:.0f} s.",
         "",

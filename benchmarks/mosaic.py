@@ -9,10 +9,7 @@ from the same sample pixels with the same size, tiles and seed (a tag in its met
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import sys
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -22,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal, osr
 
-REPO = Path(__file__).resolve().parent.parent
+from harness import data_folder
+
 TILE = 256
 SEED = 2018
 EPSG = 32633  # UTM 33N, where the sen12mscr_ts patch (near Rome) lies
@@ -33,24 +31,6 @@ TAG = "GAPFILL_BENCH_MOSAIC"
 TIME_SERIES = "sen12mscr_ts"
 TARGET_DATE = date(2018, 9, 18)  # about half of it under real clouds
 OTHER_DATES = (date(2018, 9, 3), date(2018, 9, 28))
-
-
-def make_plugin_importable() -> None:
-    """Put a temporary folder holding `gapfill` → the repository first on `sys.path`."""
-    if any((Path(entry) / "gapfill").resolve() == REPO for entry in sys.path if entry):
-        return
-    folder = tempfile.mkdtemp(prefix="gapfill-pluginpath-")
-    atexit.register(shutil.rmtree, folder, True)
-    (Path(folder) / "gapfill").symlink_to(REPO, target_is_directory=True)
-    sys.path.insert(0, folder)
-
-
-def data_folder() -> Path:
-    """The real sample data: $GAPFILL_DATA, else ../shared/data beside the repository."""
-    folder = Path(os.environ.get("GAPFILL_DATA", REPO.parent / "shared" / "data"))
-    if not (folder / TIME_SERIES).is_dir():
-        raise SystemExit(f"real data folder {folder / TIME_SERIES} not found (set GAPFILL_DATA)")
-    return folder
 
 
 @dataclass(frozen=True)
@@ -150,7 +130,7 @@ def build_mosaics(folder: Path, size: int) -> MosaicSet:
     from gapfill.core.masks.gap_mask import MaskSettings, build_gap_mask
     from gapfill.core.raster.output import creation_options
 
-    series = data_folder() / TIME_SERIES
+    series = data_folder(TIME_SERIES) / TIME_SERIES
     inputs = MosaicSet.in_folder(folder, size)
     target_sample = series / f"s2_{TARGET_DATE}.tif"
     origin = utm_origin(gdal.Open(str(target_sample)))

@@ -23,21 +23,17 @@ mean anything.
 written by the file benchmark, else of random-ish samples) against the device compute floor,
 in the same process.
 
-    python scripts/bench_onnx.py [--output bench-output] [--size 8192] [--small 2048] [--profile]
-    python scripts/bench_onnx.py --gpu-arrays [--size 10980] [--device cuda]
+    python benchmarks/bench_onnx.py [--output bench-output] [--size 8192] [--small 2048] [--profile]
+    python benchmarks/bench_onnx.py --gpu-arrays [--size 10980] [--device cuda]
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
 import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from collections import Counter
@@ -48,7 +44,17 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from harness import (
+    REPO,
+    cpu_seconds,
+    data_folder,
+    machine,
+    make_plugin_importable,
+    measure_in_child,
+    peak_rss_mb,
+    warm_page_cache,
+)
+
 SAMPLE = 256  # side of a SEN12MS-CR sample
 SEED = 2018
 EPSG = 32633
@@ -65,36 +71,6 @@ MODEL_FILE = "bench_unet.onnx"
 BUNDLED = REPO / "models" / "s1s2_unet_small.onnx"  # the single-date CPU default
 SCENE_GOAL_S = 300  # issue 8: a 10980² Sentinel-2 tile end to end within 5 minutes on 2 cores
 ROLE_FILES = {"target": "s2.tif", "sar": "s1.tif", "gap_mask": "gap_mask.tif"}
-
-
-def make_plugin_importable() -> None:
-    """Put a temporary folder holding `gapfill` → the repository first on `sys.path`."""
-    folder = Path(tempfile.mkdtemp(prefix="gapfill-pluginpath-"))
-    atexit.register(shutil.rmtree, folder, True)
-    (folder / "gapfill").symlink_to(REPO, target_is_directory=True)
-    sys.path.insert(0, str(folder))
-
-
-def data_folder() -> Path:
-    """The SEN12MS-CR samples: $GAPFILL_DATA/sen12mscr, else ../shared/data/sen12mscr."""
-    folder = Path(os.environ.get("GAPFILL_DATA", REPO.parent / "shared" / "data")) / "sen12mscr"
-    if not any(folder.glob("*_s2_cloudy.tif")):
-        raise SystemExit(f"real samples not found in {folder} (set GAPFILL_DATA)")
-    return folder
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM, MiB)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def cpu_seconds() -> float:
-    """CPU time of every thread of this process so far."""
-    times = os.times()
-    return times.user + times.system
 
 
 # ---------------------------------------------------------------- mosaic of the real samples
@@ -202,14 +178,6 @@ def write_mosaic(samples: dict[str, np.ndarray], folder: Path, size: int) -> dic
         dataset = None
         os.replace(partial, path)
     return paths
-
-
-def warm_page_cache(paths: dict[str, Path]) -> None:
-    """Read the inputs once so that no measurement pays for the first read from disk."""
-    for path in paths.values():
-        with open(path, "rb") as stream:
-            while stream.read(1 << 24):
-                pass
 
 
 # ---------------------------------------------------------------- compute floor
@@ -503,18 +471,13 @@ class Run:
 def run_child(run: Run, folder: Path, gdal_cache_mb: int) -> dict[str, Any]:
     """Measure `run` in a fresh process; its output raster is deleted afterwards."""
     output = folder / f"out-{run.what}-{run.size}.tif"
-    command = [
-        sys.executable, __file__, "--measure", run.what, "--output", str(folder),
-        "--size", str(run.size), "--tile", str(run.tile), "--batch", str(run.batch),
-        "--result", str(output), *(["--model", str(run.model)] if run.model else []),
+    arguments = [
+        run.what, "--output", str(folder), "--size", str(run.size), "--tile", str(run.tile),
+        "--batch", str(run.batch), "--result", str(output),
+        *(["--model", str(run.model)] if run.model else []),
     ]
-    env = dict(os.environ, GDAL_CACHEMAX=str(gdal_cache_mb))
     print(f"{run.label} at {run.size}² …", file=sys.stderr, flush=True)
-    try:
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env)
-    finally:
-        output.unlink(missing_ok=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = measure_in_child(__file__, arguments, gdal_cache_mb, output)
     print(f"  {result['seconds']:.1f} s, {result['peak_rss_mb']:.0f} MiB", file=sys.stderr)
     return result
 
@@ -598,15 +561,15 @@ def bench(args: argparse.Namespace) -> None:
     network = build_unet()
     flops, reach = flop_per_pixel(network), receptive_half_width(network)
     print(f"U-Net: {flops / 1e3:.0f} kFLOP/px, receptive half-width {reach} px", file=sys.stderr)
-    samples = load_samples(data_folder())
+    samples = load_samples(data_folder() / "sen12mscr")
     np.savez_compressed(folder / SAMPLES_FILE, **samples)
     sizes = sorted({args.small, args.size})
     for size in sizes:
         paths = write_mosaic(samples, folder, size)
-        warm_page_cache(paths)
+        warm_page_cache(paths.values())
     scene = None
     if args.scene:
-        warm_page_cache(write_mosaic(samples, folder, args.scene))
+        warm_page_cache(write_mosaic(samples, folder, args.scene).values())
         label = f"bundled {BUNDLED.stem}, end to end"
         scene = run_child(Run("fill", args.scene, 0, 0, label, BUNDLED), folder, args.gdal_cache)
     runs = []
@@ -636,7 +599,7 @@ def bench(args: argparse.Namespace) -> None:
                      if (run.what, run.size, run.tile) == ("floor", args.size, TILE_SIZE))
     rss = big["peak_rss_mb"] / small["peak_rss_mb"]
     total = time.perf_counter() - start
-    command = f"GAPFILL_DATA={data_folder().parent} python {shlex.join(sys.argv)}"
+    command = f"GAPFILL_DATA={data_folder()} python {shlex.join(sys.argv)}"
     report = "\n".join([
         "# ONNX fill: speed and memory against the compute floor",
         "",
@@ -775,7 +738,6 @@ def gpu_arrays(args: argparse.Namespace) -> None:
 def onnx_machine() -> str:
     """The machine line of the file benchmark (GDAL is there; --gpu-arrays needs no GDAL)."""
     import onnxruntime
-    from bench_classical import machine
 
     return machine(f"ONNX Runtime {onnxruntime.__version__}, ")
 

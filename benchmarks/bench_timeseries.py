@@ -1,7 +1,7 @@
 """Score the time-series fills on the validation blocks of an STPConv folder (VALMASK pixels),
 then on the NDVI series of eolearn_slovenia with simulated gaps.
 
-``python scripts/bench_timeseries.py [DATA_FOLDER [MODEL.onnx]] [--every 5] [--lam 10]
+``python benchmarks/bench_timeseries.py [DATA_FOLDER [MODEL.onnx]] [--every 5] [--lam 10]
 [--ndvi FOLDER | --no-ndvi] [--shift 17]`` (run with the plugin importable as `gapfill`).
 Prints a Markdown table of MAE, RMSE and R² over all evaluation pixels of the validation
 blocks, for linear interpolation in time, the Whittaker smoother, the temporal mean and the
@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from mosaic import data_folder, make_plugin_importable
+
+from harness import data_folder, make_plugin_importable
 
 
 def print_table(predictions: dict[str, np.ndarray], reference: np.ndarray) -> None:
@@ -95,7 +96,8 @@ def main() -> None:
     if args.data:
         s5p_benchmark(args)
     if not args.no_ndvi:
-        ndvi_benchmark(args.ndvi or data_folder() / "eolearn_slovenia", args.shift)
+        slovenia = data_folder("eolearn_slovenia") / "eolearn_slovenia"
+        ndvi_benchmark(args.ndvi or slovenia, args.shift)
 
 
 def s5p_benchmark(args: argparse.Namespace) -> None:
