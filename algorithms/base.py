@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from qgis.core import (
+    QgsApplication,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -21,6 +22,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..core.environment.dependency_folder import dependency_root
 from ..core.errors import Cancelled, GapfillError, MissingDependencyError
 from ..core.raster.fill_engine import FillReport
 
@@ -30,6 +32,7 @@ GROUPS = {
     "fill": "Fill",
     "train": "Train",
     "evaluate": "Evaluate",
+    "environment": "Environment",
 }
 T = TypeVar("T")
 
@@ -79,6 +82,18 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
         """Files behind a multiple-layers parameter, in the order the user gave them."""
         layers = self.parameterAsLayerList(parameters, name, context)
         return [raster_source(layer, name) for layer in layers]
+
+
+class DependencyFolderAlgorithm(GapfillAlgorithm):
+    """Install / Remove dependencies: both change Gapfill's folder of the QGIS profile and put
+    what is there in use at once. Not hidden from the modeler: QGIS 3.22 reads any of the
+    hide flags as 'deprecated' and then leaves the algorithm out of `qgis_process list`."""
+
+    GROUP = "environment"
+
+    @staticmethod
+    def dependency_root() -> Path:
+        return dependency_root(Path(QgsApplication.qgisSettingsDirPath()))
 
 
 def raster_source(layer: QgsRasterLayer, name: str) -> str:

@@ -28,7 +28,7 @@ class CheckEnvironment(GapfillAlgorithm):
     OUTPUT = "OUTPUT"
     REPORT = "REPORT"
 
-    GROUP = "prepare"
+    GROUP = "environment"
 
     def name(self) -> str:
         return "checkenvironment"

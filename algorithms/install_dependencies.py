@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from qgis.core import (
-    QgsApplication,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputString,
@@ -17,17 +14,17 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.environment.dependency_folder import activate, dependency_root
+from ..core.environment.dependency_folder import activate
 from ..core.environment.dependency_installer import (
     BUILDS,
     IMPORT_NAMES,
     install_dependencies,
     split_arguments,
 )
-from .base import GapfillAlgorithm, domain_errors
+from .base import DependencyFolderAlgorithm, domain_errors
 
 
-class InstallDependencies(GapfillAlgorithm):
+class InstallDependencies(DependencyFolderAlgorithm):
     BUILD = "BUILD"
     TRAINING = "TRAINING"
     DRY_RUN = "DRY_RUN"
@@ -37,16 +34,11 @@ class InstallDependencies(GapfillAlgorithm):
     INSTALLED = "INSTALLED"
     COMMANDS = "COMMANDS"
 
-    GROUP = "prepare"
-
     def name(self) -> str:
         return "installdependencies"
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API
         return self.tr("Install dependencies")
-
-    def flags(self) -> QgsProcessingAlgorithm.Flags:
-        return super().flags() | QgsProcessingAlgorithm.FlagHideFromModeler
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
@@ -113,7 +105,7 @@ class InstallDependencies(GapfillAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        root = dependency_root(Path(QgsApplication.qgisSettingsDirPath()))
+        root = self.dependency_root()
         dry_run = self.parameterAsBoolean(parameters, self.DRY_RUN, context)
         with domain_errors():
             result = install_dependencies(

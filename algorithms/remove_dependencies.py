@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from qgis.core import (
-    QgsApplication,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputString,
 )
 
-from ..core.environment.dependency_folder import activate, dependency_root
+from ..core.environment.dependency_folder import activate
 from ..core.environment.dependency_installer import remove_dependencies
-from .base import GapfillAlgorithm
+from .base import DependencyFolderAlgorithm
 
 
-class RemoveDependencies(GapfillAlgorithm):
+class RemoveDependencies(DependencyFolderAlgorithm):
     REMOVED = "REMOVED"
-
-    GROUP = "prepare"
 
     def name(self) -> str:
         return "removedependencies"
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API
         return self.tr("Remove dependencies")
-
-    def flags(self) -> QgsProcessingAlgorithm.Flags:
-        return super().flags() | QgsProcessingAlgorithm.FlagHideFromModeler
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
@@ -48,7 +40,7 @@ class RemoveDependencies(GapfillAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        root = dependency_root(Path(QgsApplication.qgisSettingsDirPath()))
+        root = self.dependency_root()
         removed, leftovers = remove_dependencies(root)
         activate(root)
         for folder in removed:

@@ -29,7 +29,7 @@ def test_provider_lists_exactly_the_working_algorithms(provider):
     assert ids == EXPECTED
     for algorithm in provider.algorithms():
         assert algorithm.shortHelpString().strip()
-        assert algorithm.groupId() in {"prepare", "fill", "train", "evaluate"}
+        assert algorithm.groupId() in {"prepare", "fill", "train", "evaluate", "environment"}
         assert algorithm.icon() is not None
         assert algorithm.createInstance().name() == algorithm.name()
         for parameter in algorithm.parameterDefinitions():
