@@ -121,8 +121,9 @@ class Scaling:
 # --------------------------------------------------------------------------- network
 
 
-def resolve_device(device: Device) -> str:
-    torch = require("torch", PURPOSE)
+def resolve_device(device: Device, purpose: str = PURPOSE) -> str:
+    """'cuda' or 'cpu' for `device`; refuses 'cuda' when PyTorch sees no GPU."""
+    torch = require("torch", purpose)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -167,19 +168,20 @@ def build_network(in_channels: int, out_channels: int, width: int = WIDTH):
 
 
 @contextmanager
-def deterministic(seed: int) -> Iterator[None]:
-    """Seed torch and ask for deterministic kernels, restoring the caller's settings after."""
-    torch = require("torch", PURPOSE)
+def deterministic(seed: int, threads: int = 1, purpose: str = PURPOSE) -> Iterator[None]:
+    """Seed torch and ask for deterministic kernels on `threads` CPU threads (a fixed count:
+    the same reductions every run), restoring the caller's settings after."""
+    torch = require("torch", purpose)
     previous = torch.are_deterministic_algorithms_enabled()
-    threads = torch.get_num_threads()
+    caller_threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.set_num_threads(1)  # one thread: same reductions every run, and no oversubscription
+        torch.set_num_threads(threads)
         try:
             yield
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(caller_threads)
             torch.use_deterministic_algorithms(previous)
 
 
