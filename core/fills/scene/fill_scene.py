@@ -290,11 +290,13 @@ def fill_scene(
     windows: list[ValidationWindow] = []
     sample_stage = stages.stage("sample")
     for index, (scene, stored, inner) in enumerate(sampled):
-        split, evaluation, training = lay_layouts(scene, stored, inner, settings.layouts, rng)
+        split, evaluation, training, trainable = lay_layouts(
+            scene, stored, inner, settings.layouts, rng
+        )
         area = scene.cropped(stored)
         windows.append(ValidationWindow(
             stored, inner, cropped_truth(scene, stored), area.gap, split, evaluation, training,
-            seen=dates_seeing(area),
+            trainable, dates_seeing(area),
         ))
         sample_stage((index + 1) / len(sampled))
     pixels = {"training": training_pixels(windows), "selection": pixels_of(windows, SELECT),

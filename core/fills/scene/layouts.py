@@ -25,9 +25,9 @@ USEFUL_PATTERN = (0.002, 0.9)  # a pattern covering more than this hides everyth
 
 
 def block_size(height: int, width: int) -> int:
-    """Side of the split blocks: an eighth of the window, between 16 and 128 pixels (small
-    blocks spread each split over the window; gaps are not clipped to them)."""
-    return int(np.clip(min(height, width) // 8, 16, 128))
+    """Side of the split blocks: a quarter of the window, between 32 and 256 pixels (gaps are
+    not clipped to them; training targets keep a buffer from the scored pixels)."""
+    return int(np.clip(min(height, width) // 4, 32, 256))
 
 
 def split_blocks(height: int, width: int, rng: np.random.Generator) -> np.ndarray:

@@ -21,10 +21,12 @@ import numpy as np
 from ...evaluate.metrics import Metrics, MetricsAccumulator, Scaling
 from ...evaluate.seams import boundary_jump
 from ...raster.access import Window, crop
+from ...raster.proximity import distance_to
 from .inputs import SceneInputs, SceneWindow
 from .layouts import TRAIN, ShapeSource, split_blocks, target_fraction
 
 OUTSIDE = -1  # split label of the context around a window's core
+MIN_BUFFER, MAX_BUFFER = 8, 32
 
 
 def metric_scaling(samples: np.ndarray, integer: bool) -> tuple[Scaling, float]:
@@ -50,6 +52,7 @@ class ValidationWindow:
     split: np.ndarray  # TRAIN / SELECT / REPORT in the core, OUTSIDE around it
     evaluation: np.ndarray  # simulated gaps of the selection and report blocks
     training: list[np.ndarray]  # further layouts, hidden everywhere, trained on in TRAIN
+    trainable: np.ndarray  # where training targets may lie
     seen: np.ndarray  # how many other dates have a usable pixel there
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # float32, evaluation
 
@@ -63,8 +66,9 @@ class ValidationWindow:
         return self.evaluation & np.isin(self.split, splits)
 
     def trained(self, layout: np.ndarray) -> np.ndarray:
-        """The pixels of a training layout that the loss is taken on: the training blocks'."""
-        return layout & (self.split == TRAIN)
+        """The pixels of a training layout the loss is taken on: in the training blocks, away
+        from the scored pixels by the buffer."""
+        return layout & self.trainable
 
     def training_hidden(self, layout: np.ndarray) -> np.ndarray:
         """What a network is denied while it trains on `layout`: the real gaps, the layout and
@@ -102,9 +106,9 @@ def lay_layouts(
     core: Window,
     layouts: int,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """(split labels, evaluation gaps, training layouts) on the stored area, from the real
-    shapes of the window: its own gaps and every other date's."""
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+    """(split labels, evaluation gaps, training layouts, where training targets may lie) on
+    the stored area, from the real shapes of the window: its own gaps and every other date's."""
     area = scene.cropped(stored)
     height, width = area.shape
     split = np.full((height, width), OUTSIDE, dtype=np.int8)
@@ -116,13 +120,19 @@ def lay_layouts(
     fraction = target_fraction(float(area.gap[inside].mean()) if inside.any() else 0.0)
     evaluation = shapes.lay(clear, fraction, rng)
     scored = evaluation & (split != TRAIN) & (split != OUTSIDE)
-    import os
-    if os.environ.get("CLIP_TRAIN"):
-        training = [shapes.lay(clear & (split == TRAIN) & ~evaluation, fraction, rng)
-                    for _ in range(layouts)]
-    else:
-        training = [shapes.lay(clear & ~scored, fraction, rng) for _ in range(layouts)]
-    return split, evaluation, training
+    training = [shapes.lay(clear & ~scored, fraction, rng) for _ in range(layouts)]
+    trainable = (split == TRAIN) & (distance_to(scored) > buffer_width(area.gap, clear))
+    return split, evaluation, training, trainable
+
+
+def buffer_width(gap: np.ndarray, clear: np.ndarray) -> float:
+    """How far training targets stay from scored pixels: the median distance of the real gap
+    pixels to the nearest clear pixel (8 to 32 px). A real gap pixel is that far from anything
+    a network could have learnt at; a scored pixel next to a training target would be easier."""
+    if not gap.any() or not clear.any():
+        return float(MIN_BUFFER)
+    distance = distance_to(clear)[gap]
+    return float(np.clip(np.median(distance), MIN_BUFFER, MAX_BUFFER))
 
 
 @dataclass
