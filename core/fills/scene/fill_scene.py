@@ -330,7 +330,7 @@ def fill_scene(
 
     def scored(name: str, *splits: int) -> Score:
         predictions = {i: w.predictions[name] for i, w in enumerate(windows)}
-        return score(windows, predictions, splits, scaling, data_range, ndvi)
+        return score(windows, predictions, splits, scaling, data_range, ndvi, REPORT in splits)
 
     results = [
         CandidateResult(c.name, c.kind, scored(c.name, SELECT), scored(c.name, TRAIN, SELECT))
@@ -477,9 +477,11 @@ def _example(
 def _disagreement(
     first: np.ndarray, second: np.ndarray | None, spread: np.ndarray
 ) -> np.ndarray:
+    """Mean over the bands of |first − second| / spread (0 where either has no value)."""
     if second is None:
         return np.zeros(first.shape[1:])
-    return np.nanmean(np.abs(first - second) / spread[:, None, None], axis=0)
+    difference = np.abs(first - second) / spread[:, None, None]
+    return np.where(np.isfinite(difference), difference, 0.0).mean(axis=0)
 
 
 def _confidence(

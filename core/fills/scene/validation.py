@@ -154,12 +154,15 @@ def score(
     scaling: Scaling,
     data_range: float,
     ndvi_bands: tuple[int, int] | None = None,
+    full: bool = True,
 ) -> Score:
     """Metrics of the predictions (window index → (bands, h, w)) on the evaluation gaps of the
-    blocks of `splits`, pooled over the windows, and the boundary jump against the truth's."""
+    blocks of `splits`, pooled over the windows, and the boundary jump against the truth's;
+    SSIM only when `full` (choices are made on PSNR; the report has every metric)."""
     windows = list(windows)
     accumulator = MetricsAccumulator(
-        windows[0].truth.shape[0], scaling=scaling, data_range=data_range, ndvi_bands=ndvi_bands
+        windows[0].truth.shape[0], scaling=scaling, data_range=data_range, ndvi_bands=ndvi_bands,
+        ssim=full,
     )
     jump = truth_jump = 0.0
     pairs = truth_pairs = 0
