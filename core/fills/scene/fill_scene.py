@@ -42,11 +42,12 @@ from .candidates import (
 )
 from .confidence import ConfidenceModel, pixel_features
 from .inputs import SceneInputs, SceneWindow
-from .layouts import REPORT, SELECT, TRAIN, sample_windows
+from .layouts import REPORT, SELECT, STOP, TRAIN, sample_windows
 from .network import MARGIN, AdaptedNetwork, Example, FeatureSpec, Standardiser, train_adapted
 from .validation import (
     Score,
     ValidationWindow,
+    block_errors,
     cropped_truth,
     lay_layouts,
     metric_scaling,
@@ -234,11 +235,11 @@ def _auxiliary_standardiser(windows: list[SceneWindow], kind: str) -> Standardis
     return Standardiser.fit(flat[:, np.isfinite(flat).all(axis=0)][:, ::7])
 
 
-def _selection_psnr(
+def _stopping_psnr(
     windows: list[ValidationWindow], examples: list[Example], spec: FeatureSpec,
     scaling: Scaling, data_range: float,
 ) -> Callable[[AdaptedNetwork], float]:
-    """PSNR of the network on the selection gaps, pooled over the windows."""
+    """PSNR of the network on the stopping blocks' gaps, pooled over the windows."""
 
     def psnr(network: AdaptedNetwork) -> float:
         total, count = 0.0, 0
@@ -290,13 +291,13 @@ def fill_scene(
     windows: list[ValidationWindow] = []
     sample_stage = stages.stage("sample")
     for index, (scene, stored, inner) in enumerate(sampled):
-        split, evaluation, training, trainable = lay_layouts(
+        split, blocks, evaluation, training, trainable = lay_layouts(
             scene, stored, inner, settings.layouts, rng
         )
         area = scene.cropped(stored)
         windows.append(ValidationWindow(
-            stored, inner, cropped_truth(scene, stored), area.gap, split, evaluation, training,
-            trainable, dates_seeing(area),
+            stored, inner, cropped_truth(scene, stored), area.gap, split, blocks, evaluation,
+            training, trainable, dates_seeing(area),
         ))
         sample_stage((index + 1) / len(sampled))
     pixels = {"training": training_pixels(windows), "selection": pixels_of(windows, SELECT),
@@ -333,11 +334,12 @@ def fill_scene(
         return score(windows, predictions, splits, scaling, data_range, ndvi, REPORT in splits)
 
     results = [
-        CandidateResult(c.name, c.kind, scored(c.name, SELECT), scored(c.name, TRAIN, SELECT))
+        CandidateResult(c.name, c.kind, scored(c.name, SELECT),
+                        scored(c.name, TRAIN, STOP, SELECT))
         for c in candidates
     ]
     ranked = sorted(results, key=lambda r: r.rank, reverse=True)
-    log("Ranking PSNR (training and selection blocks): "
+    log("Ranking PSNR (every block but the report ones): "
         + ", ".join(f"{r.name} {r.rank:.2f} dB" for r in ranked))
 
     network, network_info = None, None
@@ -359,17 +361,23 @@ def fill_scene(
                                       window.predictions.items()}
             ).astype(np.float32)
         results.append(CandidateResult(ADAPTED, "adapted", scored(ADAPTED, SELECT)))
+        better, blocks = _blocks_won(windows, ADAPTED, network.spec.base, scaling)
+        accepted = network.shrink > 0 and blocks > 0 and better >= required_wins(blocks)
         network_info = {
             "base": network.spec.base, "second": network.spec.second, "steps": network.steps,
             "stopped_by": network.stopped_by, "shrink": network.shrink,
+            "selection_blocks_won": better, "selection_blocks": blocks, "accepted": accepted,
             "history": network.history,
         }
+        verdict = "chosen" if accepted else f"not chosen (it must win on {required_wins(blocks)})"
+        log(f"Adapted network: better than {network.spec.base} on {better} of {blocks} "
+            f"selection blocks: {verdict}.")
     training_stage(1.0)
 
-    # The choice: the best-ranked fill, unless the network corrects it (shrink > 0 only when
-    # the correction scores better on the selection blocks).
+    # The choice: the best-ranked fill, unless the network corrects it better on every
+    # selection block (blocks never used to train it or to stop its training).
     chosen = ranked[0]
-    if network is not None and network.shrink > 0:
+    if network_info is not None and network_info["accepted"]:
         chosen = results[-1]
     report_stage = stages.stage("report")
     enough = pixels["report"] >= MIN_SCORED
@@ -398,6 +406,27 @@ def fill_scene(
     result.seconds["fill"] = time.monotonic() - fill_started
     pieces = {"windows": windows, "network": network, "confidence": confidence_model}
     return result, pieces
+
+
+def required_wins(blocks: int) -> int:
+    """Selection blocks the network must win: all of them when there are fewer than five, else
+    so many that a coin would win as many less than once in 20 times (a one-sided sign test)."""
+    if blocks < 5:
+        return blocks
+    for wins in range(blocks + 1):
+        tail = sum(math.comb(blocks, k) for k in range(wins, blocks + 1)) / 2**blocks
+        if tail <= 0.05:
+            return wins
+    return blocks
+
+
+def _blocks_won(
+    windows: list[ValidationWindow], name: str, base: str, scaling: Scaling
+) -> tuple[int, int]:
+    """On how many selection blocks `name` has a lower squared error than `base`, of how many."""
+    ours = block_errors(windows, name, SELECT, scaling)
+    theirs = block_errors(windows, base, SELECT, scaling)
+    return sum(ours[k][0] < theirs[k][0] for k in ours), len(ours)
 
 
 def dates_seeing(scene: SceneWindow) -> np.ndarray:
@@ -441,14 +470,14 @@ def _adapt(
         dem=_auxiliary_standardiser([s for s, _, _ in sampled], "dem"),
     )
     needed = [c for c in candidates if c.name in (spec.base, spec.second)]
-    training, selection = [], []
+    training, stopping = [], []
     for window, (scene, stored, _) in zip(windows, sampled, strict=True):
         check_cancelled(cancelled)
         area = scene.cropped(stored)
         truth = spec.target.apply(np.nan_to_num(window.truth.astype(np.float64)))
         evaluation_predictions = {k: v.astype(np.float64) for k, v in window.predictions.items()}
-        selection.append(_example(spec, area, window.hidden, evaluation_predictions, truth,
-                                  window.scored(SELECT)))
+        stopping.append(_example(spec, area, window.hidden, evaluation_predictions, truth,
+                                 window.scored(STOP)))
         for layout in window.training_layouts():
             hidden = window.training_hidden(layout)
             predictions = predict_all(needed, scene, _on_scene(hidden, scene, stored), cancelled)
@@ -456,7 +485,7 @@ def _adapt(
             training.append(
                 _example(spec, area, hidden, predictions, truth, window.trained(layout))
             )
-    score_fn = _selection_psnr(windows, selection, spec, scaling, data_range)
+    score_fn = _stopping_psnr(windows, stopping, spec, scaling, data_range)
     budget = max(deadline - time.monotonic(), 1.0)
     return train_adapted(
         spec, training, score_fn, budget_seconds=budget, max_steps=settings.max_steps,

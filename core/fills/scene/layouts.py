@@ -1,5 +1,9 @@
-"""Where a scene is validated: sample windows, their blocks split into training, selection and
-report, and real cloud shapes laid on their clear pixels.
+"""Where a scene is validated: sample windows, their blocks split into training, stopping,
+selection and report, and real cloud shapes laid on their clear pixels.
+
+Training blocks teach the adapted network; stopping blocks pick its state and the scale of its
+correction; selection blocks decide, block by block, whether it beats the fill it corrects (and
+rank the fills that learn nothing); report blocks are scored once, after every choice.
 
 Shapes come from the scene itself (its real gap mask, the other dates' masks in the same window),
 flipped and shifted with wrap-around, so simulated gaps have the sizes and outlines the real
@@ -16,9 +20,9 @@ from ...evaluate.simulate_gaps import FLIPS, MaskLayout, lay_mask
 from ...raster.access import Window
 from ...raster.morphology import box_mean
 
-TRAIN, SELECT, REPORT = 0, 1, 2
-SPLIT_NAMES = {TRAIN: "training", SELECT: "selection", REPORT: "report"}
-SHARES = {SELECT: 0.2, REPORT: 0.2}  # the rest trains
+TRAIN, SELECT, REPORT, STOP = 0, 1, 2, 3
+SPLIT_NAMES = {TRAIN: "training", STOP: "stopping", SELECT: "selection", REPORT: "report"}
+SHARES = {STOP: 0.125, SELECT: 0.1875, REPORT: 0.1875}  # the rest trains
 MIN_FRACTION, MAX_FRACTION = 0.2, 0.5  # of the clear pixels a layout hides
 MAX_COPIES = 12
 USEFUL_PATTERN = (0.002, 0.9)  # a pattern covering more than this hides everything when laid
@@ -30,9 +34,11 @@ def block_size(height: int, width: int) -> int:
     return int(np.clip(min(height, width) // 4, 32, 256))
 
 
-def split_blocks(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """(h, w) int8 labels TRAIN / SELECT / REPORT by square blocks, at least one block of each
-    split when there are three blocks or more."""
+def split_blocks(
+    height: int, width: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) int8 split labels by square blocks (at least one block of each split when there
+    are enough blocks) and (h, w) int32 block numbers."""
     size = block_size(height, width)
     rows, cols = -(-height // size), -(-width // size)
     count = rows * cols
@@ -40,11 +46,12 @@ def split_blocks(height: int, width: int, rng: np.random.Generator) -> np.ndarra
     labels = np.full(count, TRAIN, dtype=np.int8)
     start = 0
     for split, share in SHARES.items():
-        take = max(1, round(share * count)) if count >= 3 else 0
+        take = max(1, round(share * count)) if count >= len(SHARES) + 1 else 0
         labels[order[start : start + take]] = split
         start += take
-    grid = labels.reshape(rows, cols)
-    return np.kron(grid, np.ones((size, size), dtype=np.int8))[:height, :width]
+    cell = np.ones((size, size), dtype=np.int32)
+    numbers = np.kron(np.arange(count, dtype=np.int32).reshape(rows, cols), cell)
+    return labels[numbers][:height, :width], numbers[:height, :width]
 
 
 def target_fraction(gap_fraction: float) -> float:

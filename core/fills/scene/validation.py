@@ -49,7 +49,8 @@ class ValidationWindow:
     core: Window  # the core inside the stored area
     truth: np.ndarray  # (bands, h, w) float32, NaN where the target has no data
     gap: np.ndarray  # real gaps
-    split: np.ndarray  # TRAIN / SELECT / REPORT in the core, OUTSIDE around it
+    split: np.ndarray  # TRAIN / STOP / SELECT / REPORT in the core, OUTSIDE around it
+    blocks: np.ndarray  # block numbers in the core, OUTSIDE around it
     evaluation: np.ndarray  # simulated gaps of the selection and report blocks
     training: list[np.ndarray]  # further layouts, hidden everywhere, trained on in TRAIN
     trainable: np.ndarray  # where training targets may lie
@@ -106,14 +107,18 @@ def lay_layouts(
     core: Window,
     layouts: int,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
-    """(split labels, evaluation gaps, training layouts, where training targets may lie) on
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+    """(split labels, block numbers, evaluation gaps, training layouts, where training targets
+    may lie) on
     the stored area, from the real shapes of the window: its own gaps and every other date's."""
     area = scene.cropped(stored)
     height, width = area.shape
     split = np.full((height, width), OUTSIDE, dtype=np.int8)
+    blocks = np.full((height, width), OUTSIDE, dtype=np.int32)
     cx, cy, cw, ch = core
-    split[cy : cy + ch, cx : cx + cw] = split_blocks(ch, cw, rng)
+    split[cy : cy + ch, cx : cx + cw], blocks[cy : cy + ch, cx : cx + cw] = split_blocks(
+        ch, cw, rng
+    )
     clear = ~area.gap & np.isfinite(area.target).all(axis=0)
     shapes = ShapeSource.of([area.gap] + [~usable for _, _, usable in area.observations])
     inside = split != OUTSIDE
@@ -122,7 +127,7 @@ def lay_layouts(
     scored = evaluation & (split != TRAIN) & (split != OUTSIDE)
     training = [shapes.lay(clear & ~scored, fraction, rng) for _ in range(layouts)]
     trainable = (split == TRAIN) & (distance_to(scored) > buffer_width(area.gap, clear))
-    return split, evaluation, training, trainable
+    return split, blocks, evaluation, training, trainable
 
 
 def buffer_width(gap: np.ndarray, clear: np.ndarray) -> float:
@@ -182,6 +187,22 @@ def score(
     if pairs and truth_pairs and truth_jump > 0:
         seam = (jump / pairs) / (truth_jump / truth_pairs)
     return Score(accumulator.result(), seam)
+
+
+def block_errors(
+    windows: Iterable[ValidationWindow], name: str, split: int, scaling: Scaling
+) -> dict[tuple[int, int], tuple[float, int]]:
+    """(window, block) → (sum of squared errors, values) of a candidate on a split's blocks."""
+    errors = {}
+    for index, window in enumerate(windows):
+        where = window.scored(split)
+        prediction = scaling.apply(window.predictions[name])
+        truth = scaling.apply(window.truth)
+        for block in np.unique(window.blocks[where]):
+            pixels = where & (window.blocks == block)
+            error = (prediction[:, pixels] - truth[:, pixels]) ** 2
+            errors[(index, int(block))] = (float(np.nansum(error)), int(error.size))
+    return errors
 
 
 def pixels_of(windows: Iterable[ValidationWindow], split: int) -> int:
