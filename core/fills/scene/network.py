@@ -15,19 +15,20 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...dependencies import require
 from ...errors import Cancelled
 from ...progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
-from ...raster.proximity import distance_to
-from ..deep_image_prior import deterministic, resolve_device
-from .inputs import SceneWindow
+from ..torch_device import deterministic, resolve_device
+
+if TYPE_CHECKING:
+    from .inputs import SceneWindow
 
 PURPOSE = "Fill gaps, learned from this scene"
-WIDTH, LEVELS = 32, 4
+WIDTH, LEVELS = 24, 4
 MULTIPLE = 2 ** (LEVELS - 1)
 MARGIN = 48  # context each output pixel needs (its receptive half-width is about 40 px)
 CROP = 128
@@ -88,6 +89,8 @@ class FeatureSpec:
         self, window: SceneWindow, hidden: np.ndarray, predictions: dict[str, np.ndarray]
     ) -> np.ndarray:
         """(channels, h, w) float32 for one window and its hidden pixels."""
+        from ...raster.proximity import distance_to  # GDAL: features are built beside the data
+
         visible = ~hidden & np.isfinite(window.target).all(axis=0)
         scaled = np.where(visible, self.target.apply(np.nan_to_num(window.target)), 0.0)
         distance = np.log1p(distance_to(visible) / DISTANCE_SCALE)
