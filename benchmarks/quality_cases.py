@@ -27,7 +27,7 @@ DISTANCE = 300  # so that spatial fills reach every gap pixel of these samples
 FILLS: dict[str, tuple[str, dict[str, object]]] = {
     TEMPORAL: ("gapfill:filltemporal", {"METHOD": 0}),
     HISTOGRAM: ("gapfill:filltemporal", {"METHOD": 1}),
-    SPATIAL: ("gapfill:fillspatial", {"MAX_DISTANCE": DISTANCE}),
+    SPATIAL: ("gapfill:fillspatial", {"METHOD": 0, "MAX_DISTANCE": DISTANCE}),
     PYRAMID: ("gapfill:fillspatial", {"METHOD": 1, "MAX_DISTANCE": DISTANCE}),
     DIP: ("gapfill:filldip", {"ITERATIONS": 300, "SEED": 0, "DEVICE": 1}),
     SCENE: ("gapfill:fillscene", {"SEED": 0}),
