@@ -10,6 +10,8 @@ GAPFILL_DATA ?= $(abspath ../shared/data)
 export GAPFILL_DATA
 export QT_QPA_PLATFORM := offscreen
 RUN := PYTHONPATH=$(CURDIR)/scripts:$(CURDIR)/benchmarks $(PY)
+# bench-quality: gapfill:buildgapmask METHOD of the other dates' masks (0 spectral, 6 ukis-csmask…)
+MASK_METHOD ?= 0
 
 .PHONY: help deps venv test lint demo bench bench-quality package clean
 
@@ -32,7 +34,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt | deps
 	test -x $(PY) || $(PYTHON_SYS) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
-	$(PY) -c "from osgeo import gdal_array; import onnxruntime, torch, numpy; assert int(numpy.__version__.split('.')[0]) < 2"
+	$(PY) -c "from osgeo import gdal_array; import onnxruntime, torch, numpy, ukis_csmask, s2cloudless; assert int(numpy.__version__.split('.')[0]) < 2"
 	touch $@
 
 venv: deps $(VENV)/.installed
@@ -52,7 +54,7 @@ bench: venv
 	$(RUN) benchmarks/bench_prepare.py --output bench-output
 
 bench-quality: venv
-	$(RUN) benchmarks/bench_quality.py --output bench-output/quality
+	$(RUN) benchmarks/bench_quality.py --output bench-output/quality --mask-method $(MASK_METHOD)
 	$(RUN) benchmarks/bench_timeseries.py $(GAPFILL_DATA)/s5p_co/training models/stpconv-s5p-co.onnx
 
 package: deps

@@ -135,8 +135,8 @@ def slovenia_cases() -> list[SimulatedCase]:
 class Runner:
     """One qgis_process profile per worker thread (profiles are not shared between processes)."""
 
-    def __init__(self, data: Path, folder: Path) -> None:
-        self.data, self.folder = data, folder
+    def __init__(self, data: Path, folder: Path, mask_method: int = 0) -> None:
+        self.data, self.folder, self.mask_method = data, folder, mask_method
         self.local = threading.local()
 
     def run(self, algorithm: str, parameters: dict[str, object]) -> dict[str, object]:
@@ -152,7 +152,8 @@ class Runner:
         output = self.folder / "masks" / f"{Path(relative).stem}.tif"
         if not output.exists():
             self.run("gapfill:buildgapmask",
-                     {"INPUT": self.path(relative), "METHOD": 0, "OUTPUT": output})
+                     {"INPUT": self.path(relative), "METHOD": self.mask_method,
+                      "OUTPUT": output})
         return str(output)
 
     def evaluate(self, folder: Path, reference: Path, filled: dict[str, str],
@@ -329,10 +330,10 @@ def reading(rows: list[Row]) -> str:
     return "Best fill by mean MAE: " + "; ".join(parts) + "."
 
 
-def run_all(data: Path, folder: Path, jobs: int) -> list[Row]:
+def run_all(data: Path, folder: Path, jobs: int, mask_method: int = 0) -> list[Row]:
     """Masks of the other dates first, then every case chain, `jobs` qgis_process at a time;
     the S5P baselines (numpy) meanwhile."""
-    runner = Runner(data, folder)
+    runner = Runner(data, folder, mask_method)
     simulated = series_cases() + slovenia_cases()
     masks = sorted({other for case in simulated for other in case.others})
     with ThreadPoolExecutor(jobs) as pool:
@@ -358,13 +359,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=Path("bench-output/quality"))
     parser.add_argument("--jobs", type=int, default=2, help="qgis_process runs at a time")
+    parser.add_argument("--mask-method", type=int, default=0,
+                        help="gapfill:buildgapmask METHOD of the other dates' masks (0 spectral, "
+                        "5 automatic, 6 ukis-csmask, 7 s2cloudless)")
     args = parser.parse_args()
     start = time.perf_counter()
     make_plugin_importable()
     folder = args.output.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     data = data_folder()
-    rows = run_all(data, folder, args.jobs)
+    rows = run_all(data, folder, args.jobs, args.mask_method)
     total = time.perf_counter() - start
     command = f"GAPFILL_DATA={data} python {shlex.join(sys.argv)}"
     report = "\n".join([
