@@ -158,7 +158,8 @@ class BuildGapMask(GapfillAlgorithm):
             )
         )
         names = QgsProcessingParameterString(
-            self.BAND_NAMES, self.tr("Sentinel-2 band names in file order (spectral score)"),
+            self.BAND_NAMES,
+            self.tr("Sentinel-2 band names in file order (cloud-detecting methods)"),
             defaultValue="", optional=True,
         )
         names.setHelp(self.tr(

@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProcessingMultiStepFeedback,
     QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -152,15 +151,14 @@ class FillTemporal(GapfillAlgorithm):
                 [target_path, *paths], self.parameterAsString(parameters, self.DATES, context)
             )
         build_masks = not masks and masking != "none"
-        steps = QgsProcessingMultiStepFeedback(2 if build_masks else 1, feedback)
+        span = (0.5, 1.0) if build_masks else (0.0, 1.0)  # of the progress bar, for the fill
         with tempfile.TemporaryDirectory(prefix="gapfill-other-masks-") as scratch:
             if build_masks:
                 feedback.pushInfo("No gap masks of the other dates given: building them.")
                 masks = run_core(
-                    build_other_date_masks, steps, paths, MaskSettings(masking), scratch,
-                    log=feedback.pushInfo,
+                    build_other_date_masks, feedback, paths, MaskSettings(masking), scratch,
+                    span=(0.0, 0.5), log=feedback.pushInfo,
                 )
-                steps.setCurrentStep(1)
             with domain_errors():
                 target = open_target(target_path, mask_path)
                 others = open_other_dates(target, paths, dates[1:], masks)
@@ -169,11 +167,13 @@ class FillTemporal(GapfillAlgorithm):
             )
             if method == "interpolation":
                 report = run_core(
-                    fill_by_temporal_interpolation, steps, target, dates[0], others, output
+                    fill_by_temporal_interpolation, feedback, target, dates[0], others, output,
+                    span=span,
                 )
             else:
                 report = run_core(
-                    fill_by_histogram_matching, steps, target, dates[0], others, output,
+                    fill_by_histogram_matching, feedback, target, dates[0], others, output,
+                    span=span,
                     radius=self.parameterAsInt(parameters, self.WINDOW_RADIUS, context),
                     min_pixels=self.parameterAsInt(parameters, self.MIN_PIXELS, context),
                 )

@@ -166,13 +166,13 @@ class DetectorSource:
         probability = self.detector.probabilities(cells, cells_valid)
         height, width = valid.shape
         fine = upsample_bilinear(probability, self.factor, height, width)
-        gap = np.zeros(valid.shape, dtype=bool)
-        cloud = fine[0]
-        if "cloud" in self.flag:  # the threshold decides how much haze around clouds is flagged
-            gap |= cloud >= self.threshold
+        # cloud: at the threshold, which decides how much haze around clouds is flagged;
+        # shadow: the rest where shadow is at least as likely as clear (so that the seam
+        # between a cloud and its shadow, where neither wins, is not left clear)
+        cloud = fine[0] >= self.threshold
+        gap = cloud.copy() if "cloud" in self.flag else np.zeros(valid.shape, dtype=bool)
         if "shadow" in self.flag and "shadow" in self.detector.classes:
-            shadow = fine[1]  # at the network's own decision: the most likely of its 3 classes
-            gap |= shadow >= np.maximum(cloud, 1.0 - cloud - shadow)
+            gap |= ~cloud & (fine[1] >= 1.0 - fine[0] - fine[1])
         return gap & valid, ~valid
 
     def describe(self) -> str:
