@@ -12,7 +12,7 @@ its recommended settings (core/masks/gap_mask.py RECOMMENDED), through the core 
     detector).
 (2) sen12mscr: agreement of the cloud class with the samples' own cloud masks (1 = cloud;
     how they were made is not documented: agreement, not accuracy), all 14 samples pooled,
-    10 m pixels, with the haze buffer as a user gets it.
+    10 m pixels, without and with the haze buffer a user gets by default.
 (3) eolearn_slovenia: agreement with the s2cloudless masks of cloud_mask.tif for the dates
     that have images (the 5 reference scenes, dated in bench_quality.SLOVENIA_DATES).
 (4) haze: on the 50 SEN12MS-CR pairs (sen12mscr and sen12mscr_pairs: a cloudy and a clear
@@ -146,16 +146,22 @@ def sen12mscr_samples(data: Path) -> list[str]:
 
 
 def dataset_masks(masker: Masker, data: Path) -> str:
+    """Each method without and with its haze buffer, and s2cloudless on Sentinel Hub's
+    production cells of 160 m."""
+    variants = [(label, label, {"buffer_metres": 0.0}) for label in METHODS]
+    variants += [(f"{label} + haze buffer", label, {}) for label in METHODS if label != "spectral"]
+    variants.append(("s2cloudless on 160 m cells", "s2cloudless",
+                     {"buffer_metres": 0.0, "resolution_metres": 160.0}))
     rows = []
-    for label in METHODS:
+    for name, label, overrides in variants:
         counts, flagged, pixels = Counts(), 0, 0
         for sample in sen12mscr_samples(data):
             image = data / "sen12mscr" / f"{sample}_s2_cloudy.tif"
             reference = gdal.Open(str(data / "sen12mscr" / f"{sample}_cloudmask.tif"))
-            mask = masker.mask(image, label, flag=("cloud",), pixel_metres=10.0)
+            mask = masker.mask(image, label, flag=("cloud",), pixel_metres=10.0, **overrides)
             counts.add(mask == 1, reference.ReadAsArray() == 1, mask != 255)
             flagged, pixels = flagged + int((mask == 1).sum()), pixels + mask.size
-        rows.append([label, *counts.cells(), f"{100 * flagged / pixels:.1f} %"])
+        rows.append([name, *counts.cells(), f"{100 * flagged / pixels:.1f} %"])
     return table(["method", "IoU", "precision", "recall", "flagged"], rows)
 
 
