@@ -42,6 +42,8 @@ METHODS = {
     "ukis6": ("ukis-csmask 6 bands (30 m cells)", {"method": "ukis", "ukis_bands": 6}),
     "ukis4": ("ukis-csmask 4 bands (30 m cells)", {"method": "ukis", "ukis_bands": 4}),
     "s2cloudless": ("s2cloudless (20 m cells)", {"method": "s2cloudless"}),
+    "s2cloudless160": ("s2cloudless (160 m cells, RESOLUTION=160)",
+                       {"method": "s2cloudless", "resolution_metres": 160.0}),
 }
 
 

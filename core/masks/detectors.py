@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -67,9 +68,8 @@ def product_level(dataset: gdal.Dataset, names: list[str], asked: Level, log: Lo
     L1C has B10; L2A's 12 bands), else L1C, said in the log."""
     if asked != "auto":
         return asked
-    text = " ".join(
-        [dataset.GetDescription(), *(dataset.GetMetadata() or {}).values()]
-    ).upper()
+    name = Path(dataset.GetDescription()).name  # the file's, not its folders'
+    text = " ".join([name, *(dataset.GetMetadata() or {}).values()]).upper()
     for level, words in LEVEL_WORDS.items():
         if any(re.search(rf"(?<![A-Z0-9]){word}(?![A-Z0-9])", text) for word in words):
             return level

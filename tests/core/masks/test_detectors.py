@@ -215,3 +215,22 @@ def test_without_the_packages_automatic_says_why_and_asking_names_the_fix(
     assert method.startswith("spectral cloud/shadow score")
     assert "needs the Python package 'ukis-csmask'" in error
     assert "Install dependencies" in error and "pip install ukis-csmask" in error
+
+
+def test_dn_offset_and_the_l2a_models(data_dir, tmp_path):
+    """Products of processing baseline 04.00 store DN + 1000: the offset undoes it exactly;
+    the L2A networks of the package run the same way."""
+    source = gdal.Open(str(data_dir / LABELLED))
+    shifted = gdal.GetDriverByName("GTiff").CreateCopy(str(tmp_path / "shifted.tif"), source)
+    shifted.WriteArray(source.ReadAsArray() + 1000)
+    shifted = None
+    plain = mask_of(data_dir / LABELLED, tmp_path, "plain.tif", method="ukis")
+    undone = mask_of(tmp_path / "shifted.tif", tmp_path, "undone.tif", method="ukis",
+                     reflectance_offset=-1000.0)
+    np.testing.assert_array_equal(undone, plain)
+    assert (mask_of(tmp_path / "shifted.tif", tmp_path, method="ukis") != plain).any()
+    lines: list[str] = []
+    l2a = mask_of(data_dir / LABELLED, tmp_path, "l2a.tif", method="ukis", level="l2a",
+                  log=lines.append)
+    assert any("6-band L2A model (1.0.0-6BL2A)" in line for line in lines)
+    assert 0.1 < (l2a == 1).mean() < 0.9
