@@ -208,7 +208,8 @@ class BuildGapMask(GapfillAlgorithm):
             "score for the spectral method. Lower flags more of the thin cloud around clouds."
         ))
         buffer = QgsProcessingParameterNumber(
-            self.HAZE_BUFFER, self.tr("Haze buffer around clouds (m, -1 = the method's default)"),
+            self.HAZE_BUFFER,
+            self.tr("Haze buffer around clouds and shadows (m, -1 = the method's default)"),
             QgsProcessingParameterNumber.Double, defaultValue=-1.0, minValue=-1.0,
             maxValue=5000.0,
         )
