@@ -1,7 +1,7 @@
 """Field-made cloud detectors (ukis-csmask, s2cloudless) streamed over whole scenes.
 
 Each detector runs at its own recommended resolution: blocks of the target are read with a
-context halo, averaged into cells of `factor × factor` pixels (30 m for ukis-csmask, 160 m for
+context halo, averaged into cells of `factor × factor` pixels (30 m for ukis-csmask, 20 m for
 s2cloudless), classified, and the class probabilities interpolated back to the target grid
 (bilinear), where the threshold, the classes to flag and the haze buffer apply. Block and halo
 are multiples of the factor, so every block sees the same cells: the mask has no seams, and
@@ -33,6 +33,7 @@ Level = Literal["auto", "l1c", "l2a"]
 LEVELS: tuple[Level, ...] = ("auto", "l1c", "l2a")
 CLASSES = ("cloud", "shadow")
 BLOCK_CELLS = 512  # detector cells per block side (a block of 1536 px at 10 m for 30 m cells)
+BLOCK_PIXELS = 1536  # at most this many target pixels per block side: memory follows pixels
 LEVEL_WORDS = {"l2a": ("LEVEL-2A", "L2A", "MSIL2A"), "l1c": ("LEVEL-1C", "L1C", "MSIL1C")}
 INSTALL_MASKS = (
     "install it with Gapfill's 'Install dependencies' algorithm, option 'Cloud detectors "
@@ -132,6 +133,13 @@ def open_detector(
     return detector, {band: indices[band] for band in detector.bands}
 
 
+def block_pixels(factor: int) -> int:
+    """Target pixels per block side for cells of `factor` px: `BLOCK_CELLS` cells, but never
+    more than about `BLOCK_PIXELS` pixels (coarse cells, e.g. s2cloudless at 160 m, would
+    otherwise read blocks of 8192 px), and a whole number of cells."""
+    return factor * max(1, min(BLOCK_CELLS, BLOCK_PIXELS // factor))
+
+
 @dataclass
 class DetectorSource:
     """Reads blocks of the target's reflectances and turns them into gap pixels."""
@@ -152,7 +160,7 @@ class DetectorSource:
 
     @property
     def block_size(self) -> int:
-        return BLOCK_CELLS * self.factor
+        return block_pixels(self.factor)
 
     def read(self, outer: Window) -> tuple[np.ndarray, np.ndarray]:
         raw = read_bands(self.dataset, outer, [i + 1 for i in self.bands.values()])

@@ -13,7 +13,7 @@ import pytest
 from osgeo import gdal
 
 from gapfill.core.errors import GapfillError
-from gapfill.core.masks.detectors import installed, product_level
+from gapfill.core.masks.detectors import BLOCK_PIXELS, block_pixels, installed, product_level
 from gapfill.core.masks.gap_mask import RECOMMENDED, MaskSettings, build_gap_mask
 from gapfill.core.raster.access import Grid
 from gapfill.core.raster.resampling import (
@@ -53,6 +53,14 @@ def test_pooling_and_interpolation_keep_cells_aligned():
     assert np.all(np.diff(fine[0, 0]) >= 0) and fine[0, 0, 3] < 0.5 < fine[0, 0, 4]
     assert resolution_factor(10.0, 30.0) == 3 and resolution_factor(None, 30.0) == 1
     assert resolution_factor(60.0, 30.0) == 1
+
+
+def test_blocks_are_whole_cells_and_bounded_in_pixels():
+    for factor in (1, 2, 3, 7, 16, 100, 2000):
+        block = block_pixels(factor)
+        assert block % factor == 0 and block <= max(BLOCK_PIXELS, factor)
+    assert block_pixels(3) == 1536 and block_pixels(2) == 1024  # 512 cells
+    assert block_pixels(16) == 1536  # s2cloudless at 160 m: 96 cells, not 8192 px
 
 
 def test_pixel_size_of_projected_and_geographic_grids(data_dir):
