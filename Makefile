@@ -18,8 +18,8 @@ MASK_METHOD ?= 0
 help:
 	@echo "make demo    fill clouds of real Sentinel-2 images (other dates; S1 + bundled model) into demo-output/"
 	@echo "make test    ruff + pytest on real QGIS, GDAL, qgis_process"
-	@echo "make bench   speed and memory of the fills on a large mosaic of the real samples"
-	@echo "make bench-quality  quality of every fill method on fixed real-data cases"
+	@echo "make bench   speed and memory of the fills and gap masks on large mosaics of the real samples"
+	@echo "make bench-quality  quality of every fill method and gap-mask method on fixed real-data cases"
 	@echo "make package plugin zip for QGIS 'Install from ZIP' in dist/"
 	@echo "make clean   remove the virtual environment and generated files"
 
@@ -52,10 +52,12 @@ bench: venv
 	$(RUN) benchmarks/bench_classical.py --output bench-output
 	$(RUN) benchmarks/bench_onnx.py --output bench-output
 	$(RUN) benchmarks/bench_prepare.py --output bench-output
+	$(RUN) benchmarks/bench_mask_speed.py --output bench-output
 
 bench-quality: venv
 	$(RUN) benchmarks/bench_quality.py --output bench-output/quality --mask-method $(MASK_METHOD)
 	$(RUN) benchmarks/bench_timeseries.py $(GAPFILL_DATA)/s5p_co/training models/stpconv-s5p-co.onnx
+	$(RUN) benchmarks/bench_masks.py --output bench-output/masks
 
 package: deps
 	$(PYTHON_SYS) scripts/make_package.py --output dist

@@ -9,7 +9,7 @@ its recommended settings (core/masks/gap_mask.py RECOMMENDED), through the core 
     repository), so ukis-csmask may have seen it or its like; s2cloudless needs 10 bands,
     the image has 6. Run on the image's own pixels (no georeference; the fields' size says
     about 30 m, ukis-csmask's resolution), without haze buffer (the labels measure the
-    detector).
+    detector); the cloud class also at each cloud threshold of (4).
 (2) sen12mscr: agreement of the cloud class with the samples' own cloud masks (1 = cloud;
     how they were made is not documented: agreement, not accuracy), all 14 samples pooled,
     10 m pixels, without and with the haze buffer a user gets by default.
@@ -25,6 +25,10 @@ its recommended settings (core/masks/gap_mask.py RECOMMENDED), through the core 
     of all pixels it flags (what a fill must invent).
 (5) quick-looks of sen12mscr_ts (the cloudy dates) and sen12mscr_pairs, one row per image:
     RGB, then each method's gaps (magenta = cloud and shadow as flagged), for looking at.
+(6) the target of `make demo` (sen12mscr_ts 2018-03-07): the haze of (4) left among the pixels
+    that its mask and a neighbouring date's mask (built the same way) both leave clear, against
+    each neighbour of the demo; each method at its recommended settings, and the former demo's
+    spectral mask dilated by 3 px.
 
     python benchmarks/bench_masks.py --output bench-output/masks
 """
@@ -41,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 from bench_quality import SLOVENIA_DATES
+from demo import NEIGHBOURS as DEMO_NEIGHBOURS
+from demo import TARGET as DEMO_TARGET
 from osgeo import gdal
 
 from harness import data_folder, machine, make_plugin_importable, timed
@@ -138,7 +144,26 @@ def labelled(masker: Masker, data: Path) -> str:
                      counts["both"].cells()[0]])
     header = ["method", "cloud IoU", "cloud precision", "cloud recall", "shadow IoU",
               "shadow precision", "shadow recall", "cloud or shadow IoU"]
-    return table(header, rows)
+    return table(header, rows) + "\n\nThe cloud class at the thresholds tried on haze (4):\n\n" + (
+        labelled_thresholds(masker, image, truth == 4)
+    )
+
+
+def labelled_thresholds(masker: Masker, image: Path, truth: np.ndarray) -> str:
+    """The cloud class of each method that applies at each cloud threshold of `THRESHOLDS`:
+    what a lower threshold (more haze flagged) costs in precision on the labels."""
+    rows = []
+    for label in METHODS:
+        if not applies(label, image):
+            continue
+        for threshold in THRESHOLDS[label]:
+            counts = Counts()
+            mask = masker.mask(image, label, flag=("cloud",), buffer_metres=0.0,
+                               cloud_threshold=threshold)
+            counts.add(mask == 1, truth, mask != 255)
+            rows.append([label, f"{threshold:g}", *counts.cells()])
+    return table(["method", "cloud threshold", "cloud IoU", "cloud precision", "cloud recall"],
+                 rows)
 
 
 def sen12mscr_samples(data: Path) -> list[str]:
@@ -197,6 +222,17 @@ def pairs(data: Path) -> list[tuple[Path, Path, float | None]]:
     return found
 
 
+def hazy_pixels(cloudy: Path, clear: Path, reference: np.ndarray) -> np.ndarray:
+    """Where the blue TOA reflectance of `cloudy` exceeds that of `clear` by more than
+    `HAZE_EXCESS`, and by more than its red does (scattering brightens blue more than red),
+    both above their median difference over the `reference` pixels (the images' offset)."""
+    bands = [gdal.Open(str(p)).ReadAsArray(band_list=[2, 4]).astype(np.float64) / 1e4
+             for p in (cloudy, clear)]
+    change = bands[0] - bands[1]  # (blue, red) cloudy − clear
+    blue, red = change - np.median(change[:, reference], axis=1)[:, None, None]
+    return (blue > HAZE_EXCESS) & (blue > red)
+
+
 def haze(masker: Masker, data: Path) -> tuple[str, dict[str, float]]:
     """The trade-off table, and per method the haze buffer chosen at its recommended cloud
     threshold: the least haze among the buffers that flag at most `BUFFER_COST` points more
@@ -214,16 +250,10 @@ def haze(masker: Masker, data: Path) -> tuple[str, dict[str, float]]:
                                             buffer_metres=0.0, pixel_metres=pixel)
             for label in METHODS for threshold in grid[label]
         }
-        bands = [gdal.Open(str(p)).ReadAsArray(band_list=[2, 4]).astype(np.float64) / 1e4
-                 for p in (cloudy, clear)]
-        change = bands[0] - bands[1]  # (blue, red) cloudy − clear
         clear_everywhere = ~dilate(np.any([m == 1 for m in masks.values()], axis=0), 3)
         if clear_everywhere.mean() < MIN_CLEAR_SHARE:
             continue
-        offset = np.median(change[:, clear_everywhere], axis=1)[:, None, None]
-        blue, red = change - offset
-        hazy = (blue > HAZE_EXCESS) & (blue > red)  # scattering brightens blue more than red
-        images.append((masks, hazy))
+        images.append((masks, hazy_pixels(cloudy, clear, clear_everywhere)))
     rows, scores = [], {}
     for label in METHODS:
         for threshold in grid[label]:
@@ -248,6 +278,30 @@ def haze(masker: Masker, data: Path) -> tuple[str, dict[str, float]]:
               "pixels flagged"]
     text = table(header, rows) + f"\n\n{len(images)} of {len(pairs(data))} pairs scored."
     return text, chosen
+
+
+def demo_date(masker: Masker, data: Path) -> str:
+    """Haze left by each method's mask (both dates' masks built the same way) on the target of
+    `make demo`, against each of its neighbouring dates, and by the former demo's mask."""
+    variants = [(label, label, {}) for label in METHODS]
+    variants.append(("spectral, 3 px dilation (the former demo)", "spectral", {"dilation": 3}))
+    target = data / SERIES / f"s2_{DEMO_TARGET}.tif"
+    rows = []
+    for name, label, overrides in variants:
+        mask = masker.mask(target, label, **overrides)
+        cells = [f"{100 * (mask == 1).mean():.1f} %"]
+        for day in DEMO_NEIGHBOURS:
+            other = data / SERIES / f"s2_{day}.tif"
+            both = (mask == 0) & (masker.mask(other, label, **overrides) == 0)
+            if not both.any():
+                cells.append("–")
+                continue
+            hazy = hazy_pixels(target, other, both) & both
+            cells.append(f"{100 * hazy.sum() / both.sum():.2f} %")
+        rows.append([name, *cells])
+    header = ["method", "flagged", *(f"hazy left clear, vs {day}"
+                                     for day in DEMO_NEIGHBOURS)]
+    return table(header, rows)
 
 
 def rgb_panel(image: Path) -> np.ndarray:
@@ -325,6 +379,8 @@ def main() -> None:
             sections.append(("(4) haze left and pixels flagged", text + "\n\nBuffer with the "
                              f"least haze at the recommended threshold, within {BUFFER_COST:g} "
                              "points of pixels flagged: " + "; ".join(lines) + "."))
+        sections.append((f"(6) the date of make demo, {DEMO_TARGET}",
+                         timed("demo date", lambda: demo_date(masker, data))))
         series = timed("cloudy dates", lambda: cloudy_dates(data))
         looks = [
             timed("quick-looks of the series", lambda: quicklooks(

@@ -28,7 +28,7 @@ from osgeo import gdal
 from qgis_runner import REPO, QgisProcess
 
 sys.path.insert(0, str(REPO.parent))
-TARGET = "2018-03-07"  # about 40 % clouds and shadows
+TARGET = "2018-03-07"  # gaps: 54 % by the spectral score, 88 % automatic (haze buffer)
 NEIGHBOURS = ["2018-02-10", "2018-02-25", "2018-03-22", "2018-04-26"]
 BEST_CLASSICAL = 1  # filltemporal METHOD: histogram matching, best on sen12mscr_ts (BENCHMARKS.md)
 RGB = [4, 3, 2]  # B4, B3, B2 of the 13-band L1C stack
