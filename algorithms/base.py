@@ -193,13 +193,16 @@ def run_core(
     call: Callable[..., T],
     feedback: QgsProcessingFeedback,
     *args: Any,
+    span: tuple[float, float] = (0.0, 1.0),
     **kwargs: Any,
 ) -> T:
-    """Run a core function with QGIS progress and cancel, and domain errors translated."""
+    """Run a core function with QGIS progress (over `span` of the bar, for algorithms that
+    make several core calls) and cancel, and domain errors translated."""
+    low, high = span
     with domain_errors():
         return call(
             *args,
-            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
+            progress=lambda fraction: feedback.setProgress(100.0 * (low + (high - low) * fraction)),
             cancelled=feedback.isCanceled,
             **kwargs,
         )

@@ -197,10 +197,10 @@ def summary(rows: list[Row]) -> str:
 
 
 def run_all(data: Path, folder: Path, jobs: int, cases: set[str],
-            methods: set[str] | None) -> list[Row]:
+            methods: set[str] | None, mask_method: int = 0) -> list[Row]:
     """Masks of the other dates first, then every case chain, `jobs` qgis_process at a time;
     the S5P baselines (numpy) meanwhile."""
-    runner = Runner(data, folder, methods)
+    runner = Runner(data, folder, methods, mask_method)
     simulated = [c for c in series_cases() + slovenia_cases() if c.group in cases]
     masks = sorted({other for case in simulated for other in case.others})
     with ThreadPoolExecutor(jobs) as pool:
@@ -236,6 +236,9 @@ def main() -> None:
                         help="case letters to run, e.g. a,b,c (default: all)")
     parser.add_argument("--methods", default="",
                         help="comma-separated method names to run (default: all)")
+    parser.add_argument("--mask-method", type=int, default=0,
+                        help="gapfill:buildgapmask METHOD of the other dates' masks (0 spectral, "
+                        "5 automatic, 6 ukis-csmask, 7 s2cloudless)")
     args = parser.parse_args()
     start = time.perf_counter()
     make_plugin_importable()
@@ -244,7 +247,7 @@ def main() -> None:
     data = data_folder()
     cases = {c.strip() for c in args.cases.split(",") if c.strip()}
     methods = {m.strip() for m in args.methods.split(",") if m.strip()} or None
-    rows = run_all(data, folder, args.jobs, cases, methods)
+    rows = run_all(data, folder, args.jobs, cases, methods, args.mask_method)
     total = time.perf_counter() - start
     command = f"GAPFILL_DATA={data} python {shlex.join(sys.argv)}"
     footer = [
