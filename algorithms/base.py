@@ -15,9 +15,11 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorLayer,
@@ -75,11 +77,12 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(  # noqa: N802 - QGIS API
         self, parameters: dict[str, Any], context: QgsProcessingContext
     ) -> tuple[bool, str]:
-        """QGIS's checks, then: no output may be one of the inputs (nothing would be left of
-        the user's file), refused before any work in every algorithm."""
-        valid, message = super().checkParameterValues(parameters, context)
-        if not valid:
-            return valid, message
+        """QGIS's check of each value, then: no output may be one of the inputs (nothing would
+        be left of the user's file), refused before any work in every algorithm."""
+        for definition in self.parameterDefinitions():
+            message = _unacceptable(definition, parameters.get(definition.name()), context)
+            if message:
+                return False, message
         try:
             check_not_inputs(
                 self._input_files(parameters, context), self._output_files(parameters, context)
@@ -165,6 +168,31 @@ class DependencyFolderAlgorithm(GapfillAlgorithm):
 
 def _is_file(value: Any) -> bool:
     return isinstance(value, str | Path) and bool(str(value)) and Path(value).is_file()
+
+
+def _unacceptable(
+    definition: QgsProcessingParameterDefinition, value: Any, context: QgsProcessingContext
+) -> str:
+    """Why QGIS refuses `value`, with the range of a number ('' when acceptable). Raster files
+    are not loaded as layers here (QGIS's check would, and its renderer writes an .aux.xml of
+    statistics beside the user's file): their reading is checked when they are opened."""
+    if isinstance(definition, QgsProcessingParameterRasterLayer) and _is_file(value):
+        return ""
+    if isinstance(definition, QgsProcessingParameterMultipleLayers) and (
+        isinstance(value, list | tuple) and value and all(_is_file(v) for v in value)
+    ):
+        return ""
+    if definition.checkValueIsAcceptable(value, context):
+        return ""
+    message = f"Incorrect value for '{definition.description()}' ({definition.name()})"
+    if isinstance(definition, QgsProcessingParameterNumber):
+        message += f": give a number from {definition.minimum():g} to {definition.maximum():g}"
+    elif isinstance(definition, QgsProcessingParameterEnum):
+        options = ", ".join(f"{i} ({o})" for i, o in enumerate(definition.options()))
+        message += f": give one of {options}"
+    elif value in (None, "") and not definition.flags() & definition.FlagOptional:
+        message += ": it is required"
+    return message + "."
 
 
 def raster_source(layer: QgsRasterLayer, name: str) -> str:
