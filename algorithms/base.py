@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
@@ -35,6 +39,9 @@ GROUPS = {
     "environment": "Environment",
 }
 T = TypeVar("T")
+# `qgis_process help` prints each argument's default itself from QGIS 3.40 (seen there; 3.22 does
+# not): before, the parameter's help says it.
+HELP_SHOWS_DEFAULTS = Qgis.QGIS_VERSION_INT >= 34000
 
 
 class GapfillAlgorithm(QgsProcessingAlgorithm):
@@ -60,6 +67,15 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
 
     def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
         return str(ICONS / self.ICON)
+
+    def addParameter(  # noqa: N802 - QGIS API
+        self, parameter: QgsProcessingParameterDefinition, createOutput: bool = True  # noqa: N803
+    ) -> bool:
+        """Add a parameter; where `qgis_process help` would not show its default, its help
+        does (the search distance 100, the Whittaker λ 10, …)."""
+        if not HELP_SHOWS_DEFAULTS and (default := default_text(parameter)):
+            parameter.setHelp(f"{parameter.help()} Default: {default}.".strip())
+        return super().addParameter(parameter, createOutput)
 
     def add_advanced(self, *parameters: QgsProcessingParameterDefinition) -> None:
         """Add tuning knobs, folded under 'Advanced parameters' in the dialog."""
@@ -94,6 +110,21 @@ class DependencyFolderAlgorithm(GapfillAlgorithm):
     @staticmethod
     def dependency_root() -> Path:
         return dependency_root(Path(QgsApplication.qgisSettingsDirPath()))
+
+
+def default_text(parameter: QgsProcessingParameterDefinition) -> str:
+    """A parameter's default as `qgis_process run` takes it ('' when it has none to show)."""
+    default = parameter.defaultValue()
+    if default is None or default == "" or parameter.isDestination():
+        return ""
+    if isinstance(parameter, QgsProcessingParameterBoolean):
+        return "true" if default else "false"
+    if isinstance(parameter, QgsProcessingParameterEnum) and isinstance(default, int):
+        options = parameter.options()
+        return f"{default} ({options[default]})" if 0 <= default < len(options) else str(default)
+    if isinstance(parameter, QgsProcessingParameterNumber):
+        return f"{float(default):g}"
+    return f"'{default}'" if isinstance(default, str) else str(default)
 
 
 def raster_source(layer: QgsRasterLayer, name: str) -> str:

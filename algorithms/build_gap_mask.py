@@ -27,6 +27,7 @@ from ..core.masks.gap_mask import (
     parse_value_ranges,
 )
 from .base import GapfillAlgorithm, domain_errors, run_core
+from .styles import style_when_loaded
 
 METHODS = [
     ("spectral", "Spectral cloud/shadow score of the target's Sentinel-2 bands"),
@@ -173,4 +174,5 @@ class BuildGapMask(GapfillAlgorithm):
             f"{report.gaps} gap pixels ({100 * report.gap_fraction:.1f} % of the pixels with "
             f"data), {report.outside} pixels without data."
         )
+        style_when_loaded(context, output, "gap_mask")  # gap, clear, no data: a legend
         return {self.OUTPUT: output, self.GAP_FRACTION: report.gap_fraction}

@@ -15,10 +15,8 @@ from qgis.core import (
 )
 
 from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
-from ..core.fills.other_dates import open_other_dates
+from ..core.fills.other_dates import open_temporal_inputs
 from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
-from ..core.raster.dates import resolve_dates
-from ..core.raster.fill_engine import open_target
 from .base import (
     GapfillAlgorithm,
     domain_errors,
@@ -122,21 +120,21 @@ class FillTemporal(GapfillAlgorithm):
         method = METHODS[self.parameterAsEnum(parameters, self.METHOD, context)][0]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         with domain_errors():
-            dates = resolve_dates(
-                [target_path, *paths], self.parameterAsString(parameters, self.DATES, context)
+            target, target_date, others = open_temporal_inputs(
+                target_path, mask_path, paths, masks,
+                self.parameterAsString(parameters, self.DATES, context),
             )
-            target = open_target(target_path, mask_path)
-            others = open_other_dates(target, paths, dates[1:], masks)
         feedback.pushInfo(
-            f"Target date {dates[0]}; other dates: {', '.join(str(d) for d in dates[1:])}."
+            f"Target date {target_date}; other dates: "
+            f"{', '.join(str(other.date) for other in others)}."
         )
         if method == "interpolation":
             report = run_core(
-                fill_by_temporal_interpolation, feedback, target, dates[0], others, output
+                fill_by_temporal_interpolation, feedback, target, target_date, others, output
             )
         else:
             report = run_core(
-                fill_by_histogram_matching, feedback, target, dates[0], others, output,
+                fill_by_histogram_matching, feedback, target, target_date, others, output,
                 radius=self.parameterAsInt(parameters, self.WINDOW_RADIUS, context),
                 min_pixels=self.parameterAsInt(parameters, self.MIN_PIXELS, context),
             )

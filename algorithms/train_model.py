@@ -79,9 +79,10 @@ class TrainModel(GapfillAlgorithm):
             "model card, ready for 'Fill gaps with a model'. Each epoch is validated on the "
             "dataset's validation split (MAE, RMSE, PSNR, SSIM and SAM on the gap pixels, as "
             "'Evaluate fill' measures them) and logged; checkpoints, a CSV log and a PNG of the "
-            "curves are written to the training folder (default: next to the model, "
-            "'<model>_training'). Cancelling keeps the last completed epoch (last.pt) and writes "
-            "no model; run again with 'Resume' to continue.\n\n"
+            "curves are written to the training folder (default: next to the model, named "
+            "after it with '_training', e.g. 'model_training' for 'model.onnx'). Cancelling "
+            "keeps the last completed epoch (last.pt) and writes no model; run again with "
+            "'Resume' to continue.\n\n"
             "The architecture decides which layers (roles) the dataset must hold: DSen2-CR needs "
             "the cloudy target and SAR, Deep-Gapfill SAR and optical images before and after, "
             "the U-Net fusion and the cGAN use every role of the dataset. Without a 'reference' "
@@ -89,7 +90,8 @@ class TrainModel(GapfillAlgorithm):
             "masks given (a raster, or 'path:values' for label rasters, e.g. "
             "'labels.tif:0,4'; several separated by ';').\n\n"
             "Needs PyTorch (torch), onnx and onnxruntime. Large networks need a GPU (device "
-            "CUDA); the command line (python -m <plugin folder>.training) does the same on servers."
+            "CUDA); on servers without QGIS, the command line 'gapfill train' does the same "
+            "(pip install of the plugin folder; see its README)."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802

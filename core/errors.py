@@ -14,7 +14,16 @@ class NoOverlapError(GapfillError):
 
 
 class MissingDependencyError(ImportError):
-    """An optional Python package (onnxruntime, torch) is not installed."""
+    """An optional Python package (onnxruntime, torch) is not installed.
+
+    The message says how to install it into QGIS; `problem` is its first sentence (what is
+    missing, for what) and `distribution` the pip name, so that a command line can give its
+    own fix."""
+
+    def __init__(self, message: str, *, problem: str = "", distribution: str = "") -> None:
+        super().__init__(message, name=distribution or None)
+        self.problem = problem or message
+        self.distribution = distribution
 
 
 class Cancelled(RuntimeError):

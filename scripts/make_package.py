@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = "gapfill"
-EXCLUDED_TOP = {"tests", "scripts", "benchmarks", "docs", ".ci", ".github"}
+EXCLUDED_TOP = {"tests", "scripts", "benchmarks", ".ci", ".github"}  # docs/ ships: help points there
 EXCLUDED_FOLDERS = {("training", "recipes")}  # scripts that retrain the bundled models
 EXCLUDED_FILES = {"Makefile", "pyproject.toml", "requirements-dev.txt", ".gitignore"}
 

@@ -31,10 +31,10 @@ DEFAULT_CHANNELS = {
 }
 
 
-def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+def _parser(prog: str = PROGRAM) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The command-line parser, and its `train` sub-parser (re-parsed with YAML defaults)."""
     parser = argparse.ArgumentParser(
-        prog=PROGRAM,
+        prog=prog,
         description="Gapfill's headless training package: train gap-filling networks on patch "
         "datasets and export them as ONNX models with model cards.",
     )
@@ -101,9 +101,11 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     return parser, train
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROGRAM) -> int:
+    """Run a command; `prog` names the program in help texts (`gapfill train` from the
+    `gapfill` command line)."""
     argv = sys.argv[1:] if argv is None else argv
-    parser, train_parser = _parser()
+    parser, train_parser = _parser(prog)
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "train":

@@ -1,6 +1,7 @@
 """The rules of the house (docs/architecture.md), checked on the source: each room of core/
-imports only the ground and the rooms below it; core/ and training/ never import QGIS; core/
-imports onnxruntime and torch only inside functions; imports inside the plugin are relative."""
+imports only the ground and the rooms below it; core/, training/ and cli/ never import QGIS
+(cli/ not the algorithms either); core/ and cli/ import onnxruntime and torch only inside
+functions; imports inside the plugin are relative."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "core"
+CLI = REPO / "cli"
 GROUND = ("errors", "progress", "dependencies")
 ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment")
 HEAVY = ("onnxruntime", "torch")
@@ -72,9 +74,20 @@ def test_a_room_imports_only_the_ground_and_the_rooms_below_it() -> None:
 def test_core_and_training_never_import_qgis() -> None:
     wrong = [
         f"{relative(path)}: {module}"
-        for path in python_files(CORE) + python_files(REPO / "training")
+        for path in python_files(CORE) + python_files(REPO / "training") + python_files(CLI)
         for level, module in imports(path)
         if level == 0 and module.split(".")[0] in ("qgis", "processing")
+    ]
+    assert wrong == []
+
+
+def test_the_command_line_stands_on_core_and_training_only() -> None:
+    """cli/ is thin over core/ and training/ like the algorithms, and never goes through them."""
+    wrong = [
+        f"{relative(path)}: {'.' * level}{module}"
+        for path in python_files(CLI)
+        for level, module in imports(path)
+        if level >= 2 and module.split(".")[0] not in ("core", "training")
     ]
     assert wrong == []
 
@@ -82,7 +95,7 @@ def test_core_and_training_never_import_qgis() -> None:
 def test_core_imports_heavy_packages_only_inside_functions() -> None:
     wrong = [
         f"{relative(path)}: {module}"
-        for path in python_files(CORE)
+        for path in python_files(CORE) + python_files(CLI)
         for level, module in imports(path, top_level_only=True)
         if level == 0 and module.split(".")[0] in HEAVY
     ]
@@ -90,7 +103,7 @@ def test_core_imports_heavy_packages_only_inside_functions() -> None:
 
 
 def test_imports_inside_the_plugin_are_relative() -> None:
-    folders = ("core", "algorithms", "training")
+    folders = ("core", "algorithms", "training", "cli")
     plugin = [path for folder in folders for path in python_files(REPO / folder)]
     plugin = [path for path in plugin if RECIPES not in path.parents]  # scripts, not modules
     wrong = [

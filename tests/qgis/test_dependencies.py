@@ -71,13 +71,24 @@ def test_check_sees_torch_on_the_path(path_report):
     assert path_report["verdicts"]["training"]["ok"]
 
 
+def test_check_needs_no_output_from_qgis_process(tmp_path):
+    """`qgis_process run gapfill:checkenvironment` alone: the report goes to a temporary file."""
+    run = QgisProcess(tmp_path / "qgis").call(
+        ["--json", "run", "gapfill:checkenvironment", "--", "TRY_CUDA=false"]
+    )
+    results = json.loads(run.stdout)["results"]
+    assert results["OUTPUT"].endswith(".json") and "Classical fills" in results["REPORT"]
+
+
 def test_check_without_them_gives_the_fixes(tmp_path):
     report = check(QgisProcess(tmp_path / "bare", python_paths=[]), tmp_path / "env.json")
     assert not report["onnxruntime"]["importable"] and not report["torch"]["importable"]
     verdicts = report["verdicts"]
     assert verdicts["classical"]["ok"]
     assert verdicts["onnx_cpu"]["ok"] is False
-    assert "gapfill:installdependencies" in verdicts["onnx_cpu"]["fix"]
+    fix = verdicts["onnx_cpu"]["fix"]
+    assert "`qgis_process run gapfill:installdependencies`" in fix  # both spellings: Debian 12
+    assert "`qgis_process.bin run gapfill:installdependencies`" in fix
     assert "TRAINING=true" in verdicts["training"]["fix"]
     assert verdicts["onnx_gpu"]["ok"] is False and verdicts["onnx_gpu"]["fix"]
     assert report["dependency_folder"]["current"] is None
