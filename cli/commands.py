@@ -4,6 +4,7 @@ Processing algorithms of the same names."""
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from .options import DEVICES, check_output, non_negative, positive
 from .session import Session
 
 Result = tuple[dict[str, Any], list[str]]
+STYLES = Path(__file__).resolve().parent.parent / "styles"
 
 
 # --- mask -------------------------------------------------------------------------------------
@@ -41,6 +43,9 @@ def mask_arguments(parser: argparse.ArgumentParser) -> None:
                         "the band count do not tell them (e.g. 'B2,B3,B4,B8,B11,B12')")
     parser.add_argument("--dilation", type=non_negative, default=0,
                         help="grow the gaps by this many pixels (default: %(default)s)")
+    parser.add_argument("--no-style", action="store_true",
+                        help="do not write the QGIS style beside the mask (MASK.qml: gap, "
+                        "clear, no data, which QGIS applies when it opens the mask)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
@@ -53,7 +58,11 @@ def run_mask(arguments: argparse.Namespace, session: Session) -> Result:
         parse_value_ranges,
     )
 
-    check_output(arguments.output, [arguments.image, arguments.source], arguments.overwrite)
+    inputs = [arguments.image, arguments.source]
+    check_output(arguments.output, inputs, arguments.overwrite)
+    style = None if arguments.no_style else Path(arguments.output).with_suffix(".qml")
+    if style is not None:
+        check_output(str(style), inputs, arguments.overwrite)
     settings = MaskSettings(
         method=arguments.method,
         band=arguments.source_band,
@@ -70,6 +79,8 @@ def run_mask(arguments: argparse.Namespace, session: Session) -> Result:
             arguments.image, arguments.output, settings, source_path=arguments.source,
             progress=progress, cancelled=cancelled,
         )
+    if style is not None:  # beside the output only, once it is complete
+        shutil.copyfile(STYLES / "gap_mask.qml", style)
     result = {
         "command": "mask",
         "method": arguments.method,
@@ -78,6 +89,7 @@ def run_mask(arguments: argparse.Namespace, session: Session) -> Result:
         "gap_pixels": report.gaps,
         "outside_pixels": report.outside,
         "gap_fraction": report.gap_fraction,
+        "style": str(style) if style else None,
     }
     summary = [
         f"Wrote {arguments.output}: {report.gaps} gap pixels ({100 * report.gap_fraction:.1f} % "

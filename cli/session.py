@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..core.progress import CancelledFn, ProgressFn
-
-Run = Callable[["Session"], dict[str, Any]]
 
 
 @dataclass
@@ -68,7 +67,7 @@ class Session:
             bar.update(max(0.0, min(100.0, 100.0 * fraction)) - bar.n)
 
         previous = signal.getsignal(signal.SIGINT)
-        in_main_thread = _main_thread()
+        in_main_thread = threading.current_thread() is threading.main_thread()  # signals only there
         if in_main_thread:
             signal.signal(signal.SIGINT, on_interrupt)
         try:
@@ -96,8 +95,3 @@ class Session:
             print(json.dumps(document, indent=2), file=self.stdout)
         return code
 
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()

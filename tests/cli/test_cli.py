@@ -39,6 +39,8 @@ def mask(series, tmp_path, capsys) -> Path:
         capsys, "mask", series[TARGET], "-o", tmp_path / "mask.tif", "--dilation", "1"
     )
     assert code == 0 and 0.3 < result["gap_fraction"] < 0.8
+    assert result["style"] == str(tmp_path / "mask.qml")  # QGIS opens the mask styled
+    assert "paletted" in (tmp_path / "mask.qml").read_text()
     return tmp_path / "mask.tif"
 
 
@@ -126,7 +128,7 @@ def test_errors_are_the_engines_in_one_paragraph(series, tmp_path, capsys):
         check_scl_classes([42])
     assert code == 2 and result == {"ok": False, "error": str(engine.value), "exit_code": 2}
     assert err == f"error: {engine.value}\n"  # no traceback
-    assert not (tmp_path / "m.tif").exists() and not list(tmp_path.iterdir())
+    assert not list(tmp_path.iterdir())  # neither the mask nor its style
     code, result, err = gapfill(capsys, "describe", tmp_path / "none.onnx")
     assert code == 2 and "does not exist" in result["error"]
 
