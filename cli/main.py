@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import configparser
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import Cancelled, GapfillError, MissingDependencyError
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     session = Session(json=arguments.json, quiet=arguments.quiet)
     try:
-        result, summary = arguments.run(arguments, session)
+        with gdal_return_codes():
+            result, summary = arguments.run(arguments, session)
     except (Cancelled, KeyboardInterrupt):
         return session.fail("Interrupted: no output was written.", INTERRUPTED)
     except MissingDependencyError as error:
@@ -75,6 +78,21 @@ def main(argv: list[str] | None = None) -> int:
         return session.fail(str(error), FAILED)
     session.emit(result, summary)
     return 0
+
+
+@contextmanager
+def gdal_return_codes() -> Iterator[None]:
+    """GDAL's mode of the engine, chosen explicitly: return codes, not exceptions (GDAL 3.10
+    warns on every run until a program chooses; the mode before is restored)."""
+    from osgeo import gdal
+
+    previous = gdal.GetUseExceptions()
+    gdal.DontUseExceptions()
+    try:
+        yield
+    finally:
+        if previous:
+            gdal.UseExceptions()
 
 
 def missing_package(error: MissingDependencyError) -> str:

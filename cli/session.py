@@ -45,13 +45,19 @@ class Session:
         removed), a second one interrupts at once."""
         from tqdm import tqdm
 
-        interrupted: list[bool] = []
+        state = {"asked": False, "told": False}
 
         def on_interrupt(_signal: int, _frame: object) -> None:
-            if interrupted:
+            # no printing here: the handler may run inside a print of the main thread
+            if state["asked"]:
                 raise KeyboardInterrupt
-            interrupted.append(True)
-            self.info("\nStopping after the current block (Ctrl-C again to interrupt now)…")
+            state["asked"] = True
+
+        def cancelled() -> bool:
+            if state["asked"] and not state["told"]:
+                state["told"] = True
+                self.info("\nStopping after the current block (Ctrl-C again to stop now)…")
+            return state["asked"]
 
         bar = tqdm(
             total=100.0,
@@ -71,7 +77,7 @@ class Session:
         if in_main_thread:
             signal.signal(signal.SIGINT, on_interrupt)
         try:
-            yield progress, lambda: bool(interrupted)
+            yield progress, cancelled
             progress(1.0)
         finally:
             bar.close()
