@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import Cancelled, GapfillError, MissingDependencyError
-from . import commands, fill
 from .session import Session
 
 PROGRAM = "gapfill"
@@ -24,7 +23,18 @@ EXTRAS = {"onnxruntime": "models", "torch": "training", "onnx": "training", "pyy
 USAGE, MISSING, INTERRUPTED, FAILED = 2, 3, 130, 1
 
 
+NO_GDAL = (
+    "GDAL's Python bindings (osgeo.gdal_array, on numpy) cannot be imported ({error}). They are "
+    "not a pip dependency of gapfill: install them with the system (Debian/Ubuntu: sudo apt "
+    "install python3-gdal, then make the virtual environment with --system-site-packages; "
+    "conda: conda install -c conda-forge gdal), or build them with pip install 'gapfill[gdal]' "
+    "(needs libgdal-dev of the system's GDAL version and a compiler)."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import commands, fill
+
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Fill clouds, shadows and no-data gaps in optical satellite images, "
@@ -59,6 +69,10 @@ def version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        from osgeo import gdal_array  # noqa: F401 - the engine's ground (it imports numpy)
+    except ImportError as error:
+        return Session().fail(NO_GDAL.format(error=error), MISSING)
     if argv[:1] == ["train"]:  # everything after it belongs to the training package's parser
         from ..training.cli import main as train
 

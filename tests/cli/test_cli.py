@@ -165,6 +165,20 @@ def test_missing_package_gives_the_pip_command_for_this_python(plugin_path, tmp_
     assert "Traceback" not in run.stderr and "Plugins ›" not in run.stderr
 
 
+def test_without_gdal_the_message_says_where_it_comes_from(plugin_path, tmp_path):
+    """A virtual environment without the system's packages: no GDAL bindings, no numpy."""
+    import venv
+
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(tmp_path / "bare")
+    run = subprocess.run(
+        [str(tmp_path / "bare" / "bin" / "python"), "-m", "gapfill.cli", "describe"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(plugin_path)}, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 3 and "Traceback" not in run.stderr
+    assert "python3-gdal" in run.stderr and "gapfill[gdal]" in run.stderr
+
+
 def test_ctrl_c_cancels_and_leaves_no_output(data_dir, plugin_path, tmp_path):
     """SIGINT while the model fills small tiles: exit 130, no output, no partial file."""
     folder = data_dir / "sen12mscr_georef"
