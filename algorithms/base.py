@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.environment.dependency_folder import dependency_root
-from ..core.errors import Cancelled, GapfillError, MissingDependencyError
+from ..core.errors import Cancelled, GapfillError, MissingDependencyError, field_name
 from ..core.raster.fill_engine import FillReport
 
 ICONS = Path(__file__).resolve().parent.parent / "icons"
@@ -139,14 +140,24 @@ def raster_source(layer: QgsRasterLayer, name: str) -> str:
 
 
 @contextmanager
-def domain_errors() -> Iterator[None]:
-    """Turn the engine's domain errors into Processing errors with the same message."""
+def domain_errors(option_name: Callable[[str], str] = field_name) -> Iterator[None]:
+    """Turn the engine's domain errors into Processing errors with the same message; the
+    options it names are named by `option_name` (an algorithm's parameters)."""
     try:
         yield
     except Cancelled as error:
         raise QgsProcessingException("Cancelled: no output was written.") from error
-    except (GapfillError, MissingDependencyError) as error:
+    except GapfillError as error:
+        raise QgsProcessingException(error.worded(option_name)) from error
+    except MissingDependencyError as error:
         raise QgsProcessingException(str(error)) from error
+
+
+def parameter_label(parameter: QgsProcessingParameterDefinition) -> str:
+    """A parameter as an error names it: its description up to the first note, and its name
+    for qgis_process ('Cloud masks for simulated gaps' (CLOUD_MASKS))."""
+    label = re.split(r" \(|:|,", parameter.description(), maxsplit=1)[0]
+    return f"'{label}' ({parameter.name()})"
 
 
 def run_core(
