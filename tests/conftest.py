@@ -29,8 +29,7 @@ TORCH_PATHS = (REPO / "tests" / "training", REPO / "tests" / "qgis" / "test_trai
 WITHOUT_TORCH = (
     "torch is not installed here (for Python 3.13 only a multi-GB CUDA build exists): the tests "
     "that need it (training, Deep Image Prior, the STPConv export, the scene fill's adapted "
-    "network) are not run; `make test` "
-    "runs them on QGIS 3.22"
+    "network) are not run; `make test` runs them on QGIS 3.22"
 )
 
 
