@@ -27,7 +27,7 @@ DISTANCE = 300  # so that spatial fills reach every gap pixel of these samples
 FILLS: dict[str, tuple[str, dict[str, object]]] = {
     TEMPORAL: ("gapfill:filltemporal", {"METHOD": 0}),
     HISTOGRAM: ("gapfill:filltemporal", {"METHOD": 1}),
-    SPATIAL: ("gapfill:fillspatial", {"MAX_DISTANCE": DISTANCE}),
+    SPATIAL: ("gapfill:fillspatial", {"METHOD": 0, "MAX_DISTANCE": DISTANCE}),
     PYRAMID: ("gapfill:fillspatial", {"METHOD": 1, "MAX_DISTANCE": DISTANCE}),
     DIP: ("gapfill:filldip", {"ITERATIONS": 300, "SEED": 0, "DEVICE": 1}),
     SCENE: ("gapfill:fillscene", {"SEED": 0}),
@@ -104,8 +104,9 @@ def slovenia_cases() -> list[SimulatedCase]:
 class Runner:
     """One qgis_process profile per worker thread (profiles are not shared between processes)."""
 
-    def __init__(self, data: Path, folder: Path, methods: set[str] | None = None) -> None:
-        self.data, self.folder = data, folder
+    def __init__(self, data: Path, folder: Path, methods: set[str] | None = None,
+                 mask_method: int = 0) -> None:
+        self.data, self.folder, self.mask_method = data, folder, mask_method
         self.methods = methods  # None: every method
         self.local = threading.local()
 
@@ -121,10 +122,12 @@ class Runner:
         return self.data / relative
 
     def gap_mask(self, relative: str | Path, dilation: int = 0) -> str:
-        """The spectral gap mask of a real image (1 = cloud or shadow), built once."""
-        output = self.folder / "masks" / f"{Path(relative).stem}_d{dilation}.tif"
+        """The gap mask of a real image (1 = cloud or shadow, by `mask_method`), built once."""
+        name = f"{Path(relative).stem}_m{self.mask_method}_d{dilation}.tif"
+        output = self.folder / "masks" / name
         if not output.exists():
-            self.run("gapfill:buildgapmask", {"INPUT": self.path(str(relative)), "METHOD": 0,
+            self.run("gapfill:buildgapmask", {"INPUT": self.path(str(relative)),
+                                              "METHOD": self.mask_method,
                                               "DILATION": dilation, "OUTPUT": output})
         return str(output)
 

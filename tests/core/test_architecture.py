@@ -15,7 +15,7 @@ CORE = REPO / "core"
 CLI = REPO / "cli"
 GROUND = ("errors", "progress", "dependencies")
 ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment")
-HEAVY = ("onnxruntime", "torch")
+HEAVY = ("onnxruntime", "torch", "ukis_csmask", "s2cloudless", "lightgbm", "cv2")
 RECIPES = REPO / "training" / "recipes"
 
 

@@ -20,6 +20,7 @@ from ...learned.onnx_fill import fill_arrays
 from ...learned.onnx_fill_raster import resolve_bands
 from ...learned.onnx_session import LogFn, create_session, no_log
 from ...progress import CancelledFn, never_cancelled
+from ...raster.access import Window, crop
 from ...raster.fill_engine import Block
 from ..histogram_matched_fill import fill_nearest_matched
 from ..pyramid_fill import pyramid_fill_arrays, pyramid_halo
@@ -194,13 +195,16 @@ def predict_all(
     window: SceneWindow,
     hidden: np.ndarray,
     cancelled: CancelledFn = never_cancelled,
+    keep: Window | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every candidate's prediction, its unreached pixels completed by the pyramid fill."""
-    pyramid = _pyramid(window, hidden, cancelled)
+    """Every candidate's prediction, its unreached pixels completed by the pyramid fill, cut
+    to `keep` (a part of the window) as soon as it is made, so memory holds one whole one."""
+    region = keep or (0, 0, window.shape[1], window.shape[0])
+    pyramid = crop(_pyramid(window, hidden, cancelled), region)
     predictions = {}
     for candidate in candidates:
-        values = pyramid if candidate.name == PYRAMID else candidate.predict(
-            window, hidden, cancelled
+        values = pyramid if candidate.name == PYRAMID else crop(
+            candidate.predict(window, hidden, cancelled), region
         )
         predictions[candidate.name] = np.where(np.isnan(values), pyramid, values)
     return predictions

@@ -78,7 +78,7 @@ class SceneSettings:
     bundled: bool = True
     adapt: bool = True
     threads: int = 2
-    block_size: int = 1024
+    block_size: int = 512
 
 
 DEFAULT_SETTINGS = SceneSettings()
@@ -323,9 +323,8 @@ def fill_scene(
     candidate_stage = stages.stage("candidates")
     for index, (window, (scene, stored, _)) in enumerate(zip(windows, sampled, strict=True)):
         hidden = _on_scene(window.hidden, scene, stored)
-        predictions = predict_all(candidates, scene, hidden, cancelled)
-        window.predictions = {k: crop(v, stored).astype(np.float32) for k, v in
-                              predictions.items()}
+        predictions = predict_all(candidates, scene, hidden, cancelled, keep=stored)
+        window.predictions = {k: v.astype(np.float32) for k, v in predictions.items()}
         candidate_stage((index + 1) / len(windows))
     ndvi = _ndvi_bands(inputs)
 
@@ -480,8 +479,9 @@ def _adapt(
                                  window.scored(STOP)))
         for layout in window.training_layouts():
             hidden = window.training_hidden(layout)
-            predictions = predict_all(needed, scene, _on_scene(hidden, scene, stored), cancelled)
-            predictions = {k: crop(v, stored) for k, v in predictions.items()}
+            predictions = predict_all(
+                needed, scene, _on_scene(hidden, scene, stored), cancelled, keep=stored
+            )
             training.append(
                 _example(spec, area, hidden, predictions, truth, window.trained(layout))
             )
@@ -586,10 +586,7 @@ def _final_fill(
         height, width = scene.shape
         # the network reads only its margin around the block, not the candidates' context
         region, inner = expand_window(block.inner, MARGIN, width, height)
-        predictions = {
-            name: crop(values, region)
-            for name, values in predict_all(needed, scene, scene.gap, cancelled).items()
-        }
+        predictions = predict_all(needed, scene, scene.gap, cancelled, keep=region)
         scene = scene.cropped(region)
         if chosen == ADAPTED:
             values = network.predict(scene, scene.gap, predictions)

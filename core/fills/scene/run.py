@@ -15,19 +15,19 @@ from .fill_scene import DEFAULT_SETTINGS, SceneResult, SceneSettings, fill_scene
 from .inputs import open_scene
 from .report import write_scene_report
 
-SPECTRAL = MaskSettings(method="spectral", dilation=2)
+AUTOMATIC = MaskSettings(method="automatic")  # as Build gap mask's default
 
 
 def _mask_or_none(path: str, folder: Path, index: int, log: LogFn) -> str | None:
-    """A spectral cloud/shadow gap mask of a Sentinel-2 image, or None (not Sentinel-2)."""
+    """A cloud/shadow gap mask of a Sentinel-2 image made as Build gap mask makes it by default
+    (the best detector installed, its haze buffer), or None (not Sentinel-2)."""
     output = folder / f"gap_mask_{index}.tif"
     try:
-        report = build_gap_mask(path, output, SPECTRAL)
+        report = build_gap_mask(path, output, AUTOMATIC, log=log)
     except GapfillError as error:
         log(f"No gap mask built for '{path}' ({error}); its no-data is its gaps.")
         return None
-    log(f"Gap mask of '{path}' built with the spectral cloud/shadow score (dilated 2 px): "
-        f"{100 * report.gap_fraction:.1f} % gaps.")
+    log(f"Gap mask of '{path}' built ({report.method}): {100 * report.gap_fraction:.1f} % gaps.")
     return str(output)
 
 
@@ -48,8 +48,9 @@ def fill_scene_files(
     cancelled: CancelledFn = never_cancelled,
     log: LogFn = no_log,
 ) -> SceneResult:
-    """Fill `target` into `output` by the scene fill; masks not given are built (spectral
-    score of Sentinel-2 images; else the image's no-data) in a temporary folder."""
+    """Fill `target` into `output` by the scene fill; masks not given are built (Build gap
+    mask's automatic method for Sentinel-2 images; else the image's no-data) in a temporary
+    folder."""
     other_dates = list(other_dates or [])
     other_masks = list(other_masks or [])
     if other_masks and len(other_masks) != len(other_dates):
