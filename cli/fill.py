@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,14 @@ def temporal_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--other-masks", nargs="+", default=[], metavar="MASK",
-        help="gap masks of the other dates, in the same order",
+        help="gap masks of the other dates, in the same order (default: built with "
+        "--other-mask-method)",
+    )
+    parser.add_argument(
+        "--other-mask-method", choices=("automatic", "none", "spectral", "ukis", "s2cloudless"),
+        default="automatic",
+        help="how the other dates' gap masks are built when not given, as `gapfill mask` "
+        "builds them; none: every valid pixel is used (default: %(default)s)",
     )
     parser.add_argument(
         "--method", choices=("interpolation", "histogram"), default="interpolation",
@@ -74,25 +82,34 @@ def temporal_fill(
     arguments: argparse.Namespace, session: Session, progress: ProgressFn, cancelled: CancelledFn
 ) -> tuple[FillReport, Facts]:
     from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
-    from ..core.fills.other_dates import open_temporal_inputs
+    from ..core.fills.other_dates import build_other_date_masks, open_temporal_inputs
     from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
+    from ..core.masks.gap_mask import MaskSettings
 
-    target, target_date, others = open_temporal_inputs(
-        arguments.image, arguments.gap_mask, arguments.other_dates, arguments.other_masks,
-        arguments.dates,
-    )
-    dates = [str(target_date), *(str(other.date) for other in others)]
-    session.info(f"Target date {dates[0]}; other dates: {', '.join(dates[1:])}.")
-    common = dict(progress=progress, cancelled=cancelled)
-    if arguments.method == "interpolation":
-        report = fill_by_temporal_interpolation(
-            target, target_date, others, arguments.output, **common
+    masks = arguments.other_masks
+    with tempfile.TemporaryDirectory(prefix="gapfill-other-masks-") as scratch:
+        if not masks and arguments.other_mask_method != "none":
+            session.info("No gap masks of the other dates given: building them.")
+            masks = build_other_date_masks(
+                arguments.other_dates, MaskSettings(arguments.other_mask_method), scratch,
+                cancelled=cancelled, log=session.info,
+            )
+        target, target_date, others = open_temporal_inputs(
+            arguments.image, arguments.gap_mask, arguments.other_dates, masks, arguments.dates
         )
-    else:
-        report = fill_by_histogram_matching(
-            target, target_date, others, arguments.output, radius=arguments.window_radius,
-            min_pixels=arguments.min_pixels, **common,
-        )
+        dates = [str(target_date), *(str(other.date) for other in others)]
+        session.info(f"Target date {dates[0]}; other dates: {', '.join(dates[1:])}.")
+        common = dict(progress=progress, cancelled=cancelled)
+        if arguments.method == "interpolation":
+            report = fill_by_temporal_interpolation(
+                target, target_date, others, arguments.output, **common
+            )
+        else:
+            report = fill_by_histogram_matching(
+                target, target_date, others, arguments.output, radius=arguments.window_radius,
+                min_pixels=arguments.min_pixels, **common,
+            )
+        del target, others  # close the masks' datasets before their folder goes
     return report, {"dates": dates}
 
 
@@ -101,9 +118,9 @@ def temporal_fill(
 
 def spatial_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--method", choices=("idw", "pyramid"), default="idw",
-        help="inverse distance from the gap edges (GDAL FillNodata), or pyramid interpolation "
-        "(pull-push) (default: %(default)s)",
+        "--method", choices=("idw", "pyramid"), default="pyramid",
+        help="pyramid interpolation (pull-push, better on large gaps: BENCHMARKS.md) or "
+        "inverse distance from the gap edges (GDAL FillNodata) (default: %(default)s)",
     )
     parser.add_argument("--max-distance", type=positive, default=100,
                         help="pixels farther than this from any clear pixel stay no-data "

@@ -106,7 +106,7 @@ def test_installed_gapfill_fills_real_data_end_to_end(installed, data_dir, tmp_p
     target = series / "s2_2018-03-07.tif"
     mask = run(installed, "gapfill", "mask", str(target), "-o", "mask.tif", "--json", cwd=tmp_path)
     assert mask.returncode == 0, mask.stderr
-    assert 0.3 < json.loads(mask.stdout)["gap_fraction"] < 0.8
+    assert 0.3 < json.loads(mask.stdout)["gap_fraction"] < 0.95  # a cloudy date
     fill = run(
         installed, "gapfill", "fill", "temporal", str(target), "--gap-mask", "mask.tif",
         "--other-dates", str(series / "s2_2018-02-25.tif"), str(series / "s2_2018-03-22.tif"),
