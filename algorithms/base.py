@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -29,7 +32,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.environment.dependency_folder import dependency_root
-from ..core.errors import Cancelled, GapfillError, MissingDependencyError
+from ..core.errors import Cancelled, GapfillError, MissingDependencyError, field_name
 from ..core.raster.fill_engine import FillReport
 from ..core.raster.output import check_not_inputs
 
@@ -42,6 +45,9 @@ GROUPS = {
     "environment": "Environment",
 }
 T = TypeVar("T")
+# `qgis_process help` prints each argument's default itself from QGIS 3.40 (seen there; 3.22 does
+# not): before, the parameter's help says it.
+HELP_SHOWS_DEFAULTS = Qgis.QGIS_VERSION_INT >= 34000
 
 
 class GapfillAlgorithm(QgsProcessingAlgorithm):
@@ -67,6 +73,15 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
 
     def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
         return str(ICONS / self.ICON)
+
+    def addParameter(  # noqa: N802 - QGIS API
+        self, parameter: QgsProcessingParameterDefinition, createOutput: bool = True  # noqa: N803
+    ) -> bool:
+        """Add a parameter; where `qgis_process help` would not show its default, its help
+        does (the search distance 100, the Whittaker λ 10, …)."""
+        if not HELP_SHOWS_DEFAULTS and (default := default_text(parameter)):
+            parameter.setHelp(f"{parameter.help()} Default: {default}.".strip())
+        return super().addParameter(parameter, createOutput)
 
     def add_advanced(self, *parameters: QgsProcessingParameterDefinition) -> None:
         """Add tuning knobs, folded under 'Advanced parameters' in the dialog."""
@@ -166,6 +181,19 @@ class DependencyFolderAlgorithm(GapfillAlgorithm):
         return dependency_root(Path(QgsApplication.qgisSettingsDirPath()))
 
 
+def default_text(parameter: QgsProcessingParameterDefinition) -> str:
+    """A parameter's default as `qgis_process run` takes it ('' when it has none to show)."""
+    default = parameter.defaultValue()
+    if default is None or default == "" or parameter.isDestination():
+        return ""
+    if isinstance(parameter, QgsProcessingParameterBoolean):
+        return "true" if default else "false"
+    if isinstance(parameter, QgsProcessingParameterEnum) and isinstance(default, int):
+        options = parameter.options()
+        return f"{default} ({options[default]})" if 0 <= default < len(options) else str(default)
+    if isinstance(parameter, QgsProcessingParameterNumber):
+        return f"{float(default):g}"
+    return f"'{default}'" if isinstance(default, str) else str(default)
 def _is_file(value: Any) -> bool:
     return isinstance(value, str | Path) and bool(str(value)) and Path(value).is_file()
 
@@ -207,14 +235,24 @@ def raster_source(layer: QgsRasterLayer, name: str) -> str:
 
 
 @contextmanager
-def domain_errors() -> Iterator[None]:
-    """Turn the engine's domain errors into Processing errors with the same message."""
+def domain_errors(option_name: Callable[[str], str] = field_name) -> Iterator[None]:
+    """Turn the engine's domain errors into Processing errors with the same message; the
+    options it names are named by `option_name` (an algorithm's parameters)."""
     try:
         yield
     except Cancelled as error:
         raise QgsProcessingException("Cancelled: no output was written.") from error
-    except (GapfillError, MissingDependencyError) as error:
+    except GapfillError as error:
+        raise QgsProcessingException(error.worded(option_name)) from error
+    except MissingDependencyError as error:
         raise QgsProcessingException(str(error)) from error
+
+
+def parameter_label(parameter: QgsProcessingParameterDefinition) -> str:
+    """A parameter as an error names it: its description up to the first note, and its name
+    for qgis_process ('Cloud masks for simulated gaps' (CLOUD_MASKS))."""
+    label = re.split(r" \(|:|,", parameter.description(), maxsplit=1)[0]
+    return f"'{label}' ({parameter.name()})"
 
 
 def run_core(

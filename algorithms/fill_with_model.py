@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from qgis.core import (
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -18,7 +16,7 @@ from qgis.core import (
 )
 
 from ..core.learned.bundled_models import choose_bundled_model
-from ..core.learned.onnx_fill_raster import fill_raster_with_model
+from ..core.learned.onnx_fill_raster import fill_raster_with_model, parse_band_mapping
 from .base import (
     GapfillAlgorithm,
     domain_errors,
@@ -35,23 +33,6 @@ ROLE_PARAMETERS = [
     ("DEM", "dem", "Digital elevation model"),
 ]
 DEVICES = ["auto", "cpu", "cuda"]
-
-
-def parse_band_mapping(text: str) -> dict[str, list[int]]:
-    """'sar: 1, 2; target: 2 3 4' → {'sar': [1, 2], 'target': [2, 3, 4]} (1-based bands)."""
-    mapping: dict[str, list[int]] = {}
-    for part in (p.strip() for p in text.split(";")):
-        if not part:
-            continue
-        role, _, bands = part.partition(":")
-        try:
-            mapping[role.strip()] = [int(b) for b in re.split(r"[,\s]+", bands.strip()) if b]
-        except ValueError as error:
-            raise QgsProcessingException(
-                f"Band mapping '{part}' is not 'role: band, band, …' (1-based band numbers), "
-                "e.g. 'sar: 1, 2; target: 2, 3, 4, 8'."
-            ) from error
-    return mapping
 
 
 class FillWithModel(GapfillAlgorithm):
@@ -92,6 +73,7 @@ class FillWithModel(GapfillAlgorithm):
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        target_parameters(self)  # the image first: it is what the user came to fill
         self.addParameter(
             QgsProcessingParameterFile(
                 self.MODEL,
@@ -100,7 +82,6 @@ class FillWithModel(GapfillAlgorithm):
                 optional=True,
             )
         )
-        target_parameters(self)
         for key, _, label in ROLE_PARAMETERS:
             self.addParameter(QgsProcessingParameterRasterLayer(key, self.tr(label), optional=True))
         mapping = QgsProcessingParameterString(
@@ -165,6 +146,10 @@ class FillWithModel(GapfillAlgorithm):
             model = self.bundled_model(target, roles, feedback)
         margin = self.parameterAsInt(parameters, self.MARGIN, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        with domain_errors():
+            band_mapping = parse_band_mapping(
+                self.parameterAsString(parameters, self.BAND_MAPPING, context)
+            )
         report = run_core(
             fill_raster_with_model,
             feedback,
@@ -173,9 +158,7 @@ class FillWithModel(GapfillAlgorithm):
             output,
             roles,
             gap_mask_path=self.raster_path(parameters, self.GAP_MASK, context),
-            band_mapping=parse_band_mapping(
-                self.parameterAsString(parameters, self.BAND_MAPPING, context)
-            ),
+            band_mapping=band_mapping,
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             margin=None if margin < 0 else margin,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
@@ -192,18 +175,8 @@ class FillWithModel(GapfillAlgorithm):
         bands = gdal.OpenEx(target, gdal.OF_RASTER).RasterCount
         with domain_errors():
             chosen = choose_bundled_model(set(roles), bands)
-        scores = chosen.card.validation_metrics
-        held_out = (
-            f" (held out: PSNR {scores['psnr']:.2f} dB, SAM {scores['sam']:.2f}°)"
-            if {"psnr", "sam"} <= set(scores)
-            else ""
-        )
-        feedback.pushInfo(f"No model given: using the bundled model {chosen.path.name}{held_out}.")
-        if outscored := chosen.outscored_by():
-            method, best = outscored
-            feedback.pushWarning(
-                f"On its held-out cases, {method} scored better than this model (PSNR "
-                f"{best['psnr']:.2f} dB, SAM {best['sam']:.2f}°): consider the classical fills "
-                "('Fill gaps from other dates', 'Fill gaps spatially')."
-            )
+        info, warning = chosen.choice_messages()
+        feedback.pushInfo(info)
+        if warning:
+            feedback.pushWarning(warning)
         return str(chosen.path)

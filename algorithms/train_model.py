@@ -25,9 +25,9 @@ from qgis.core import (
 )
 
 from ..core.dependencies import require
-from ..core.errors import Cancelled
+from ..core.errors import Cancelled, field_name
 from ..training.config import ARCHITECTURES, LOSSES, config_from_dict
-from .base import GapfillAlgorithm, domain_errors
+from .base import GapfillAlgorithm, domain_errors, parameter_label
 
 ARCHITECTURE_LABELS = {
     "unet-fusion": "U-Net fusion of any roles (small, the CPU default)",
@@ -39,6 +39,13 @@ ARCHITECTURE_LABELS = {
 }
 DEVICES = ["auto", "cpu", "cuda"]
 METRICS = ("MAE", "RMSE", "PSNR", "SSIM", "SAM")
+# the training options this algorithm sets, by parameter: an error naming one names the parameter
+OPTION_PARAMETERS = {
+    "dataset": "DATASET", "architecture": "ARCHITECTURE", "loss": "LOSS", "epochs": "EPOCHS",
+    "batch_size": "BATCH_SIZE", "learning_rate": "LEARNING_RATE", "device": "DEVICE",
+    "roles": "ROLES", "width": "WIDTH", "depth": "DEPTH", "patience": "PATIENCE", "seed": "SEED",
+    "cloud_masks": "CLOUD_MASKS", "resume": "RESUME", "output": "TRAINING_FOLDER",
+}
 
 
 class TrainModel(GapfillAlgorithm):
@@ -79,9 +86,10 @@ class TrainModel(GapfillAlgorithm):
             "model card, ready for 'Fill gaps with a model'. Each epoch is validated on the "
             "dataset's validation split (MAE, RMSE, PSNR, SSIM and SAM on the gap pixels, as "
             "'Evaluate fill' measures them) and logged; checkpoints, a CSV log and a PNG of the "
-            "curves are written to the training folder (default: next to the model, "
-            "'<model>_training'). Cancelling keeps the last completed epoch (last.pt) and writes "
-            "no model; run again with 'Resume' to continue.\n\n"
+            "curves are written to the training folder (default: next to the model, named "
+            "after it with '_training', e.g. 'model_training' for 'model.onnx'). Cancelling "
+            "keeps the last completed epoch (last.pt) and writes no model; run again with "
+            "'Resume' to continue.\n\n"
             "The architecture decides which layers (roles) the dataset must hold: DSen2-CR needs "
             "the cloudy target and SAR, Deep-Gapfill SAR and optical images before and after, "
             "the U-Net fusion and the cGAN use every role of the dataset. Without a 'reference' "
@@ -89,7 +97,8 @@ class TrainModel(GapfillAlgorithm):
             "masks given (a raster, or 'path:values' for label rasters, e.g. "
             "'labels.tif:0,4'; several separated by ';').\n\n"
             "Needs PyTorch (torch), onnx and onnxruntime. Large networks need a GPU (device "
-            "CUDA); the command line (python -m <plugin folder>.training) does the same on servers."
+            "CUDA); on servers without QGIS, the command line 'gapfill train' does the same "
+            "(pip install of the plugin folder; see its README)."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
@@ -221,6 +230,11 @@ class TrainModel(GapfillAlgorithm):
                 QgsProcessingOutputNumber(metric, self.tr(f"Validation {metric} (gap pixels)"))
             )
 
+    def option_name(self, option: str) -> str:
+        """A training option as this dialog and qgis_process call it."""
+        parameter = self.parameterDefinition(OPTION_PARAMETERS.get(option, ""))
+        return parameter_label(parameter) if parameter is not None else field_name(option)
+
     def processAlgorithm(  # noqa: N802 - QGIS API
         self,
         parameters: dict[str, Any],
@@ -237,7 +251,7 @@ class TrainModel(GapfillAlgorithm):
         roles = self.parameterAsString(parameters, self.ROLES, context)
         masks = self.parameterAsString(parameters, self.CLOUD_MASKS, context)
         loss = self.parameterAsEnum(parameters, self.LOSS, context)
-        with domain_errors():
+        with domain_errors(self.option_name):
             config = config_from_dict(
                 {
                     "dataset": self.parameterAsFile(parameters, self.DATASET, context),

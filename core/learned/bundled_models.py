@@ -41,6 +41,26 @@ class BundledModel:
         ]
         return max(better, key=lambda item: item[1]["psnr"], default=None)
 
+    def choice_messages(self) -> tuple[str, str | None]:
+        """What a fill that chose this model says: the model and its held-out scores, and a
+        warning when a classical fill scored better on those cases."""
+        scores = self.card.validation_metrics
+        held_out = (
+            f" (held out: PSNR {scores['psnr']:.2f} dB, SAM {scores['sam']:.2f}°)"
+            if {"psnr", "sam"} <= set(scores)
+            else ""
+        )
+        info = f"No model given: using the bundled model {self.path.name}{held_out}."
+        outscored = self.outscored_by()
+        if outscored is None:
+            return info, None
+        method, best = outscored
+        return info, (
+            f"On its held-out cases, {method} scored better than this model (PSNR "
+            f"{best['psnr']:.2f} dB, SAM {best['sam']:.2f}°): consider the classical fills "
+            "(from other dates, or spatial)."
+        )
+
     def needs(self) -> str:
         labels = [ROLE_LABELS[role] for role in sorted(self.roles)]
         bands = len(self.card.output.bands)

@@ -8,6 +8,7 @@ the image.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -69,6 +70,23 @@ class StripWriter:
         self.writer.dataset.FlushCache()
         self.pending = [held[:, count:]] if stop < end else []
         self.top = stop
+
+
+def parse_band_mapping(text: str) -> dict[str, list[int]]:
+    """'sar: 1, 2; target: 2 3 4' → {'sar': [1, 2], 'target': [2, 3, 4]} (1-based bands)."""
+    mapping: dict[str, list[int]] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        role, _, bands = part.partition(":")
+        try:
+            mapping[role.strip()] = [int(b) for b in re.split(r"[,\s]+", bands.strip()) if b]
+        except ValueError as error:
+            raise GapfillError(
+                f"Band mapping '{part}' is not 'role: band, band, …' (1-based band numbers), "
+                "e.g. 'sar: 1, 2; target: 2, 3, 4, 8'."
+            ) from error
+    return mapping
 
 
 def strip_blocks(grid: TileGrid) -> tuple[int, int]:

@@ -1,12 +1,12 @@
 """Describe model and Fill gaps with a model in real QGIS and qgis_process, with small real ONNX
-models (built by PyTorch in the tests) on the georeferenced SEN12MS-CR sample."""
+models (built with onnx.helper in the tests) on the georeferenced SEN12MS-CR sample."""
 
 import json
 
 import numpy as np
 import processing
 import pytest
-from qgis.core import QgsProcessingException
+from qgis.core import QgsApplication, QgsProcessingException
 
 from feedback import RecordingFeedback
 from gapfill.core.learned.bundled_models import choose_bundled_model
@@ -32,6 +32,12 @@ def test_describe_model(provider, models):
     assert "sar" in result["DESCRIPTION"] and "VV" in result["DESCRIPTION"]
     card = json.loads(result["CARD_JSON"])
     assert [item["role"] for item in card["inputs"]] == ["target", "sar", "gap_mask"]
+
+
+def test_the_target_image_comes_before_the_model(plugin):
+    algorithm = QgsApplication.processingRegistry().algorithmById("gapfill:fillgaps")
+    names = [p.name() for p in algorithm.parameterDefinitions()]
+    assert names[:3] == ["INPUT", "GAP_MASK", "MODEL"]
 
 
 def test_fill_with_model(models, sample, tmp_path):
@@ -109,5 +115,8 @@ def test_fill_with_model_in_qgis_process(models, sample, tmp_path):
 def test_missing_onnxruntime_gives_the_install_command(models, tmp_path):
     """QGIS's own Python without the venv: the plugin loads, the model algorithm explains."""
     qgis = QgisProcess(tmp_path / "bare", python_paths=[])
-    with pytest.raises(QgisProcessError, match=r"onnxruntime[\s\S]*-m pip install"):
+    with pytest.raises(QgisProcessError, match=r"onnxruntime[\s\S]*-m pip install") as error:
         qgis.run("gapfill:describemodel", {"MODEL": models["sen12"].path})
+    message = " ".join(str(error.value).split())  # qgis_process wraps long lines
+    assert "`qgis_process run gapfill:installdependencies`" in message
+    assert "`qgis_process.bin run gapfill:installdependencies`" in message
