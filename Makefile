@@ -48,14 +48,15 @@ test: venv lint
 
 # QGIS 3.40 LTR (Debian 13 root made with debootstrap; see scripts/lts_root.sh): every test
 # but those needing PyTorch, which has no CPU build for Python 3.13 on the registry.
-LTS_ROOT := scripts/lts_root.sh
+# The root is $LTS_ROOT (default .lts-root/).
+LTS_SCRIPT := scripts/lts_root.sh
 LTS_PY := /opt/gapfill-venv/bin/python
 
 lts-root:
-	$(LTS_ROOT) build
+	$(LTS_SCRIPT) build
 
 test-lts: lts-root
-	$(LTS_ROOT) run $(LTS_PY) -m pytest -p no:cacheprovider --without-torch tests
+	$(LTS_SCRIPT) run $(LTS_PY) -m pytest -p no:cacheprovider --without-torch tests
 
 demo: venv
 	$(RUN) scripts/demo.py --output demo-output
@@ -76,5 +77,5 @@ package: deps
 
 clean:
 	rm -rf $(VENV) demo-output bench-output dist .pytest_cache .ruff_cache
-	$(LTS_ROOT) remove
+	$(LTS_SCRIPT) remove
 	find . -path ./.lts-root -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
