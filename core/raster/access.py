@@ -142,17 +142,22 @@ def data_band_count(dataset: gdal.Dataset) -> int:
 def read_valid(dataset: gdal.Dataset, window: Window) -> np.ndarray:
     """Boolean (h, w): True where every data band has data (no-data values, mask bands, and the
     alpha band that warping adds: GDAL treats an alpha band as a mask only on 2- and 4-band
-    datasets, so it is read explicitly)."""
+    datasets, so it is read explicitly). NaN and ±inf are never data, with or without a
+    no-data value (GDAL's mask bands count them valid when none is set)."""
     x, y, w, h = window
     valid = np.ones((h, w), dtype=bool)
     if data_band_count(dataset) < dataset.RasterCount:
         valid &= dataset.GetRasterBand(dataset.RasterCount).ReadAsArray(x, y, w, h) > 0
+    floating = np.issubdtype(numpy_dtype(dataset), np.floating)
+    masked = True  # still to apply the mask bands
     for index in range(1, data_band_count(dataset) + 1):
         band = dataset.GetRasterBand(index)
-        if band.GetMaskFlags() == gdal.GMF_ALL_VALID:
-            continue
-        valid &= band.GetMaskBand().ReadAsArray(x, y, w, h) > 0
-        if band.GetMaskFlags() & gdal.GMF_PER_DATASET:
+        if floating:
+            valid &= np.isfinite(band.ReadAsArray(x, y, w, h))
+        if masked and band.GetMaskFlags() != gdal.GMF_ALL_VALID:
+            valid &= band.GetMaskBand().ReadAsArray(x, y, w, h) > 0
+            masked = not band.GetMaskFlags() & gdal.GMF_PER_DATASET
+        elif not floating and not masked:
             break
     return valid
 
