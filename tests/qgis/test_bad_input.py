@@ -318,3 +318,23 @@ def test_an_image_without_any_data_is_refused_by_every_mask_method(provider, ser
         parameters = {"INPUT": empty, "METHOD": method, "OUTPUT": str(tmp_path / "out.tif")}
         assert_refused("has no (valid pixel|pixel with data)", tmp_path,
                        lambda p=parameters: processing.run("gapfill:buildgapmask", p))
+
+
+def test_nothing_is_written_beside_the_inputs(provider, series, tmp_path):
+    """Masks, fills from other dates and spatial fills, run from file paths: the inputs'
+    folder holds afterwards exactly what it held before."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in (TARGET, OTHER):
+        (inputs / name).write_bytes((series / name).read_bytes())
+    before = sorted(p.name for p in inputs.iterdir())
+    out = tmp_path / "out"
+    out.mkdir()
+    mask = processing.run("gapfill:buildgapmask", {
+        "INPUT": str(inputs / TARGET), "METHOD": 0, "OUTPUT": str(out / "mask.tif")})["OUTPUT"]
+    processing.run("gapfill:filltemporal", {
+        "INPUT": str(inputs / TARGET), "GAP_MASK": mask, "OTHER_DATES": [str(inputs / OTHER)],
+        "DATES": "2018-03-07, 2018-03-22", "OUTPUT": str(out / "t.tif")})
+    processing.run("gapfill:fillspatial", {
+        "INPUT": str(inputs / TARGET), "GAP_MASK": mask, "OUTPUT": str(out / "s.tif")})
+    assert sorted(p.name for p in inputs.iterdir()) == before
