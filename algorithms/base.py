@@ -34,7 +34,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..core.environment.dependency_folder import dependency_root
 from ..core.errors import Cancelled, GapfillError, MissingDependencyError, field_name
 from ..core.raster.fill_engine import FillReport
-from ..core.raster.output import check_not_inputs
+from ..core.raster.output import check_not_inputs, check_output_file
 
 ICONS = Path(__file__).resolve().parent.parent / "icons"
 GROUPS = {
@@ -99,9 +99,12 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
             if message:
                 return False, message
         try:
-            check_not_inputs(
-                self._input_files(parameters, context), self._output_files(parameters, context)
-            )
+            outputs = self._output_files(parameters, context)
+            for definition in self.destinationParameterDefinitions():
+                name, kind = definition.name(), definition.type()
+                if name in outputs and kind in ("rasterDestination", "fileDestination"):
+                    check_output_file(name, outputs[name], kind == "rasterDestination")
+            check_not_inputs(self._input_files(parameters, context), outputs)
         except GapfillError as error:
             return False, str(error)
         return True, ""

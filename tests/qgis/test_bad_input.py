@@ -338,3 +338,16 @@ def test_nothing_is_written_beside_the_inputs(provider, series, tmp_path):
     processing.run("gapfill:fillspatial", {
         "INPUT": str(inputs / TARGET), "GAP_MASK": mask, "OUTPUT": str(out / "s.tif")})
     assert sorted(p.name for p in inputs.iterdir()) == before
+
+
+def test_outputs_that_cannot_be_written_as_asked_are_refused(provider, series, tmp_path):
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    spatial = {"INPUT": str(series / TARGET)}
+    refusals = ((folder, "is a folder"), (tmp_path / "out.png", "does not end in .tif"))
+    for output, message in refusals:
+        assert_refused(message, tmp_path, lambda o=output: processing.run(
+            "gapfill:fillspatial", {**spatial, "OUTPUT": str(o)}))
+    assert_refused("is a folder", tmp_path, lambda: processing.run(
+        "gapfill:checkenvironment", {"TRY_CUDA": False, "OUTPUT": str(folder)}))
+    assert not (tmp_path / "out.png").exists()
