@@ -215,6 +215,9 @@ def _unacceptable(
         return ""
     if definition.checkValueIsAcceptable(value, context):
         return ""
+    if isinstance(definition, QgsProcessingParameterEnum) and definition.usesStaticStrings():
+        if str(value).isdigit() and int(value) < len(definition.options()):
+            return ""  # the option's number, as `qgis_process help` offers it
     message = f"Incorrect value for '{definition.description()}' ({definition.name()})"
     if isinstance(definition, QgsProcessingParameterNumber):
         message += f": give a number from {definition.minimum():g} to {definition.maximum():g}"

@@ -123,6 +123,12 @@ def test_scale_and_unscale_round_trip(data_dir, tmp_path):
     )["OUTPUT"]
     np.testing.assert_array_equal(read(restored), read(source))
     assert same_georeference(restored, source)
+    by_number = processing.run(  # the option's number, as `qgis_process help` offers it
+        ScaleRaster(),
+        {"INPUT": str(source), "STATISTICS": statistics, "METHOD": 0,
+         "OUTPUT": str(tmp_path / "by_number.tif")},
+    )["OUTPUT"]
+    np.testing.assert_array_equal(read(by_number), read(scaled))
 
 
 def test_scale_refuses_ambiguous_or_unknown_sources(data_dir, tmp_path):
