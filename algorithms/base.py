@@ -219,7 +219,13 @@ def _unacceptable(
         if str(value).isdigit() and int(value) < len(definition.options()):
             return ""  # the option's number, as `qgis_process help` offers it
     message = f"Incorrect value for '{definition.description()}' ({definition.name()})"
-    if isinstance(definition, QgsProcessingParameterNumber):
+    layers = (QgsProcessingParameterRasterLayer, QgsProcessingParameterMultipleLayers)
+    missing = [v for v in (value if isinstance(value, list | tuple) else [value])
+               if isinstance(v, str) and v and not Path(v.split("|")[0]).exists()]
+    if isinstance(definition, layers) and missing:
+        message += (f": '{missing[0]}' does not exist, neither as a file nor as a layer of the "
+                    "project. Check the path")
+    elif isinstance(definition, QgsProcessingParameterNumber):
         message += f": give a number from {definition.minimum():g} to {definition.maximum():g}"
     elif isinstance(definition, QgsProcessingParameterEnum):
         options = ", ".join(f"{i} ({o})" for i, o in enumerate(definition.options()))

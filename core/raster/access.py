@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,10 +33,17 @@ def open_raster(path: str | Path, role: str = "raster") -> gdal.Dataset:
         dataset = gdal.Open(str(path), gdal.GA_ReadOnly)
         reason = gdal.GetLastErrorMsg()
     if dataset is None:
-        raise RasterOpenError(
-            f"The {role} '{path}' cannot be opened as a raster ({reason or 'unknown format'}). "
-            "Check that the file exists, is readable and is a format GDAL reads (e.g. GeoTIFF)."
-        )
+        file = Path(path)
+        if not file.exists() and "/vsi" not in str(path):
+            what = "does not exist. Check the path"
+        elif file.is_file() and file.stat().st_size == 0:
+            what = "is empty (0 bytes): it was not written completely. Make it again"
+        elif file.is_file() and not os.access(file, os.R_OK):
+            what = "cannot be read (no permission). Give read permission or copy it"
+        else:
+            what = (f"is not a raster GDAL can read ({reason or 'unknown format'}). Give a "
+                    "raster file (e.g. GeoTIFF); check that it is not a text file renamed")
+        raise RasterOpenError(f"The {role} '{path}' {what}.")
     if dataset.RasterCount == 0:
         raise RasterOpenError(f"The {role} '{path}' has no raster bands.")
     return dataset

@@ -351,3 +351,14 @@ def test_outputs_that_cannot_be_written_as_asked_are_refused(provider, series, t
     assert_refused("is a folder", tmp_path, lambda: processing.run(
         "gapfill:checkenvironment", {"TRY_CUDA": False, "OUTPUT": str(folder)}))
     assert not (tmp_path / "out.png").exists()
+
+
+def test_files_that_are_not_rasters_say_what_they_are(provider, tmp_path):
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    empty = tmp_path / "empty.tif"
+    empty.write_bytes(b"")
+    for path, message in ((text, "is not a raster GDAL can read"), (empty, "is empty"),
+                          (tmp_path / "missing.tif", "does not exist")):
+        assert_refused(message, tmp_path, lambda p=path: processing.run(
+            "gapfill:fillspatial", {"INPUT": str(p), "OUTPUT": str(tmp_path / "out.tif")}))
