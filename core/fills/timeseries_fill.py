@@ -352,4 +352,14 @@ def fill_time_series(
                 progress((index + 1) / len(windows))
         finally:
             writer.close()
+        if report.clear == 0:  # refused before the output appears
+            hint = (
+                " The gap mask marks every observed value as a gap: if it uses 1 = valid, "
+                "invert it (Gapfill's masks use 1 = gap, 0 = clear)."
+                if mask is not None else ""
+            )
+            raise GapfillError(
+                f"The time series '{input_path}' has no observed value left to fill from "
+                f"(every pixel of every date is no-data or a gap).{hint}"
+            )
     return report

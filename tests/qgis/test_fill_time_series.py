@@ -119,3 +119,24 @@ def test_list_of_single_date_rasters(qgis_processing, data_dir, tmp_path):
     assert np.array_equal(filled[1][40:], original[1][40:])
     assert result["FILLED_PIXELS"] >= 40 * 40
     assert (filled[1][:40, :40] != -2).all()
+
+
+def test_a_mask_with_the_opposite_convention_is_refused(qgis_processing, data_dir, tmp_path):
+    """A mask of 1 = valid makes every observation a gap: refused with the hint, no output."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    source = gdal.Open(str(s5p_block(data_dir)))
+    observed = source.ReadAsArray() != np.float32(source.GetRasterBand(1).GetNoDataValue())
+    mask = gdal.GetDriverByName("GTiff").Create(
+        str(tmp_path / "valid.tif"), source.RasterXSize, source.RasterYSize,
+        source.RasterCount, gdal.GDT_Byte)
+    mask.WriteArray(observed.astype(np.uint8))  # 1 = valid: the wrong way round
+    mask = None
+    with pytest.raises(QgsProcessingException, match="if it uses 1 = valid, invert it"):
+        processing.run(
+            FillTimeSeries(),
+            {"INPUT": str(s5p_block(data_dir)), "GAP_MASK": str(tmp_path / "valid.tif"),
+             "METHOD": 0, "OUTPUT": str(tmp_path / "o.tif")},
+        )
+    assert not (tmp_path / "o.tif").exists()
