@@ -180,6 +180,11 @@ def test_drawn_polygons_and_area_of_interest_in_another_crs(data_dir, tmp_path):
     )
     xs = [f.geometry().asPoint().x() for f in QgsVectorLayer(result["OUTPUT"]).getFeatures()]
     assert xs and max(xs) < (xmin + xmax) / 2
+    with pytest.raises(QgsProcessingException, match="area of interest layer has no polygon"):
+        processing.run(SamplePatches(), {  # an empty AOI would otherwise mean everywhere
+            "INPUT": str(target), "AOI": memory_layer("Polygon", UTM, []), "PATCH_SIZE": 32,
+            "OUTPUT": str(tmp_path / "empty.gpkg")})
+    assert not (tmp_path / "empty.gpkg").exists()
 
 
 def test_extract_from_points_in_another_crs(sampled, mask, data_dir, tmp_path):
