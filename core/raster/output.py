@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +85,30 @@ def check_not_inputs(inputs: dict[str, list[str]], outputs: dict[str, str]) -> N
         taken[real] = name
 
 
+class Terminated(GapfillError):
+    """The process was asked to stop (SIGTERM) while writing an output."""
+
+
+@contextmanager
+def _termination_raises() -> Iterator[None]:
+    """While an output is written by the main thread, SIGTERM raises `Terminated` there, so
+    the partial file is removed on the way out instead of being left behind by a killed
+    process; the previous handler comes back afterwards. (Other threads cannot take signals:
+    QGIS desktop runs algorithms there and stops them by cancelling.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise Terminated(f"Stopped by signal {signum}: no output was written.")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
@@ -93,7 +119,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(handle)
     os.unlink(temporary)
     try:
-        yield Path(temporary)
+        with _termination_raises():
+            yield Path(temporary)
         os.replace(temporary, final)
     finally:
         for leftover in (temporary, temporary + ".aux.xml"):
