@@ -42,23 +42,23 @@ GEOTIFF_SUFFIXES = (".tif", ".tiff")
 def check_output_file(name: str, path: str, raster: bool) -> None:
     """Refuse, before any work, an output that cannot be written as asked: a folder, a folder
     nobody can write to, or (rasters) a name whose extension is not GeoTIFF's, which would
-    receive GeoTIFF bytes under another format's name."""
-    target = Path(path)
+    receive GeoTIFF bytes under another format's name (a name without extension is kept)."""
+    target, label = Path(path), f"output {name}" if name else "output"
     if target.is_dir():
         raise GapfillError(
-            f"The output {name} '{path}' is a folder; give a file name inside it (e.g. "
+            f"The {label} '{path}' is a folder; give a file name inside it (e.g. "
             f"'{target / ('result.tif' if raster else 'result.json')}')."
         )
-    if raster and target.suffix.lower() not in GEOTIFF_SUFFIXES:
+    if raster and target.suffix and target.suffix.lower() not in GEOTIFF_SUFFIXES:
         raise GapfillError(
-            f"The output {name} '{path}' does not end in .tif: Gapfill writes GeoTIFF files. "
+            f"The {label} '{path}' does not end in .tif: Gapfill writes GeoTIFF files. "
             "Give a .tif name (convert afterwards with Raster › Conversion › Translate if "
             "another format is needed)."
         )
     folder = next((f for f in target.absolute().parents if f.exists()), None)
     if folder is not None and not os.access(folder, os.W_OK):
         raise GapfillError(
-            f"The output {name} '{path}' cannot be written: '{folder}' is not writable. "
+            f"The {label} '{path}' cannot be written: '{folder}' is not writable. "
             "Choose a folder you can write to."
         )
 

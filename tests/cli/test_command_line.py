@@ -258,3 +258,12 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["fill", "temporal", "image.tif", "-o", "out.tif"])  # no --other-dates
     assert exit_.value.code == 2 and "--other-dates" in capsys.readouterr().err
+
+
+def test_outputs_refused_as_processing_refuses_them(series, tmp_path, capsys):
+    """A folder, or a raster name that is not .tif, is refused before any work."""
+    for output, message in ((tmp_path, "is a folder"), (tmp_path / "x.png", "does not end")):
+        code, result, _ = gapfill(capsys, "fill", "spatial", series[TARGET], "-o", output,
+                                  "--overwrite")
+        assert code == 2 and message in result["error"]
+    assert not (tmp_path / "x.png").exists()
