@@ -24,12 +24,12 @@ from .access import (
     band_descriptions,
     crop,
     expand_window,
-    iter_windows,
     nodata_value,
     numpy_dtype,
     open_raster,
     read_bands,
     read_valid,
+    region_windows,
     window_count,
 )
 from .alignment import align_to_grid
@@ -52,6 +52,7 @@ class TargetImage:
     nodata: float
     descriptions: list[str]
     band_masks: BandMasks
+    region: Window | None = None  # only this part of the grid is filled (a mosaic's tile)
 
     def known(self, window: Window, values: np.ndarray) -> np.ndarray:
         """Where the target has data, from its values already read (no second read)."""
@@ -147,6 +148,7 @@ class FillReport:
     filled: int = 0
     clear: int = 0
     messages: list[str] = field(default_factory=list)
+    clear_required: bool = False  # nothing but the target's clear pixels fills its gaps
 
     @property
     def unfilled(self) -> int:
@@ -154,6 +156,44 @@ class FillReport:
 
 
 ComputeFn = Callable[[Block], tuple[np.ndarray, np.ndarray]]
+
+
+def filled_window(target: TargetImage, block_size: int) -> Window:
+    """The window to fill: the whole grid, or the target's region, which must lie on the block
+    grid so that its blocks, halos and reads are those of a whole-image run (its pixels are
+    then the same)."""
+    grid = target.grid
+    if target.region is None:
+        return 0, 0, grid.width, grid.height
+    x, y, w, h = target.region
+    right, bottom = x + w, y + h
+    on_grid = (
+        w > 0 and h > 0 and x % block_size == 0 and y % block_size == 0
+        and (right % block_size == 0 or right == grid.width) and right <= grid.width
+        and (bottom % block_size == 0 or bottom == grid.height) and bottom <= grid.height
+    )
+    if not on_grid:
+        raise GapfillError(
+            f"The tile {target.region} of '{target.path}' is not on this fill's block grid of "
+            f"{block_size} pixels (or leaves the image). Choose a tile size that is a multiple "
+            f"of {block_size} pixels."
+        )
+    return target.region
+
+
+def conclude(report: FillReport, target_path: str) -> FillReport:
+    """The checks made once the whole image is filled (for a mosaic filled by tiles: on the
+    sum of its tiles' reports, since one tile alone cannot tell)."""
+    if report.clear_required and report.clear == 0:
+        raise GapfillError(
+            f"The target '{target_path}' is entirely in gaps and there is no other source "
+            "to fill it from. Use 'Fill gaps from other dates' with images of other dates."
+        )
+    if report.gaps == 0:
+        report.messages.append(
+            "The target has no gap pixels: the output is an unchanged copy of it."
+        )
+    return report
 
 
 def fill_image(
@@ -170,9 +210,11 @@ def fill_image(
     cancelled: CancelledFn = never_cancelled,
 ) -> FillReport:
     """Fill `target` block by block into `output` (GeoTIFF); `compute` returns the core block's
-    filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill."""
-    report = FillReport()
+    filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill.
+    With `target.region`, only that window is filled, into an output of its own grid."""
+    report = FillReport(clear_required=require_clear)
     grid = target.grid
+    region = filled_window(target, block_size)
 
     def read(window: Window) -> Block:
         outer, inner = expand_window(window, halo, grid.width, grid.height)
@@ -192,20 +234,21 @@ def fill_image(
 
     with atomic_path(output) as temporary:
         writer = GeoTiffWriter(
-            temporary, grid, target.bands, target.dtype, target.nodata, target.descriptions
+            temporary, grid.window(region), target.bands, target.dtype, target.nodata,
+            target.descriptions,
         )
 
         def write(window: Window, result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
             out, gap, replaced = result
-            writer.write(window, out)
+            writer.write((window[0] - region[0], window[1] - region[1], *window[2:]), out)
             report.pixels += gap.size
             report.gaps += int(gap.sum())
             report.filled += int(replaced.sum())
 
         try:
             run_pipeline(
-                iter_windows(grid.width, grid.height, block_size),
-                window_count(grid.width, grid.height, block_size),
+                region_windows(grid.width, grid.height, block_size, region),
+                window_count(region[2], region[3], block_size),
                 read,
                 fill,
                 write,
@@ -214,15 +257,8 @@ def fill_image(
                 cancelled=cancelled,
             )
             report.clear = report.pixels - report.gaps
-            if require_clear and report.clear == 0:
-                raise GapfillError(
-                    f"The target '{target.path}' is entirely in gaps and there is no other source "
-                    "to fill it from. Use 'Fill gaps from other dates' with images of other dates."
-                )
+            if target.region is None:
+                conclude(report, target.path)
         finally:
             writer.close()
-    if report.gaps == 0:
-        report.messages.append(
-            "The target has no gap pixels: the output is an unchanged copy of it."
-        )
     return report

@@ -12,8 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "core"
 CLI = REPO / "cli"
 GROUND = ("errors", "progress", "dependencies")
-ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment")
-HEAVY = ("onnxruntime", "torch")
+ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment",
+         "distributed")
+HEAVY = ("onnxruntime", "torch", "dask", "distributed")
 RECIPES = REPO / "training" / "recipes"
 
 

@@ -22,6 +22,7 @@ EXPECTED = [
     "gapfill:extractpatches",
     "gapfill:filldip",
     "gapfill:fillgaps",
+    "gapfill:fillmany",
     "gapfill:fillspatial",
     "gapfill:filltemporal",
     "gapfill:filltimeseries",
