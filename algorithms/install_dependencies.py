@@ -27,6 +27,7 @@ from .base import DependencyFolderAlgorithm, domain_errors
 class InstallDependencies(DependencyFolderAlgorithm):
     BUILD = "BUILD"
     TRAINING = "TRAINING"
+    DISTRIBUTED = "DISTRIBUTED"
     DRY_RUN = "DRY_RUN"
     PIP_OPTIONS = "PIP_OPTIONS"
     REQUIREMENTS = "REQUIREMENTS"
@@ -42,7 +43,8 @@ class InstallDependencies(DependencyFolderAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
-            "Installs what the learned fills (onnxruntime) and training (torch) need into "
+            "Installs what the learned fills (onnxruntime), training (torch) and Fill many "
+            "scenes (Dask distributed) need into "
             "Gapfill's own folder of your QGIS profile (python/gapfill-deps), never into QGIS's "
             "Python packages, with the pip of the Python that QGIS runs. Automatic build: "
             "onnxruntime-gpu with NVIDIA's CUDA and cuDNN pip packages when an NVIDIA driver is "
@@ -70,6 +72,12 @@ class InstallDependencies(DependencyFolderAlgorithm):
         self.addParameter(
             QgsProcessingParameterBoolean(
                 self.TRAINING, self.tr("Also install PyTorch (for training)"), defaultValue=False
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.DISTRIBUTED, self.tr("Also install Dask distributed (Fill many scenes)"),
+                defaultValue=False,
             )
         )
         self.addParameter(
@@ -112,6 +120,7 @@ class InstallDependencies(DependencyFolderAlgorithm):
                 root,
                 build=BUILDS[self.parameterAsEnum(parameters, self.BUILD, context)],
                 training=self.parameterAsBoolean(parameters, self.TRAINING, context),
+                distributed=self.parameterAsBoolean(parameters, self.DISTRIBUTED, context),
                 requirements=split_arguments(
                     self.parameterAsString(parameters, self.REQUIREMENTS, context)
                 ),

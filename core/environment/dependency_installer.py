@@ -246,9 +246,11 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 
 def choose_packages(
-    build: Build, training: bool, system: str, cuda: tuple[int, int] | None
+    build: Build, training: bool, system: str, cuda: tuple[int, int] | None,
+    distributed: bool = False,
 ) -> Choice:
-    """onnxruntime's CPU or GPU build, and torch when training is asked for, for this machine.
+    """onnxruntime's CPU or GPU build, torch when training is asked for, and Dask distributed
+    (Fill many scenes) when `distributed`, for this machine.
 
     The GPU builds come with NVIDIA's CUDA and cuDNN pip packages (no system CUDA needed), limited
     by a constraint to the CUDA major versions the driver (`cuda`) runs.
@@ -286,6 +288,8 @@ def choose_packages(
         elif system == "Windows" and cuda is not None:  # PyPI has CPU-only torch for Windows
             index = next((name for needed, name in TORCH_CUDA_INDEXES if cuda >= needed), "cpu")
             options = ["--extra-index-url", TORCH_INDEX + index]
+    if distributed:
+        requirements.append("distributed")
     return Choice(requirements, options, constraints, notes)
 
 
@@ -473,6 +477,7 @@ def install_dependencies(
     *,
     build: Build = "auto",
     training: bool = False,
+    distributed: bool = False,
     requirements: Sequence[str] | None = None,
     pip_options: Sequence[str] = (),
     python: str | None = None,
@@ -484,14 +489,15 @@ def install_dependencies(
     """Install the packages Gapfill needs into a new generation of `root` and switch to it.
 
     `requirements` replaces the automatic choice (onnxruntime's build for this machine, torch when
-    `training`); `pip_options` are added to every pip call (an index, `--find-links`,
-    `--no-index`, a proxy). `python` defaults to the Python that QGIS runs. A dry run logs the
-    constraints and the commands, and writes nothing. This process's `sys.path` is not touched:
-    `dependency_folder.activate` does that.
+    `training`, Dask distributed when `distributed`); `pip_options` are added to every pip call
+    (an index, `--find-links`, `--no-index`, a proxy). `python` defaults to the Python that
+    QGIS runs. A dry run logs the constraints and the commands, and writes nothing. This
+    process's `sys.path` is not touched: `dependency_folder.activate` does that.
     """
     root = Path(root)
     info = probe_python(python or python_executable(), root)
-    choice = choose_packages(build, training, platform.system(), driver_cuda_version())
+    choice = choose_packages(build, training, platform.system(), driver_cuda_version(),
+                             distributed)
     if requirements:
         choice = Choice(list(requirements), [], choice.constraints)
     for note in choice.notes:

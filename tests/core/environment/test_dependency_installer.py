@@ -189,6 +189,11 @@ def test_packages_follow_the_platform_and_the_driver(
     assert all(part in " ".join(choice.constraints) for part in constraints)
 
 
+def test_dask_distributed_comes_with_fill_many():
+    choice = choose_packages("cpu", False, "Linux", None, distributed=True)
+    assert choice.requirements == ["onnxruntime", "distributed"]
+
+
 def test_gpu_build_is_refused_on_macos():
     with pytest.raises(DependencyInstallError, match="Linux and Windows only"):
         choose_packages("gpu", False, "Darwin", None)
