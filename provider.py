@@ -14,6 +14,7 @@ from .algorithms.evaluate_fill import EvaluateFill
 from .algorithms.extract_patches import ExtractPatches
 from .algorithms.fill_deep_image_prior import FillDeepImagePrior
 from .algorithms.fill_many import FillMany
+from .algorithms.fill_scene import FillScene
 from .algorithms.fill_spatial import FillSpatial
 from .algorithms.fill_temporal import FillTemporal
 from .algorithms.fill_time_series import FillTimeSeries
@@ -66,6 +67,7 @@ class GapfillProvider(QgsProcessingProvider):
             FillTimeSeries(),
             FillDeepImagePrior(),
             FillMany(),
+            FillScene(),
             DescribeModel(),
             TrainModel(),
             SimulateGaps(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,17 +19,22 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.environment.dependency_folder import dependency_root
-from ..core.errors import Cancelled, GapfillError, MissingDependencyError
+from ..core.errors import Cancelled, GapfillError, MissingDependencyError, field_name
 from ..core.raster.fill_engine import FillReport
+from ..core.raster.output import check_not_inputs
 
 ICONS = Path(__file__).resolve().parent.parent / "icons"
 GROUPS = {
@@ -83,10 +89,70 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
 
+    def checkParameterValues(  # noqa: N802 - QGIS API
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        """QGIS's check of each value, then: no output may be one of the inputs (nothing would
+        be left of the user's file), refused before any work in every algorithm."""
+        for definition in self.parameterDefinitions():
+            message = _unacceptable(definition, parameters.get(definition.name()), context)
+            if message:
+                return False, message
+        try:
+            check_not_inputs(
+                self._input_files(parameters, context), self._output_files(parameters, context)
+            )
+        except GapfillError as error:
+            return False, str(error)
+        return True, ""
+
+    def _input_files(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> dict[str, list[str]]:
+        files: dict[str, list[str]] = {}
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if parameters.get(name) in (None, ""):
+                continue
+            if isinstance(definition, QgsProcessingParameterRasterLayer):
+                path = self.raster_path(parameters, name, context)
+                files[name] = [path] if path else []
+            elif isinstance(definition, QgsProcessingParameterMultipleLayers):
+                files[name] = [
+                    path.split("|")[0] for path in self.raster_paths(parameters, name, context)
+                ]
+            elif isinstance(definition, QgsProcessingParameterFile):
+                files[name] = [self.parameterAsFile(parameters, name, context)]
+            elif isinstance(definition, QgsProcessingParameterVectorLayer):
+                layer = self.parameterAsVectorLayer(parameters, name, context)
+                files[name] = [layer.source().split("|")[0]] if layer else []
+        return files
+
+    def _output_files(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> dict[str, str]:
+        files = {}
+        for definition in self.destinationParameterDefinitions():
+            name = definition.name()
+            value = parameters.get(name)
+            if value in (None, "") or str(value) == "TEMPORARY_OUTPUT":
+                continue
+            if isinstance(definition, QgsProcessingParameterRasterDestination):
+                files[name] = self.parameterAsOutputLayer(parameters, name, context)
+            elif isinstance(definition, QgsProcessingParameterFileDestination):
+                files[name] = self.parameterAsFileOutput(parameters, name, context)
+            else:
+                files[name] = self.parameterAsString(parameters, name, context)
+        return files
+
     def raster_path(
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
     ) -> str | None:
         """The file behind a raster parameter (None when optional and empty)."""
+        value = parameters.get(name)
+        if _is_file(value):
+            return str(value)  # a file path: no layer is loaded (QGIS would write statistics
+            # into an .aux.xml beside the user's file when it sets up a layer's renderer)
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             return None
@@ -96,6 +162,9 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
     ) -> list[str]:
         """Files behind a multiple-layers parameter, in the order the user gave them."""
+        values = parameters.get(name)
+        if isinstance(values, list | tuple) and values and all(_is_file(v) for v in values):
+            return [str(value) for value in values]
         layers = self.parameterAsLayerList(parameters, name, context)
         return [raster_source(layer, name) for layer in layers]
 
@@ -125,6 +194,33 @@ def default_text(parameter: QgsProcessingParameterDefinition) -> str:
     if isinstance(parameter, QgsProcessingParameterNumber):
         return f"{float(default):g}"
     return f"'{default}'" if isinstance(default, str) else str(default)
+def _is_file(value: Any) -> bool:
+    return isinstance(value, str | Path) and bool(str(value)) and Path(value).is_file()
+
+
+def _unacceptable(
+    definition: QgsProcessingParameterDefinition, value: Any, context: QgsProcessingContext
+) -> str:
+    """Why QGIS refuses `value`, with the range of a number ('' when acceptable). Raster files
+    are not loaded as layers here (QGIS's check would, and its renderer writes an .aux.xml of
+    statistics beside the user's file): their reading is checked when they are opened."""
+    if isinstance(definition, QgsProcessingParameterRasterLayer) and _is_file(value):
+        return ""
+    if isinstance(definition, QgsProcessingParameterMultipleLayers) and (
+        isinstance(value, list | tuple) and value and all(_is_file(v) for v in value)
+    ):
+        return ""
+    if definition.checkValueIsAcceptable(value, context):
+        return ""
+    message = f"Incorrect value for '{definition.description()}' ({definition.name()})"
+    if isinstance(definition, QgsProcessingParameterNumber):
+        message += f": give a number from {definition.minimum():g} to {definition.maximum():g}"
+    elif isinstance(definition, QgsProcessingParameterEnum):
+        options = ", ".join(f"{i} ({o})" for i, o in enumerate(definition.options()))
+        message += f": give one of {options}"
+    elif value in (None, "") and not definition.flags() & definition.FlagOptional:
+        message += ": it is required"
+    return message + "."
 
 
 def raster_source(layer: QgsRasterLayer, name: str) -> str:
@@ -139,27 +235,40 @@ def raster_source(layer: QgsRasterLayer, name: str) -> str:
 
 
 @contextmanager
-def domain_errors() -> Iterator[None]:
-    """Turn the engine's domain errors into Processing errors with the same message."""
+def domain_errors(option_name: Callable[[str], str] = field_name) -> Iterator[None]:
+    """Turn the engine's domain errors into Processing errors with the same message; the
+    options it names are named by `option_name` (an algorithm's parameters)."""
     try:
         yield
     except Cancelled as error:
         raise QgsProcessingException("Cancelled: no output was written.") from error
-    except (GapfillError, MissingDependencyError) as error:
+    except GapfillError as error:
+        raise QgsProcessingException(error.worded(option_name)) from error
+    except MissingDependencyError as error:
         raise QgsProcessingException(str(error)) from error
+
+
+def parameter_label(parameter: QgsProcessingParameterDefinition) -> str:
+    """A parameter as an error names it: its description up to the first note, and its name
+    for qgis_process ('Cloud masks for simulated gaps' (CLOUD_MASKS))."""
+    label = re.split(r" \(|:|,", parameter.description(), maxsplit=1)[0]
+    return f"'{label}' ({parameter.name()})"
 
 
 def run_core(
     call: Callable[..., T],
     feedback: QgsProcessingFeedback,
     *args: Any,
+    span: tuple[float, float] = (0.0, 1.0),
     **kwargs: Any,
 ) -> T:
-    """Run a core function with QGIS progress and cancel, and domain errors translated."""
+    """Run a core function with QGIS progress (over `span` of the bar, for algorithms that
+    make several core calls) and cancel, and domain errors translated."""
+    low, high = span
     with domain_errors():
         return call(
             *args,
-            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
+            progress=lambda fraction: feedback.setProgress(100.0 * (low + (high - low) * fraction)),
             cancelled=feedback.isCanceled,
             **kwargs,
         )

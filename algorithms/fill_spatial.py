@@ -46,21 +46,22 @@ class FillSpatial(GapfillAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
             "Fills gap pixels from the clear pixels around them, band by band: for gaps that "
-            "no other date or sensor covers, and for small gaps. Methods: inverse-distance "
-            "interpolation from the gap edges (GDAL FillNodata; smoothing passes soften it), or "
-            "pyramid interpolation (pull-push: the mean of the surroundings at the scale of the "
-            "gap, without the wedges and streaks inverse distance draws in large gaps; much "
-            "faster). Pixels farther than the maximum distance (default 100) from any clear "
-            "pixel stay no-data (for the pyramid: the next power of two). Only gap pixels "
-            "change; clear pixels are copied exactly."
+            "no other date or sensor covers, and for small gaps. Methods: pyramid interpolation "
+            "(the default: pull-push, the mean of the surroundings at the scale of the gap, "
+            "smoothed into the gap's edge, without the wedges and streaks inverse distance draws "
+            "in large gaps; better on every real case of BENCHMARKS.md and faster), or "
+            "inverse-distance interpolation from the gap edges (GDAL FillNodata; smoothing "
+            "passes soften it). Pixels farther than the maximum distance (default 100) from "
+            "any clear pixel stay no-data (for the pyramid: the next power of two). Only gap "
+            "pixels change; clear pixels are copied exactly."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         target_parameters(self)
         self.addParameter(
             QgsProcessingParameterEnum(
-                self.METHOD, self.tr("Method"), options=[self.tr(m) for m in METHODS],
-                defaultValue=0,
+                self.METHOD, self.tr("Method (default: pyramid interpolation)"),
+                options=[self.tr(m) for m in METHODS], defaultValue=PYRAMID,
             )
         )
         self.addParameter(

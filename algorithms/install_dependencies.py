@@ -1,4 +1,5 @@
-"""Processing algorithm: install onnxruntime (and torch) into Gapfill's folder of the profile."""
+"""Processing algorithm: install onnxruntime (torch, the cloud detectors) into Gapfill's folder of
+the profile."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .base import DependencyFolderAlgorithm, domain_errors
 class InstallDependencies(DependencyFolderAlgorithm):
     BUILD = "BUILD"
     TRAINING = "TRAINING"
+    MASKS = "MASKS"
     DISTRIBUTED = "DISTRIBUTED"
     DRY_RUN = "DRY_RUN"
     PIP_OPTIONS = "PIP_OPTIONS"
@@ -43,8 +45,9 @@ class InstallDependencies(DependencyFolderAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
-            "Installs what the learned fills (onnxruntime), training (torch) and Fill many "
-            "scenes (Dask distributed) need into "
+            "Installs what the learned fills (onnxruntime), training (torch), the cloud "
+            "detectors of Build gap mask (ukis-csmask, s2cloudless) and Fill many scenes (Dask "
+            "distributed) need into "
             "Gapfill's own folder of your QGIS profile (python/gapfill-deps), never into QGIS's "
             "Python packages, with the pip of the Python that QGIS runs. Automatic build: "
             "onnxruntime-gpu with NVIDIA's CUDA and cuDNN pip packages when an NVIDIA driver is "
@@ -72,6 +75,13 @@ class InstallDependencies(DependencyFolderAlgorithm):
         self.addParameter(
             QgsProcessingParameterBoolean(
                 self.TRAINING, self.tr("Also install PyTorch (for training)"), defaultValue=False
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.MASKS,
+                self.tr("Also install the cloud detectors (masks: ukis-csmask, s2cloudless)"),
+                defaultValue=False,
             )
         )
         self.addParameter(
@@ -120,6 +130,7 @@ class InstallDependencies(DependencyFolderAlgorithm):
                 root,
                 build=BUILDS[self.parameterAsEnum(parameters, self.BUILD, context)],
                 training=self.parameterAsBoolean(parameters, self.TRAINING, context),
+                masks=self.parameterAsBoolean(parameters, self.MASKS, context),
                 distributed=self.parameterAsBoolean(parameters, self.DISTRIBUTED, context),
                 requirements=split_arguments(
                     self.parameterAsString(parameters, self.REQUIREMENTS, context)

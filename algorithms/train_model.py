@@ -25,9 +25,9 @@ from qgis.core import (
 )
 
 from ..core.dependencies import require
-from ..core.errors import Cancelled
+from ..core.errors import Cancelled, field_name
 from ..training.config import ARCHITECTURES, LOSSES, config_from_dict
-from .base import GapfillAlgorithm, domain_errors
+from .base import GapfillAlgorithm, domain_errors, parameter_label
 
 ARCHITECTURE_LABELS = {
     "unet-fusion": "U-Net fusion of any roles (small, the CPU default)",
@@ -39,6 +39,13 @@ ARCHITECTURE_LABELS = {
 }
 DEVICES = ["auto", "cpu", "cuda"]
 METRICS = ("MAE", "RMSE", "PSNR", "SSIM", "SAM")
+# the training options this algorithm sets, by parameter: an error naming one names the parameter
+OPTION_PARAMETERS = {
+    "dataset": "DATASET", "architecture": "ARCHITECTURE", "loss": "LOSS", "epochs": "EPOCHS",
+    "batch_size": "BATCH_SIZE", "learning_rate": "LEARNING_RATE", "device": "DEVICE",
+    "roles": "ROLES", "width": "WIDTH", "depth": "DEPTH", "patience": "PATIENCE", "seed": "SEED",
+    "cloud_masks": "CLOUD_MASKS", "resume": "RESUME", "output": "TRAINING_FOLDER",
+}
 
 
 class TrainModel(GapfillAlgorithm):
@@ -223,6 +230,11 @@ class TrainModel(GapfillAlgorithm):
                 QgsProcessingOutputNumber(metric, self.tr(f"Validation {metric} (gap pixels)"))
             )
 
+    def option_name(self, option: str) -> str:
+        """A training option as this dialog and qgis_process call it."""
+        parameter = self.parameterDefinition(OPTION_PARAMETERS.get(option, ""))
+        return parameter_label(parameter) if parameter is not None else field_name(option)
+
     def processAlgorithm(  # noqa: N802 - QGIS API
         self,
         parameters: dict[str, Any],
@@ -239,7 +251,7 @@ class TrainModel(GapfillAlgorithm):
         roles = self.parameterAsString(parameters, self.ROLES, context)
         masks = self.parameterAsString(parameters, self.CLOUD_MASKS, context)
         loss = self.parameterAsEnum(parameters, self.LOSS, context)
-        with domain_errors():
+        with domain_errors(self.option_name):
             config = config_from_dict(
                 {
                     "dataset": self.parameterAsFile(parameters, self.DATASET, context),

@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -105,9 +106,15 @@ def main() -> None:
     whole_job = jobs_of(large, work / "whole", 1, "temporal")
     whole = seconds("mosaic whole", lambda: serial(whole_job), work / "whole")
     tiled_job = jobs_of(large, work / "tiled", 1, "temporal")
-    tiled = seconds("mosaic tiles", lambda: on_dask(tiled_job, work / "tiled.json", 2,
-                                                    arguments.tile), work / "tiled")
+    tiled = seconds("mosaic tiles, COG", lambda: on_dask(tiled_job, work / "tiled.json", 2,
+                                                         arguments.tile), work / "tiled")
     tiles_identical = same_pixels(whole_job[0].output, tiled_job[0].output)
+    vrt_job = [replace(tiled_job[0], output=str(work / "vrt" / "scene0.vrt"))]
+    vrt = seconds("mosaic tiles, VRT", lambda: on_dask(vrt_job, work / "vrt.json", 2,
+                                                       arguments.tile), work / "vrt")
+    tiles_identical &= same_pixels(whole_job[0].output, vrt_job[0].output)
+    start_only = seconds("empty run", lambda: on_dask([], work / "empty.json", 2),
+                         work / "empty")
 
     pixels = arguments.scenes * arguments.size**2 / 1e6
     rows = [
@@ -121,8 +128,12 @@ def main() -> None:
         f"| {many['1w'] / many['2w']:.2f} × faster than 1 worker |",
         f"| one {arguments.mosaic}² mosaic, whole, in one process | {whole:.1f} | "
         f"{arguments.mosaic**2 / 1e6 / whole:.2f} | 1.00 |",
-        f"| the same in tiles of {arguments.tile} on 2 workers (one COG) | {tiled:.1f} | "
+        f"| the same in tiles of {arguments.tile} on 2 workers, one COG | {tiled:.1f} | "
         f"{arguments.mosaic**2 / 1e6 / tiled:.2f} | {whole / tiled:.2f} × faster |",
+        f"| the same, a VRT of the tiles | {vrt:.1f} | {arguments.mosaic**2 / 1e6 / vrt:.2f} | "
+        f"{whole / vrt:.2f} × faster |",
+        f"| a run without jobs: starting 2 workers, checking them, closing | {start_only:.1f} | "
+        "– | – |",
     ]
     command = "python benchmarks/bench_distributed.py " + shlex.join(sys.argv[1:])
     report = "\n".join([

@@ -20,14 +20,42 @@ STYLES = Path(__file__).resolve().parent.parent / "styles"
 
 
 def mask_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..core.learned.onnx_session import DEVICES
+    from ..core.masks.detectors import CLASSES, LEVELS
     from ..core.masks.gap_mask import DEFAULT_SCL_GAPS, METHODS
 
     parser.add_argument("image", help="the image whose gaps are marked (the mask's grid)")
     parser.add_argument("-o", "--output", required=True, help="gap mask GeoTIFF to write")
-    parser.add_argument("--method", choices=METHODS, default="spectral",
-                        help="spectral cloud/shadow score of the Sentinel-2 bands, Scene "
-                        "Classification classes, cloud probability, values or ranges, or the "
-                        "image's no-data (default: %(default)s)")
+    parser.add_argument("--method", choices=METHODS, default="automatic",
+                        help="automatic (the best cloud detector installed: ukis-csmask, else "
+                        "s2cloudless for L1C, else the spectral score), ukis, s2cloudless, the "
+                        "spectral cloud/shadow score, Scene Classification classes, cloud "
+                        "probability, values or ranges, or the image's no-data "
+                        "(default: %(default)s)")
+    detectors = parser.add_argument_group("cloud-detecting methods (automatic, ukis, "
+                                          "s2cloudless, spectral)")
+    detectors.add_argument("--flag", nargs="+", choices=CLASSES, default=list(CLASSES),
+                           help="classes that are gaps (default: cloud shadow)")
+    detectors.add_argument("--level", choices=LEVELS, default="auto",
+                           help="Sentinel-2 product level (default: from metadata, file name, "
+                           "bands)")
+    detectors.add_argument("--cloud-threshold", type=float,
+                           help="cloud probability 0–1 (ukis, s2cloudless) or smoothed score "
+                           "(spectral); default: the method's own")
+    detectors.add_argument("--haze-buffer", type=float,
+                           help="metres grown around clouds and shadows; default: the "
+                           "method's measured one")
+    detectors.add_argument("--resolution", type=float,
+                           help="detector resolution in m (default: ukis 30, s2cloudless 20)")
+    detectors.add_argument("--pixel-size", type=float,
+                           help="pixel size in m of an image without georeference")
+    detectors.add_argument("--ukis-bands", type=int, choices=(0, 4, 6), default=0,
+                           help="ukis-csmask model: 4 or 6 bands (0: 6 when B11, B12 exist)")
+    detectors.add_argument("--dn-offset", type=float, default=0.0,
+                           help="added to the numbers before / 10000 (-1000 for processing "
+                           "baseline 04.00 or later read as stored)")
+    detectors.add_argument("--device", choices=DEVICES, default="auto",
+                           help="device of ukis-csmask (default: %(default)s)")
     parser.add_argument("--source", help="mask source: SCL, cloud probability or labelled "
                         "raster (default: the image itself)")
     parser.add_argument("--source-band", type=positive, default=1,
@@ -69,6 +97,15 @@ def run_mask(arguments: argparse.Namespace, session: Session) -> Result:
         band_names=arguments.band_names,
         dilation=arguments.dilation,
         threshold=arguments.threshold,
+        flag=tuple(arguments.flag),
+        level=arguments.level,
+        cloud_threshold=arguments.cloud_threshold,
+        buffer_metres=arguments.haze_buffer,
+        resolution_metres=arguments.resolution,
+        pixel_metres=arguments.pixel_size,
+        ukis_bands=arguments.ukis_bands,
+        reflectance_offset=arguments.dn_offset,
+        device=arguments.device,
     )
     if arguments.method == "scl":
         settings.classes = tuple(check_scl_classes(parse_integer_list(arguments.classes)))
@@ -77,13 +114,13 @@ def run_mask(arguments: argparse.Namespace, session: Session) -> Result:
     with session.progress("mask") as (progress, cancelled):
         report = build_gap_mask(
             arguments.image, arguments.output, settings, source_path=arguments.source,
-            progress=progress, cancelled=cancelled,
+            progress=progress, cancelled=cancelled, log=session.info,
         )
     if style is not None:  # beside the output only, once it is complete
         shutil.copyfile(STYLES / "gap_mask.qml", style)
     result = {
         "command": "mask",
-        "method": arguments.method,
+        "method": report.method,
         "output": arguments.output,
         "pixels": report.pixels,
         "gap_pixels": report.gaps,

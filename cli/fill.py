@@ -1,17 +1,20 @@
 """`gapfill fill METHOD IMAGE -o OUTPUT`: the fills of the Fill group, one sub-command each.
 
 A method is one `FillMethod`: its options and the core call that writes the output. Adding
-one (the scene-adaptive fill, say) is a function adding its options, a function making the
-core call, and one more entry in `METHODS`; the target, its gap mask, the output checks, the
-progress bar, the pixel counts, `--json` and the errors are shared.
+one is a function adding its options, a function making the core call, and one more entry in
+`METHODS`; the target, its gap mask, the output checks, the progress bar, the pixel counts,
+`--json` and the errors are shared. The methods are those of the Fill group: temporal,
+spatial, model, and scene (Fill gaps, learned from this scene).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..core.fills.pyramid_fill import fill_by_pyramid
@@ -36,6 +39,8 @@ class FillMethod:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     fill: Call
     inputs: Callable[[argparse.Namespace], list[str]] = lambda _arguments: []
+    outputs: Callable[[argparse.Namespace], list[str]] = lambda _arguments: []  # besides -o
+    gap_mask_default: str = "the image's no-data"
 
 
 # --- from other dates -------------------------------------------------------------------------
@@ -48,7 +53,14 @@ def temporal_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--other-masks", nargs="+", default=[], metavar="MASK",
-        help="gap masks of the other dates, in the same order",
+        help="gap masks of the other dates, in the same order (default: built with "
+        "--other-mask-method)",
+    )
+    parser.add_argument(
+        "--other-mask-method", choices=("automatic", "none", "spectral", "ukis", "s2cloudless"),
+        default="automatic",
+        help="how the other dates' gap masks are built when not given, as `gapfill mask` "
+        "builds them; none: every valid pixel is used (default: %(default)s)",
     )
     parser.add_argument(
         "--method", choices=("interpolation", "histogram"), default="interpolation",
@@ -70,25 +82,34 @@ def temporal_fill(
     arguments: argparse.Namespace, session: Session, progress: ProgressFn, cancelled: CancelledFn
 ) -> tuple[FillReport, Facts]:
     from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
-    from ..core.fills.other_dates import open_temporal_inputs
+    from ..core.fills.other_dates import build_other_date_masks, open_temporal_inputs
     from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
+    from ..core.masks.gap_mask import MaskSettings
 
-    target, target_date, others = open_temporal_inputs(
-        arguments.image, arguments.gap_mask, arguments.other_dates, arguments.other_masks,
-        arguments.dates,
-    )
-    dates = [str(target_date), *(str(other.date) for other in others)]
-    session.info(f"Target date {dates[0]}; other dates: {', '.join(dates[1:])}.")
-    common = dict(progress=progress, cancelled=cancelled)
-    if arguments.method == "interpolation":
-        report = fill_by_temporal_interpolation(
-            target, target_date, others, arguments.output, **common
+    masks = arguments.other_masks
+    with tempfile.TemporaryDirectory(prefix="gapfill-other-masks-") as scratch:
+        if not masks and arguments.other_mask_method != "none":
+            session.info("No gap masks of the other dates given: building them.")
+            masks = build_other_date_masks(
+                arguments.other_dates, MaskSettings(arguments.other_mask_method), scratch,
+                cancelled=cancelled, log=session.info,
+            )
+        target, target_date, others = open_temporal_inputs(
+            arguments.image, arguments.gap_mask, arguments.other_dates, masks, arguments.dates
         )
-    else:
-        report = fill_by_histogram_matching(
-            target, target_date, others, arguments.output, radius=arguments.window_radius,
-            min_pixels=arguments.min_pixels, **common,
-        )
+        dates = [str(target_date), *(str(other.date) for other in others)]
+        session.info(f"Target date {dates[0]}; other dates: {', '.join(dates[1:])}.")
+        common = dict(progress=progress, cancelled=cancelled)
+        if arguments.method == "interpolation":
+            report = fill_by_temporal_interpolation(
+                target, target_date, others, arguments.output, **common
+            )
+        else:
+            report = fill_by_histogram_matching(
+                target, target_date, others, arguments.output, radius=arguments.window_radius,
+                min_pixels=arguments.min_pixels, **common,
+            )
+        del target, others  # close the masks' datasets before their folder goes
     return report, {"dates": dates}
 
 
@@ -97,9 +118,9 @@ def temporal_fill(
 
 def spatial_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--method", choices=("idw", "pyramid"), default="idw",
-        help="inverse distance from the gap edges (GDAL FillNodata), or pyramid interpolation "
-        "(pull-push) (default: %(default)s)",
+        "--method", choices=("idw", "pyramid"), default="pyramid",
+        help="pyramid interpolation (pull-push, better on large gaps: BENCHMARKS.md) or "
+        "inverse distance from the gap edges (GDAL FillNodata) (default: %(default)s)",
     )
     parser.add_argument("--max-distance", type=positive, default=100,
                         help="pixels farther than this from any clear pixel stay no-data "
@@ -193,6 +214,82 @@ def model_fill(
     return report, {"model": model}
 
 
+# --- learned from this scene ------------------------------------------------------------------
+
+
+def scene_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..core.fills.scene.fill_scene import DEFAULT_SETTINGS as DEFAULT
+
+    parser.add_argument("--other-dates", nargs="+", default=[], metavar="RASTER",
+                        help="images of the same place at other dates (optional)")
+    parser.add_argument("--other-masks", nargs="+", default=[], metavar="MASK",
+                        help="gap masks of the other dates, in the same order (default: built)")
+    parser.add_argument("--dates", default="",
+                        help="dates, target first (default: from each file)")
+    parser.add_argument("--sar", metavar="RASTER", help="SAR image at the target's date")
+    parser.add_argument("--dem", metavar="RASTER", help="digital elevation model")
+    parser.add_argument("--budget", type=float, default=DEFAULT.budget_minutes,
+                        help="time budget for learning, minutes; the final fill comes on top "
+                        "(default: %(default)s)")
+    parser.add_argument("--device", choices=DEVICES, default=DEFAULT.device,
+                        help="for the networks (default: %(default)s)")
+    parser.add_argument("--seed", type=non_negative, default=DEFAULT.seed,
+                        help="random seed (default: %(default)s)")
+    parser.add_argument("--max-steps", type=non_negative, default=0,
+                        help="training steps at most; with a seed, the same result every run on "
+                        "the CPU (0 = until the budget or no progress)")
+    parser.add_argument("--windows", type=positive, default=DEFAULT.windows,
+                        help="validation windows of 512 px in large scenes (default: %(default)s)")
+    parser.add_argument("--no-bundled", action="store_true",
+                        help="the bundled models do not compete")
+    parser.add_argument("--no-adapt", action="store_true",
+                        help="no network adapted to the scene (no torch needed)")
+    parser.add_argument("--confidence", metavar="RASTER",
+                        help="also write the confidence layer (expected absolute error, 90 %% "
+                        "upper bound) to this GeoTIFF")
+    parser.add_argument("--report", metavar="FOLDER",
+                        help="also write the HTML and JSON report into this folder")
+
+
+def scene_outputs(arguments: argparse.Namespace) -> list[str]:
+    from ..core.fills.scene.report import JSON_NAME
+
+    report = [str(Path(arguments.report) / JSON_NAME)] if arguments.report else []
+    return [*filter(None, [arguments.confidence]), *report]
+
+
+def scene_fill(
+    arguments: argparse.Namespace, session: Session, progress: ProgressFn, cancelled: CancelledFn
+) -> tuple[FillReport, Facts]:
+    from ..core.fills.scene.fill_scene import SceneSettings
+    from ..core.fills.scene.report import report_document
+    from ..core.fills.scene.run import fill_scene_files
+
+    settings = SceneSettings(
+        budget_minutes=arguments.budget, max_steps=arguments.max_steps or None,
+        seed=arguments.seed, device=arguments.device, windows=arguments.windows,
+        bundled=not arguments.no_bundled, adapt=not arguments.no_adapt,
+    )
+    result = fill_scene_files(
+        arguments.image, arguments.output, gap_mask=arguments.gap_mask,
+        other_dates=arguments.other_dates, other_masks=arguments.other_masks,
+        dates=arguments.dates, sar=arguments.sar, dem=arguments.dem, settings=settings,
+        report_folder=arguments.report, confidence_output=arguments.confidence,
+        progress=progress, cancelled=cancelled, log=session.info,
+    )
+    for note in result.notes:
+        session.warn(note)
+    document = report_document(result, {})
+    facts = {key: document[key] for key in SCENE_FACTS}
+    return result.fill, facts | {"confidence_output": arguments.confidence,
+                                 "report_folder": arguments.report}
+
+
+# what the JSON result tells of the scene fill (the report's JSON has it all, with the protocol)
+SCENE_FACTS = ("chosen", "best_classical", "candidates", "summary", "pixels", "windows",
+               "scaling", "network", "confidence")
+
+
 METHODS = (
     FillMethod(
         "temporal", "from images of other dates (classical)", temporal_arguments, temporal_fill,
@@ -205,6 +302,14 @@ METHODS = (
     FillMethod(
         "model", "with an ONNX model (SAR, other dates, DEM as its card asks)", model_arguments,
         model_fill, lambda arguments: list(roles(arguments).values()),
+    ),
+    FillMethod(
+        "scene", "by the fill that works best on this scene, self-validated (learned from it)",
+        scene_arguments, scene_fill,
+        lambda arguments: [*arguments.other_dates, *arguments.other_masks, arguments.sar,
+                           arguments.dem],
+        scene_outputs, "built: the spectral cloud/shadow score of a Sentinel-2 image, dilated "
+        "2 px, else its no-data",
     ),
 )
 
@@ -222,7 +327,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                                     description=f"Fill gaps {method.help}.")
         parser.add_argument("image", help="the image with gaps")
         parser.add_argument("-o", "--output", required=True, help="GeoTIFF to write")
-        parser.add_argument("--gap-mask", help="gap mask, 1 = gap (default: the image's no-data)")
+        parser.add_argument("--gap-mask",
+                            help=f"gap mask, 1 = gap (default: {method.gap_mask_default})")
         parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
         method.add_arguments(parser)
         parser.set_defaults(run=functools.partial(run_fill, method))
@@ -232,7 +338,8 @@ def run_fill(
     method: FillMethod, arguments: argparse.Namespace, session: Session
 ) -> tuple[dict[str, Any], list[str]]:
     inputs = [arguments.image, arguments.gap_mask, *method.inputs(arguments)]
-    check_output(arguments.output, inputs, arguments.overwrite)
+    for output in (arguments.output, *method.outputs(arguments)):
+        check_output(output, inputs, arguments.overwrite)
     with session.progress(f"fill {method.name}") as (progress, cancelled):
         report, facts = method.fill(arguments, session, progress, cancelled)
     for message in report.messages:

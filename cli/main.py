@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..core.errors import Cancelled, GapfillError, MissingDependencyError
+from ..core.errors import Cancelled, GapfillError, MissingDependencyError, flag_name
 from .session import Session
 
 PROGRAM = "gapfill"
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except MissingDependencyError as error:
         return session.fail(missing_package(error), MISSING)
     except GapfillError as error:
-        return session.fail(str(error), USAGE)
+        return session.fail(error.worded(flag_name), USAGE)
     except OSError as error:
         return session.fail(str(error), FAILED)
     session.emit(result, summary)

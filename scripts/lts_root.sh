@@ -38,6 +38,12 @@ STAMPS="$ROOT/.gapfill"
 
 say() { echo "lts-root: $*" >&2; }
 
+# A step's stamp, and its time in the log (CI's time is the sum of these and the two suites).
+step_done() {  # STAMP WHAT START_SECONDS
+    touch "$1"
+    say "$2 done in $((SECONDS - $3)) s"
+}
+
 mounted_under() {
     # mount points under $1 in this (the host's) namespace; /proc/self/mountinfo field 5
     awk -v root="$1" '$5 == root || index($5, root "/") == 1 { print $5 }' /proc/self/mountinfo
@@ -98,6 +104,7 @@ in_root() {
 
 debootstrap_root() {
     [ -f "$STAMPS/debootstrap.done" ] && return
+    local start=$SECONDS
     refuse_if_mounted "$ROOT"
     refuse_if_mounted "$ROOT.partial"
     rm -rf --one-file-system "$ROOT" "$ROOT.partial"
@@ -111,16 +118,17 @@ debootstrap_root() {
     chmod +x "$ROOT.partial/usr/sbin/policy-rc.d"
     mkdir -p "$ROOT.partial/.gapfill"
     mv "$ROOT.partial" "$ROOT"
-    touch "$STAMPS/debootstrap.done"
+    step_done "$STAMPS/debootstrap.done" "debootstrap $SUITE" "$start"
 }
 
 apt_packages() {
     local stamp="$STAMPS/apt-$(echo "$APT_PACKAGES" | sha256sum | cut -c1-12).done"
     [ -f "$stamp" ] && return
+    local start=$SECONDS
     say "apt-get install $APT_PACKAGES (minutes)"
     in_root /bin/sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         $APT_PACKAGES && apt-get clean"
-    touch "$stamp"
+    step_done "$stamp" "apt-get install" "$start"
 }
 
 python_packages() {
@@ -128,6 +136,7 @@ python_packages() {
     hash="$(cd "$REPO" && cat $REQUIREMENTS | sha256sum | cut -c1-12)"
     stamp="$STAMPS/pip-$hash.done"
     [ -f "$stamp" ] && return
+    local start=$SECONDS
     say "pip install $REQUIREMENTS into $VENV (Debian's numpy, GDAL and QGIS stay in use)"
     # numpy is pinned to Debian's, which its GDAL and QGIS are built against.
     in_root /bin/sh -c "
@@ -138,7 +147,7 @@ python_packages() {
         $VENV/bin/python -m pip install -q $(printf -- '-r %s ' $REQUIREMENTS) \
             -c /tmp/numpy.txt
         $VENV/bin/python -c 'from osgeo import gdal_array; import onnxruntime, qgis.core'"
-    touch "$stamp"
+    step_done "$stamp" "pip install" "$start"
 }
 
 versions() {

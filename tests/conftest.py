@@ -28,8 +28,8 @@ pytest_plugins = ["model_factory"]  # small real ONNX models with cards, for cor
 TORCH_PATHS = (REPO / "tests" / "training", REPO / "tests" / "qgis" / "test_train_algorithm.py")
 WITHOUT_TORCH = (
     "torch is not installed here (for Python 3.13 only a multi-GB CUDA build exists): the tests "
-    "that need it (training, Deep Image Prior, the STPConv export) are not run; `make test` "
-    "runs them on QGIS 3.22"
+    "that need it (training, Deep Image Prior, the STPConv export, the scene fill's adapted "
+    "network) are not run; `make test` runs them on QGIS 3.22"
 )
 
 

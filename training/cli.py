@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import Cancelled, GapfillError, MissingDependencyError
+from ..core.errors import Cancelled, GapfillError, MissingDependencyError, flag_name
 from .config import ARCHITECTURES, add_arguments, parse_train_args
 
 PROGRAM = f"python -m {__package__}" if __package__ else "training"
@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None, prog: str = PROGRAM) -> int:
     except KeyboardInterrupt:
         print("Interrupted: the last completed epoch is in last.pt (--resume).", file=sys.stderr)
         return 130
-    except (GapfillError, MissingDependencyError, FileNotFoundError) as error:
+    except GapfillError as error:
+        print(f"error: {error.worded(flag_name)}", file=sys.stderr)
+        return 2
+    except (MissingDependencyError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

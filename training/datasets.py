@@ -109,8 +109,8 @@ def read_manifest(folder: str | Path) -> Manifest:
     if not (folder / patch_dataset.MANIFEST).is_file():
         raise DatasetNotFoundError(
             f"No patch dataset in '{folder}': it has no {patch_dataset.MANIFEST}. Extract "
-            "patches with the 'Extract patches' algorithm, or write a dataset with "
-            "`python -m <plugin>.training make-dataset`."
+            "patches with the 'Extract patches' algorithm, or write a dataset with the "
+            "command line `gapfill train make-dataset`."
         )
     manifest = Manifest(folder, patch_dataset.read_manifest(folder))
     roles, where = manifest.roles, f"The dataset '{folder}'"

@@ -170,8 +170,9 @@ def _roles(config: TrainConfig, cls: type[GapfillNet], manifest: Manifest) -> tu
             f"The architecture '{name}' needs the role(s) {', '.join(dict.fromkeys(missing))}, "
             f"which the dataset '{manifest.folder}' does not have (it has "
             f"{', '.join(manifest.roles)}). Extract patches with those layers"
-            + ("" if cls.required_roles else ", or choose the input roles (--roles)")
-            + "."
+            + ("" if cls.required_roles else ", or choose the input roles ({roles})")
+            + ".",
+            options=("roles",),
         )
     roles = tuple(role for role in INPUT_ROLES if role in set(wanted) | set(cls.required_roles))
     if not set(roles) - {"gap_mask"}:
@@ -182,10 +183,15 @@ def _roles(config: TrainConfig, cls: type[GapfillNet], manifest: Manifest) -> tu
 def plan_run(config: TrainConfig, log: LogFn = lambda _message: None) -> Plan:
     """Check the configuration against the dataset: roles, patch size, loss, gap simulation."""
     if not config.dataset:
-        raise GapfillError("No dataset given: give the patch dataset folder (--dataset).")
+        raise GapfillError(
+            "No dataset given: give the patch dataset folder ({dataset}).", options=("dataset",)
+        )
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
-            raise GapfillError(f"The option {name} is {getattr(config, name)}; it must be ≥ 1.")
+            raise GapfillError(
+                f"The option {{{name}}} is {getattr(config, name)}; it must be ≥ 1.",
+                options=(name,),
+            )
     if not config.learning_rate > 0:
         raise GapfillError(f"The learning rate must be positive (got {config.learning_rate}).")
     manifest = read_manifest(config.dataset)
@@ -209,7 +215,9 @@ def plan_run(config: TrainConfig, log: LogFn = lambda _message: None) -> Plan:
         raise DatasetError(
             f"The patches are {patch} px, smaller than the {multiple} px that "
             f"'{cls.architecture}' needs (its sizes are multiples of {multiple} px). Extract "
-            f"patches of {max(multiple, 64)} px or more, or choose a shallower network (--depth)."
+            f"patches of {max(multiple, 64)} px or more, or choose a shallower network "
+            "({depth}).",
+            options=("depth",),
         )
     notes = []
     size = patch // multiple * multiple
@@ -231,11 +239,14 @@ def plan_run(config: TrainConfig, log: LogFn = lambda _message: None) -> Plan:
                 else "Simulated gaps were asked for"
             )
             raise DatasetError(
-                f"{reason}, but no cloud-mask raster was given. Give some with --cloud-masks "
-                "(e.g. eolearn_slovenia/cloud_mask.tif, cloud_labels/labels.tif:0,4)."
+                f"{reason}, but no cloud-mask raster was given. Give some with {{cloud_masks}} "
+                "(e.g. eolearn_slovenia/cloud_mask.tif, cloud_labels/labels.tif:0,4).",
+                options=("cloud_masks",),
             )
         if len(config.gap_cover) != 2:
-            raise GapfillError("gap_cover takes two fractions: lowest and highest.")
+            raise GapfillError(
+                "{gap_cover} takes two fractions: lowest and highest.", options=("gap_cover",)
+            )
         shapes = CloudShapes.from_specs(config.cloud_masks, tuple(config.gap_cover))
         notes.append(
             f"Simulated gaps from {len(shapes.masks)} cloud mask(s) of "
@@ -538,13 +549,17 @@ def train(
     say: LogFn = log if main else (lambda _message: None)
     plan = plan_run(config, say)
     if not config.output:
-        raise GapfillError("No output folder given (--output): where checkpoints are written.")
+        raise GapfillError(
+            "No output folder given ({output}): where checkpoints are written.",
+            options=("output",),
+        )
     folder = Path(config.output)
     last = folder / LAST
     if last.exists() and not config.resume:
         raise GapfillError(
-            f"The folder '{folder}' holds a previous run ({LAST}). Continue it with resume "
-            "(--resume), or choose another output folder."
+            f"The folder '{folder}' holds a previous run ({LAST}). Continue it with "
+            "{resume}, or choose another {output}.",
+            options=("resume", "output"),
         )
     if config.resume and not last.exists():
         raise GapfillError(f"Nothing to resume: '{last}' does not exist.")

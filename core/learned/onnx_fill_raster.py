@@ -26,7 +26,13 @@ from ..raster.access import (
     read_valid,
 )
 from ..raster.alignment import align_to_grid, transformed_bounds
-from ..raster.fill_engine import FillReport, TargetImage, open_target, read_gaps
+from ..raster.fill_engine import (
+    FillReport,
+    TargetImage,
+    mask_coverage_messages,
+    open_target,
+    read_gaps,
+)
 from ..raster.output import GeoTiffWriter, atomic_path, cast_to
 from .model_card import INTERNAL_ROLES, ROLE_LABELS, ROLES, card_of_session
 from .onnx_fill import GAP, PREDICT, ModelRunner, TileJob, missing_role_error, run_tiles
@@ -266,7 +272,7 @@ def fill_raster_with_model(
     sources = _open_sources(runner, target, role_paths, mapping, log)
     grid = runner.plan(target.grid.width, target.grid.height, tile_size, margin, log)
     width, height = grid.width, grid.height
-    report = FillReport()
+    report = FillReport(messages=mask_coverage_messages(target))
 
     def read(tile: Tile) -> TileJob:
         inside, rows_columns = source_window(grid.read_window(tile), width, height)

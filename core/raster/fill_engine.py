@@ -9,6 +9,7 @@ appears only when complete.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from .access import (
     region_windows,
     window_count,
 )
-from .alignment import align_to_grid
+from .alignment import align_to_grid, covered_fraction
 from .output import GeoTiffWriter, atomic_path, cast_to
 from .pipeline import run_pipeline
 from .validity import BandMasks
@@ -53,6 +54,7 @@ class TargetImage:
     descriptions: list[str]
     band_masks: BandMasks
     region: Window | None = None  # only this part of the grid is filled (a mosaic's tile)
+    mask_coverage: float = 1.0  # share of the target's extent the gap mask covers
 
     def known(self, window: Window, values: np.ndarray) -> np.ndarray:
         """Where the target has data, from its values already read (no second read)."""
@@ -76,10 +78,11 @@ def open_target(path: str, mask_path: str | None = None) -> TargetImage:
     """Open the target and its gap mask; a mask must be one integer band (1 = gap, 0 = clear)."""
     dataset = open_raster(path, "target image")
     grid = Grid.of(dataset)
-    mask = None
+    mask, coverage = None, 1.0
     if mask_path:
         mask = align_to_grid(mask_path, grid, "nearest", "gap mask")
         check_mask(mask, mask_path)
+        coverage = covered_fraction(Grid.of(open_raster(mask_path, "gap mask")), grid)
     dtype = numpy_dtype(dataset)
     nodata = nodata_value(dataset)
     return TargetImage(
@@ -91,6 +94,7 @@ def open_target(path: str, mask_path: str | None = None) -> TargetImage:
         nodata=default_nodata(dtype) if nodata is None else nodata,
         descriptions=band_descriptions(dataset),
         band_masks=BandMasks(dataset),
+        mask_coverage=coverage,
     )
 
 
@@ -115,16 +119,28 @@ def check_mask(mask: gdal.Dataset, path: str) -> None:
 def read_gaps(
     target: TargetImage, window: Window, values: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(known, gap) booleans: `known` where the target has data, `gap` where it must be filled.
+    """(known, gap) booleans: `known` where the target has data, `gap` where it must be filled:
+    the target's no-data, and where the gap mask has data and is not 0. Outside the mask's
+    extent and on its own no-data, clear pixels stay clear (they are copied, never changed).
     `values`: the target's bands over `window` when already read."""
     known = read_valid(target.dataset, window) if values is None else target.known(window, values)
     gap = ~known
     if target.mask is not None:
         x, y, w, h = window
         values = target.mask.GetRasterBand(1).ReadAsArray(x, y, w, h)
-        mask_known = read_valid(target.mask, window)
-        gap |= (values != 0) | ~mask_known
+        gap |= (values != 0) & read_valid(target.mask, window)
     return known, gap
+
+
+def mask_coverage_messages(target: TargetImage) -> list[str]:
+    """A warning when the gap mask covers only part of the target (see `read_gaps`)."""
+    if target.mask is None or target.mask_coverage >= 1 - 1e-6:
+        return []
+    return [
+        f"The gap mask covers {100 * target.mask_coverage:.1f} % of the target's extent; "
+        "outside it only the target's own no-data is filled, its clear pixels are copied "
+        "unchanged. Give a gap mask over the whole target to fill clouds there."
+    ]
 
 
 @dataclass
@@ -155,7 +171,18 @@ class FillReport:
         return self.gaps - self.filled
 
 
-ComputeFn = Callable[[Block], tuple[np.ndarray, np.ndarray]]
+ComputeFn = Callable[[Block], tuple[np.ndarray, ...]]
+
+
+@dataclass(frozen=True)
+class SideOutput:
+    """A second raster written in the same pass (e.g. a per-pixel confidence): `compute` then
+    returns its (bands, h, w) values as a third item."""
+
+    path: str | Path
+    descriptions: list[str]
+    dtype: np.dtype = np.dtype(np.float32)
+    nodata: float = float("nan")
 
 
 def filled_window(target: TargetImage, block_size: int) -> Window:
@@ -206,13 +233,15 @@ def fill_image(
     block_size: int = 512,
     workers: int = 2,
     require_clear: bool = False,
+    side: SideOutput | None = None,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> FillReport:
     """Fill `target` block by block into `output` (GeoTIFF); `compute` returns the core block's
-    filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill.
-    With `target.region`, only that window is filled, into an output of its own grid."""
-    report = FillReport(clear_required=require_clear)
+    filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill (and the
+    values of `side` when given). Both outputs appear only when the whole run succeeded.
+    With `target.region`, only that window is filled, into outputs of its own grid."""
+    report = FillReport(messages=mask_coverage_messages(target), clear_required=require_clear)
     grid = target.grid
     region = filled_window(target, block_size)
 
@@ -223,42 +252,52 @@ def fill_image(
         original = crop(raw, inner).copy()
         return Block(window, inner, raw.astype(np.float64), gap, original, read_sources(outer))
 
-    def fill(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        values, filled = compute(block)
+    def fill(block: Block) -> tuple[np.ndarray, ...]:
+        values, filled, *extra = compute(block)
         gap = crop(block.gap, block.inner)
         out = block.original.copy()
         replace = gap & filled
         out[:, replace] = cast_to(values[:, replace], target.dtype, target.nodata)
         out[:, gap & ~filled] = cast_to(np.array(target.nodata), target.dtype)
-        return out, gap, replace
+        return out, gap, replace, *extra
 
-    with atomic_path(output) as temporary:
+    with ExitStack() as stack:
+        temporary = stack.enter_context(atomic_path(output))
+        tile = grid.window(region)
         writer = GeoTiffWriter(
-            temporary, grid.window(region), target.bands, target.dtype, target.nodata,
-            target.descriptions,
+            temporary, tile, target.bands, target.dtype, target.nodata, target.descriptions
         )
+        stack.callback(writer.close)
+        side_writer = None
+        if side is not None:
+            side_path = stack.enter_context(atomic_path(side.path))
+            side_writer = GeoTiffWriter(
+                side_path, tile, len(side.descriptions), side.dtype, side.nodata,
+                side.descriptions,
+            )
+            stack.callback(side_writer.close)
 
-        def write(window: Window, result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-            out, gap, replaced = result
-            writer.write((window[0] - region[0], window[1] - region[1], *window[2:]), out)
+        def write(window: Window, result: tuple[np.ndarray, ...]) -> None:
+            out, gap, replaced, *extra = result
+            placed = (window[0] - region[0], window[1] - region[1], *window[2:])
+            writer.write(placed, out)
+            if side_writer is not None:
+                side_writer.write(placed, cast_to(extra[0], side.dtype, side.nodata))
             report.pixels += gap.size
             report.gaps += int(gap.sum())
             report.filled += int(replaced.sum())
 
-        try:
-            run_pipeline(
-                region_windows(grid.width, grid.height, block_size, region),
-                window_count(region[2], region[3], block_size),
-                read,
-                fill,
-                write,
-                workers=workers,
-                progress=progress,
-                cancelled=cancelled,
-            )
-            report.clear = report.pixels - report.gaps
-            if target.region is None:
-                conclude(report, target.path)
-        finally:
-            writer.close()
+        run_pipeline(
+            region_windows(grid.width, grid.height, block_size, region),
+            window_count(region[2], region[3], block_size),
+            read,
+            fill,
+            write,
+            workers=workers,
+            progress=progress,
+            cancelled=cancelled,
+        )
+        report.clear = report.pixels - report.gaps
+        if target.region is None:
+            conclude(report, target.path)
     return report

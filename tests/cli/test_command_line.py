@@ -36,7 +36,8 @@ def series(data_dir) -> dict[str, Path]:
 @pytest.fixture()
 def mask(series, tmp_path, capsys) -> Path:
     code, result, _ = gapfill(
-        capsys, "mask", series[TARGET], "-o", tmp_path / "mask.tif", "--dilation", "1"
+        capsys, "mask", series[TARGET], "-o", tmp_path / "mask.tif", "--dilation", "1",
+        "--method", "spectral",  # gaps small enough for inverse distance to reach them all
     )
     assert code == 0 and 0.3 < result["gap_fraction"] < 0.8
     assert result["style"] == str(tmp_path / "mask.qml")  # QGIS opens the mask styled
@@ -78,6 +79,40 @@ def test_model_fill_with_the_bundled_model(data_dir, tmp_path, capsys):
     assert code == 0 and Path(result["model"]).name == "s1s2_unet_small.onnx"
     assert "using the bundled model s1s2_unet_small.onnx" in err
     assert result["unfilled_pixels"] == 0 and result["filled_pixels"] > 0
+
+
+def test_scene_fill_chooses_reports_and_writes_confidence(data_dir, tmp_path, capsys):
+    """The scene fill on a real scene with its real cloud shapes (no network: no torch
+    needed), with the confidence layer and the report; the report is not replaced."""
+    from osgeo import gdal
+
+    from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
+
+    for name in ("s2_clear", "cloudmask"):
+        gdal.Translate(str(tmp_path / f"{name}.tif"), str(data_dir / f"sen12mscr/4287_{name}.tif"),
+                       srcWin=[64, 64, 128, 128])
+    cloudy, gaps = tmp_path / "cloudy.tif", tmp_path / "gaps.tif"
+    simulate_gap_files(str(tmp_path / "s2_clear.tif"), str(tmp_path / "cloudmask.tif"), cloudy,
+                       gaps, tmp_path / "evaluation.tif")
+    arguments = [
+        "fill", "scene", cloudy, "--gap-mask", gaps, "--no-adapt", "--max-steps", "10",
+        "--confidence", tmp_path / "confidence.tif", "--report", tmp_path / "report",
+    ]  # fmt: skip
+    code, result, err = gapfill(capsys, *arguments, "-o", tmp_path / "filled.tif")
+    assert code == 0 and result["unfilled_pixels"] == 0, err
+    names = [candidate["name"] for candidate in result["candidates"]]
+    assert {"spatial pyramid", "spatial IDW"} <= set(names) and result["chosen"] in names
+    assert "adapted network" not in names and len(result["summary"]) == 3
+    assert any(line.startswith("Chosen: ") for line in err.splitlines())
+    hidden = read(gaps)[0] == 1
+    np.testing.assert_array_equal(read(tmp_path / "filled.tif")[:, ~hidden],
+                                  read(cloudy)[:, ~hidden])
+    assert read(tmp_path / "confidence.tif").shape == (2, 128, 128)
+    report = json.loads((tmp_path / "report" / "scene_report.json").read_text())
+    assert report["chosen"] == result["chosen"]
+    code, result, _ = gapfill(capsys, *arguments, "-o", tmp_path / "again.tif")
+    assert code == 2 and "confidence.tif' exists" in result["error"]
+    assert not (tmp_path / "again.tif").exists()
 
 
 def test_time_series_whittaker_keeps_observations(data_dir, tmp_path, capsys):

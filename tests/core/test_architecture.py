@@ -1,11 +1,13 @@
 """The rules of the house (docs/architecture.md), checked on the source: each room of core/
 imports only the ground and the rooms below it; core/, training/ and cli/ never import QGIS
 (cli/ not the algorithms either); core/ and cli/ import onnxruntime and torch only inside
-functions; imports inside the plugin are relative."""
+functions; imports inside the plugin are relative; the engine's errors name no command-line
+flag."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -14,7 +16,8 @@ CLI = REPO / "cli"
 GROUND = ("errors", "progress", "dependencies")
 ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment",
          "distributed")
-HEAVY = ("onnxruntime", "torch", "dask", "distributed")
+HEAVY = ("onnxruntime", "torch", "ukis_csmask", "s2cloudless", "lightgbm", "cv2", "dask",
+         "distributed")
 RECIPES = REPO / "training" / "recipes"
 
 
@@ -114,3 +117,18 @@ def test_imports_inside_the_plugin_are_relative() -> None:
         if level == 0 and module.split(".")[0] == "gapfill"
     ]
     assert wrong == []
+
+
+def test_errors_of_the_engine_name_no_command_line_flag() -> None:
+    """A raised error's text names options as `{field}` for each front end to word; a literal
+    `--flag` would reach Processing users (Train model) too. training/cli.py is a front end."""
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+    found = []
+    engine = [*python_files(CORE), *python_files(REPO / "training")]
+    for path in (p for p in engine if p.name != "cli.py" and RECIPES not in p.parents):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [n.value for n in ast.walk(node.exc)
+                         if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                found += [f"{relative(path)}:{node.lineno}" for text in texts if flag.search(text)]
+    assert not found, "errors naming command-line flags: " + ", ".join(found)

@@ -172,3 +172,61 @@ def test_cancel_leaves_no_output(provider, series, tmp_path, algorithm):
         lambda: processing.run(algorithm, parameters, feedback=RecordingFeedback(cancel_above=-1)),
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def checksum(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "overwritten"),
+    [
+        ("gapfill:fillspatial", "INPUT"),
+        ("gapfill:filltemporal", "OTHER_DATES"),
+        ("gapfill:filltemporal", "GAP_MASK"),
+        ("gapfill:buildgapmask", "INPUT"),
+        ("gapfill:fillscene", "INPUT"),
+    ],
+)
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(
+    provider, series, tmp_path, algorithm, overwritten
+):
+    """Before any work, with the input's bytes untouched (through a link too)."""
+    inputs = {}
+    for name, source in (("INPUT", TARGET), ("OTHER_DATES", OTHER)):
+        inputs[name] = tmp_path / f"{name.lower()}.tif"
+        gdal.Translate(str(inputs[name]), str(series / source), srcWin=[0, 0, 64, 64])
+    inputs["GAP_MASK"] = tmp_path / "mask.tif"
+    write_mask(inputs["GAP_MASK"], np.zeros((64, 64), np.uint8), like=inputs["INPUT"])
+    link = tmp_path / "link.tif"
+    link.symlink_to(inputs[overwritten])
+    parameters = {"INPUT": str(inputs["INPUT"]), "OUTPUT": str(link)}
+    if algorithm == "gapfill:filltemporal":
+        parameters |= {"OTHER_DATES": [str(inputs["OTHER_DATES"])],
+                       "GAP_MASK": str(inputs["GAP_MASK"])}
+    before = checksum(inputs[overwritten])
+    with pytest.raises(QgsProcessingException, match="same file as the input"):
+        processing.run(algorithm, parameters)
+    assert checksum(inputs[overwritten]) == before
+
+
+def test_a_mask_smaller_than_the_target_leaves_the_rest_unchanged(provider, series, tmp_path):
+    """Outside the gap mask's extent clear pixels are copied bit for bit, with a warning."""
+    gaps = np.zeros((128, 128), np.uint8)
+    gaps[40:80, 40:80] = 1
+    mask = write_mask(tmp_path / "corner.tif", gaps, like=series / TARGET)
+    feedback = RecordingFeedback()
+    result = processing.run(
+        "gapfill:fillspatial",
+        {"INPUT": str(series / TARGET), "GAP_MASK": mask, "OUTPUT": str(tmp_path / "out.tif")},
+        feedback=feedback,
+    )
+    filled, original = read(result["OUTPUT"]), read(series / TARGET)
+    outside = np.ones((256, 256), bool)
+    outside[:128, :128] = False
+    assert np.array_equal(filled[:, outside], original[:, outside])
+    assert not np.array_equal(filled[:, 40:80, 40:80], original[:, 40:80, 40:80])
+    assert result["FILLED_PIXELS"] == 40 * 40
+    assert any("covers 25.0 % of the target's extent" in w for w in feedback.warnings)

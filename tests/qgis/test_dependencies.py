@@ -62,6 +62,7 @@ def test_check_sees_onnxruntime_on_the_path(path_report):
     assert path_report["onnxruntime"]["importable"]
     assert path_report["onnxruntime"]["version"] == onnxruntime_version()
     assert path_report["verdicts"]["onnx_cpu"]["ok"] and path_report["verdicts"]["classical"]["ok"]
+    assert path_report["verdicts"]["masks"]["ok"]
 
 
 @pytest.mark.torch
@@ -89,6 +90,7 @@ def test_check_without_them_gives_the_fixes(tmp_path):
     fix = verdicts["onnx_cpu"]["fix"]
     assert "`qgis_process run gapfill:installdependencies`" in fix  # both spellings: Debian 12
     assert "`qgis_process.bin run gapfill:installdependencies`" in fix
+    assert verdicts["masks"]["ok"] is False and "MASKS=true" in verdicts["masks"]["fix"]
     assert "TRAINING=true" in verdicts["training"]["fix"]
     assert verdicts["onnx_gpu"]["ok"] is False and verdicts["onnx_gpu"]["fix"]
     assert report["dependency_folder"]["current"] is None
@@ -153,6 +155,10 @@ def test_onnx_fill_runs_with_the_installed_onnxruntime(installed, models, data_d
     folder = data_dir / "sen12mscr_georef"
     cloudy = folder / f"{SAMPLE}_s2_cloudy.tif"
     mask = qgis.run("gapfill:buildgapmask", {"INPUT": cloudy, "OUTPUT": tmp_path / "mask.tif"})
+    info = " ".join(mask["log"].get("info", []))  # without the detectors: the spectral score
+    assert "Automatic mask method: the spectral cloud/shadow score" in info
+    assert "ukis-csmask is not installed" in info and "Cloud detectors" in info
+    assert mask["results"]["METHOD_USED"].startswith("spectral")
     result = qgis.run(
         "gapfill:fillgaps",
         {

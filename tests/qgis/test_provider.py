@@ -10,6 +10,7 @@ EXPECTED = {
     "gapfill:filltimeseries",
     "gapfill:filldip",
     "gapfill:fillmany",
+    "gapfill:fillscene",
     "gapfill:rasterstatistics",
     "gapfill:scaleraster",
     "gapfill:unscaleraster",

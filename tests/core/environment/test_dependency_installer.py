@@ -189,9 +189,16 @@ def test_packages_follow_the_platform_and_the_driver(
     assert all(part in " ".join(choice.constraints) for part in constraints)
 
 
+def test_masks_add_the_cloud_detectors():
+    choice = choose_packages("cpu", False, "Linux", None, masks=True)
+    assert choice.requirements == ["onnxruntime", "ukis-csmask==1.0.0", "s2cloudless==1.7.3"]
+    mac = choose_packages("auto", False, "Darwin", None, masks=True)
+    assert any("brew install libomp" in note for note in mac.notes)
+
+
 def test_dask_distributed_comes_with_fill_many():
     choice = choose_packages("cpu", False, "Linux", None, distributed=True)
-    assert choice.requirements == ["onnxruntime", "distributed"]
+    assert choice.requirements == ["onnxruntime", "distributed==2026.8.0"]
 
 
 def test_gpu_build_is_refused_on_macos():
@@ -276,6 +283,8 @@ def test_check_environment_reports_this_python(installed):
     assert report["dependency_folder"]["current"] == str(current_folder(installed))
     assert report["dependency_folder"]["on_sys_path"] is False
     assert report["verdicts"]["classical"]["ok"] and report["verdicts"]["onnx_cpu"]["ok"]
-    assert set(report["verdicts"]) == {"classical", "onnx_cpu", "onnx_gpu", "training"}
+    assert set(report["verdicts"]) == {"classical", "onnx_cpu", "onnx_gpu", "training", "masks"}
+    assert report["verdicts"]["masks"]["ok"]  # the venv has both detectors
+    assert report["cloud_detectors"]["ukis-csmask"]["version"] == "1.0.0"
     text = format_report(report)
     assert "ONNX fill on the CPU" in text and str(installed) in text

@@ -66,6 +66,6 @@ def test_beats_inverse_distance_on_large_real_gaps(data_dir: Path):
 
 def test_levels_and_halo_follow_the_distance():
     assert levels_for(1) == 1 and levels_for(100) == 7 and levels_for(128) == 7
-    assert pyramid_halo(100) == 3 * 128
+    assert pyramid_halo(100) == 4 * 128 and pyramid_halo(16) == 3 * 16 + 64
     with pytest.raises(GapfillError, match="at least 1 pixel"):
         levels_for(0)
