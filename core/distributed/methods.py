@@ -3,22 +3,7 @@ of the command line and the Processing algorithms), the inputs it needs, the cor
 whether it fills a tile of a mosaic exactly as the whole image (fills on the shared block
 engine, `raster.fill_engine`, whose region is then the tile).
 
-Adding a fill is one entry in `METHODS`. The scene-adaptive fill (`fills/scene/run.py` on
-main) is, for instance::
-
-    def scene_fill(job, output, _region, hooks):
-        from ..fills.scene.run import fill_scene_files
-
-        result = fill_scene_files(
-            job.target, output, gap_mask=job.mask, other_dates=list(job.other_dates),
-            other_masks=list(job.other_masks) or None, dates=job.options["dates"] or None,
-            sar=job.sar, dem=job.dem, **hooks.calls(),
-        )
-        return result.fill, {"chosen": result.chosen}
-
-    JobMethod("scene", "the scene-adaptive fill (learns on the scene, reports its quality)",
-              scene_fill, {"dates": ""}, uses=("other_dates", "other_masks", "sar", "dem"),
-              builds_own_masks=True)
+Adding a fill is one entry in `METHODS`.
 """
 
 from __future__ import annotations
@@ -231,6 +216,25 @@ def model_fill(job: Job, output: str, _region: Window | None, hooks: Hooks):
     return report, {"model": model, "roles": roles}
 
 
+def scene_fill(job: Job, output: str, _region: Window | None, hooks: Hooks):
+    """The scene-adaptive fill: learns on the scene itself, builds the masks not given."""
+    from ..fills.scene.fill_scene import SceneSettings
+    from ..fills.scene.run import fill_scene_files
+
+    options = job.options
+    settings = SceneSettings(
+        budget_minutes=options["budget_minutes"], max_steps=options["max_steps"] or None,
+        seed=options["seed"], device=options["device"], bundled=options["bundled"],
+        adapt=options["adapt"],
+    )
+    result = fill_scene_files(
+        job.target, output, gap_mask=job.mask, other_dates=list(job.other_dates),
+        other_masks=list(job.other_masks), dates=options["dates"] or None, sar=job.sar,
+        dem=job.dem, settings=settings, **hooks.calls(),
+    )
+    return result.fill, {"chosen": result.chosen}
+
+
 def time_series_fill(smoother: str) -> FillCall:
     def fill(job: Job, output: str, _region: Window | None, hooks: Hooks):
         from ..fills.timeseries_fill import fill_time_series
@@ -251,6 +255,8 @@ TEMPORAL = {"dates": ""}
 MODEL = {"model": "", "band_mapping": "", "tile_size": 0, "margin": -1, "batch_size": 0,
          "device": "auto", "full_reconstruction": False, "dates": ""}
 SERIES = {"equal_spacing": False, "block": 256}
+SCENE = {"dates": "", "budget_minutes": 5.0, "max_steps": 0, "seed": 0, "device": "auto",
+         "bundled": True, "adapt": True}  # SceneSettings' defaults; max_steps 0: no limit
 
 METHODS: dict[str, JobMethod] = {
     method.name: method
@@ -266,6 +272,9 @@ METHODS: dict[str, JobMethod] = {
                   {"max_distance": 100}, tiles=True),
         JobMethod("model", "an ONNX model (SAR, the nearest other dates, DEM as its card asks)",
                   model_fill, MODEL, uses=("other_dates", "sar", "dem")),
+        JobMethod("scene", "the scene-adaptive fill (learns on the scene, reports its quality)",
+                  scene_fill, SCENE, uses=("other_dates", "other_masks", "sar", "dem"),
+                  builds_own_masks=True),
         JobMethod("timeseries", "a time series (target and other dates, or one stack), linear",
                   time_series_fill("linear"), SERIES, uses=("other_dates",), stack_mask=True),
         JobMethod("whittaker", "a time series with the Whittaker smoother", time_series_fill(

@@ -147,8 +147,9 @@ def inspect_job(job: Job, previous: Record | None, tile_size: int, overwrite: bo
                 if os.path.exists(path):
                     raise GapfillError(
                         f"The output '{path}' exists and this run's manifest did not write "
-                        "it. Choose another output, or give --overwrite (Processing: Replace "
-                        "existing outputs) to replace it."
+                        "it. Choose another output, or let the run replace existing outputs "
+                        "(the overwrite option of gapfill fill-many, 'Replace existing "
+                        "outputs' in Processing)."
                     )
     except (GapfillError, OSError) as error:
         inspection["error"] = str(error)

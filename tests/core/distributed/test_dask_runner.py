@@ -229,3 +229,23 @@ def test_a_worker_killed_mid_run_on_a_real_scheduler(mosaic, data_dir, tmp_path)
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.mark.torch  # the scene fill's adapted network competes
+def test_the_scene_fill_runs_as_a_job_with_its_options(data_dir, tmp_path):
+    paths = {}
+    for name in ("s2_cloudy", "cloudmask", "s1"):
+        paths[name] = str(tmp_path / f"{name}.tif")
+        gdal.Translate(paths[name], str(data_dir / f"sen12mscr/4287_{name}.tif"),
+                       srcWin=[64, 64, 128, 128])
+    job = make_job("scene", target=paths["s2_cloudy"], mask=paths["cloudmask"],
+                   sar=paths["s1"], output=str(tmp_path / "filled.tif"), method="scene",
+                   options_text="budget_minutes=1; max_steps=10; bundled=false")
+    summary = run_jobs([job], tmp_path / "run.json", workers=1)
+    assert summary.done == ["scene"]
+    record = json.loads((tmp_path / "run.json").read_text())["jobs"]["scene"]
+    assert record["facts"]["chosen"] and record["report"]["unfilled"] == 0
+    assert record["job"]["options"]["max_steps"] == 10
+    gaps = read(paths["cloudmask"])[0] == 1
+    filled, cloudy = read(job.output), read(paths["s2_cloudy"])
+    np.testing.assert_array_equal(filled[:, ~gaps], cloudy[:, ~gaps])  # only gaps change
