@@ -85,13 +85,25 @@ def connect(scheduler: str | None, workers: int, threads: int, processes: bool,
             yield client
         return
     count = workers or default_workers()
-    with distributed.LocalCluster(
+    with local_environment(), distributed.LocalCluster(
         n_workers=count, threads_per_worker=threads, processes=processes,
         dashboard_address=None, silence_logs=logging.ERROR,
     ) as cluster, distributed.Client(cluster) as client:
         log(f"Local Dask cluster: {count} worker(s) of {threads} thread(s)"
             f"{' (processes)' if processes else ' (threads of this process)'}.")
         yield client
+
+
+def local_environment() -> Any:
+    """Dask's settings for the worker processes it starts, without MALLOC_TRIM_THRESHOLD_:
+    setting it turns off glibc's dynamic mmap threshold, so every block array of a fill is
+    mapped and unmapped afresh; the fills ran 2× slower in the workers than in one process
+    with it (BENCHMARKS.md, Many scenes on Dask)."""
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
 
 
 def check_workers(client: Any, scheduler: str | None) -> int:
