@@ -213,8 +213,9 @@ def conclude(report: FillReport, target_path: str) -> FillReport:
     sum of its tiles' reports, since one tile alone cannot tell)."""
     if report.clear_required and report.clear == 0:
         raise GapfillError(
-            f"The target '{target_path}' is entirely in gaps and there is no other source "
-            "to fill it from. Use 'Fill gaps from other dates' with images of other dates."
+            f"The target '{target_path}' is entirely in gaps: this fill has no clear pixel "
+            "to learn or interpolate from. Use 'Fill gaps from other dates' with images of "
+            "other dates."
         )
     if report.gaps == 0:
         report.messages.append(

@@ -35,6 +35,33 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def check_output_file(name: str, path: str, raster: bool) -> None:
+    """Refuse, before any work, an output that cannot be written as asked: a folder, a folder
+    nobody can write to, or (rasters) a name whose extension is not GeoTIFF's, which would
+    receive GeoTIFF bytes under another format's name."""
+    target = Path(path)
+    if target.is_dir():
+        raise GapfillError(
+            f"The output {name} '{path}' is a folder; give a file name inside it (e.g. "
+            f"'{target / ('result.tif' if raster else 'result.json')}')."
+        )
+    if raster and target.suffix.lower() not in GEOTIFF_SUFFIXES:
+        raise GapfillError(
+            f"The output {name} '{path}' does not end in .tif: Gapfill writes GeoTIFF files. "
+            "Give a .tif name (convert afterwards with Raster › Conversion › Translate if "
+            "another format is needed)."
+        )
+    folder = next((f for f in target.absolute().parents if f.exists()), None)
+    if folder is not None and not os.access(folder, os.W_OK):
+        raise GapfillError(
+            f"The output {name} '{path}' cannot be written: '{folder}' is not writable. "
+            "Choose a folder you can write to."
+        )
+
+
 def check_not_inputs(inputs: dict[str, list[str]], outputs: dict[str, str]) -> None:
     """Refuse an output that is one of the inputs (or another output), before any work: writing
     it would destroy the user's data. `inputs`: parameter → files; `outputs`: parameter → file

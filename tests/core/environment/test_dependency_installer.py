@@ -32,7 +32,7 @@ from gapfill.core.environment.dependency_installer import (
     split_arguments,
 )
 from gapfill.core.environment.environment_check import RELU_MODEL, check_environment, format_report
-from gapfill.core.errors import Cancelled
+from gapfill.core.errors import Cancelled, GapfillError
 
 
 @pytest.fixture(scope="session")
@@ -261,6 +261,8 @@ def test_split_arguments():
         "/a b",
         "--no-index",
     ]
+    with pytest.raises(GapfillError, match="close every quote"):
+        split_arguments("torch 'onnx")
 
 
 def test_relu_model_is_the_one_onnx_helper_builds():
