@@ -52,6 +52,7 @@ import numpy as np
 from quality_cases import (  # noqa: F401 - also the recipes' import point
     BUNDLED,
     DIP,
+    FILLS,
     GAP_FILLING,
     GEOREF_CLEAR,
     HISTOGRAM,
@@ -236,6 +237,9 @@ def main() -> None:
                         help="case letters to run, e.g. a,b,c (default: all)")
     parser.add_argument("--methods", default="",
                         help="comma-separated method names to run (default: all)")
+    parser.add_argument("--scene-steps", type=int, default=0,
+                        help="training steps of the scene fill's network at most (0: its time "
+                        "budget alone); a step limit makes the scores independent of the load")
     parser.add_argument("--mask-method", type=int, default=0,
                         help="gapfill:buildgapmask METHOD of the other dates' masks (0 spectral, "
                         "5 automatic, 6 ukis-csmask, 7 s2cloudless)")
@@ -245,6 +249,8 @@ def main() -> None:
     folder = args.output.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     data = data_folder()
+    if args.scene_steps:  # the budget stays as a bound: the steps decide
+        FILLS[SCENE][1].update(MAX_STEPS=args.scene_steps, BUDGET=60)
     cases = {c.strip() for c in args.cases.split(",") if c.strip()}
     methods = {m.strip() for m in args.methods.split(",") if m.strip()} or None
     rows = run_all(data, folder, args.jobs, cases, methods, args.mask_method)

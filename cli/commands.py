@@ -90,7 +90,7 @@ def run_mask(arguments: argparse.Namespace, session: Session) -> Result:
     check_output(arguments.output, inputs, arguments.overwrite)
     style = None if arguments.no_style else Path(arguments.output).with_suffix(".qml")
     if style is not None:
-        check_output(str(style), inputs, arguments.overwrite)
+        check_output(str(style), inputs, arguments.overwrite, raster=False)
     settings = MaskSettings(
         method=arguments.method,
         band=arguments.source_band,

@@ -308,8 +308,8 @@ METHODS = (
         scene_arguments, scene_fill,
         lambda arguments: [*arguments.other_dates, *arguments.other_masks, arguments.sar,
                            arguments.dem],
-        scene_outputs, "built: the spectral cloud/shadow score of a Sentinel-2 image, dilated "
-        "2 px, else its no-data",
+        scene_outputs, "built as `gapfill mask` builds it (the automatic method) for a "
+        "Sentinel-2 image, else its no-data",
     ),
 )
 
@@ -339,7 +339,7 @@ def run_fill(
 ) -> tuple[dict[str, Any], list[str]]:
     inputs = [arguments.image, arguments.gap_mask, *method.inputs(arguments)]
     for output in (arguments.output, *method.outputs(arguments)):
-        check_output(output, inputs, arguments.overwrite)
+        check_output(output, inputs, arguments.overwrite, raster=not output.endswith(".json"))
     with session.progress(f"fill {method.name}") as (progress, cancelled):
         report, facts = method.fill(arguments, session, progress, cancelled)
     for message in report.messages:

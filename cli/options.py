@@ -26,9 +26,15 @@ def non_negative(text: str) -> int:
     return value
 
 
-def check_output(output: str, inputs: Iterable[str | None], overwrite: bool) -> None:
-    """Refuse an output that is one of the inputs (inputs are never modified), and an existing
-    file unless `overwrite`: a command line should not silently replace a result."""
+def check_output(
+    output: str, inputs: Iterable[str | None], overwrite: bool, raster: bool = True
+) -> None:
+    """Refuse an output that is one of the inputs (inputs are never modified), an existing
+    file unless `overwrite` (a command line should not silently replace a result), and what
+    Processing refuses too: a folder, an unwritable place, a raster name not ending in .tif."""
+    from ..core.raster.output import check_output_file  # GDAL: imported once a command runs
+
+    check_output_file("", output, raster)
     target = Path(output)
     for path in filter(None, inputs):
         if target.exists() and Path(path).exists() and os.path.samefile(target, path):

@@ -260,6 +260,15 @@ def test_usage_errors_exit_2(capsys):
     assert exit_.value.code == 2 and "--other-dates" in capsys.readouterr().err
 
 
+def test_outputs_refused_as_processing_refuses_them(series, tmp_path, capsys):
+    """A folder, or a raster name that is not .tif, is refused before any work."""
+    for output, message in ((tmp_path, "is a folder"), (tmp_path / "x.png", "does not end")):
+        code, result, _ = gapfill(capsys, "fill", "spatial", series[TARGET], "-o", output,
+                                  "--overwrite")
+        assert code == 2 and message in result["error"]
+    assert not (tmp_path / "x.png").exists()
+
+
 def scene_folder(data_dir: Path, folder: Path, names: tuple[str, ...]) -> Path:
     """The folder convention of fill-many: one subfolder per scene (links to the real data)."""
     for name in names:
