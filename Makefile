@@ -66,6 +66,7 @@ bench: venv
 	$(RUN) benchmarks/bench_onnx.py --output bench-output
 	$(RUN) benchmarks/bench_prepare.py --output bench-output
 	$(RUN) benchmarks/bench_mask_speed.py --output bench-output
+	$(RUN) benchmarks/bench_distributed.py --output bench-output --scenes 6
 
 bench-quality: venv
 	$(RUN) benchmarks/bench_quality.py --output bench-output/quality --mask-method $(MASK_METHOD)

@@ -29,6 +29,7 @@ class InstallDependencies(DependencyFolderAlgorithm):
     BUILD = "BUILD"
     TRAINING = "TRAINING"
     MASKS = "MASKS"
+    DISTRIBUTED = "DISTRIBUTED"
     DRY_RUN = "DRY_RUN"
     PIP_OPTIONS = "PIP_OPTIONS"
     REQUIREMENTS = "REQUIREMENTS"
@@ -44,8 +45,9 @@ class InstallDependencies(DependencyFolderAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
-            "Installs what the learned fills (onnxruntime), training (torch) and the cloud "
-            "detectors of Build gap mask (ukis-csmask, s2cloudless) need into "
+            "Installs what the learned fills (onnxruntime), training (torch), the cloud "
+            "detectors of Build gap mask (ukis-csmask, s2cloudless) and Fill many scenes (Dask "
+            "distributed) need into "
             "Gapfill's own folder of your QGIS profile (python/gapfill-deps), never into QGIS's "
             "Python packages, with the pip of the Python that QGIS runs. Automatic build: "
             "onnxruntime-gpu with NVIDIA's CUDA and cuDNN pip packages when an NVIDIA driver is "
@@ -79,6 +81,12 @@ class InstallDependencies(DependencyFolderAlgorithm):
             QgsProcessingParameterBoolean(
                 self.MASKS,
                 self.tr("Also install the cloud detectors (masks: ukis-csmask, s2cloudless)"),
+                defaultValue=False,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.DISTRIBUTED, self.tr("Also install Dask distributed (Fill many scenes)"),
                 defaultValue=False,
             )
         )
@@ -123,6 +131,7 @@ class InstallDependencies(DependencyFolderAlgorithm):
                 build=BUILDS[self.parameterAsEnum(parameters, self.BUILD, context)],
                 training=self.parameterAsBoolean(parameters, self.TRAINING, context),
                 masks=self.parameterAsBoolean(parameters, self.MASKS, context),
+                distributed=self.parameterAsBoolean(parameters, self.DISTRIBUTED, context),
                 requirements=split_arguments(
                     self.parameterAsString(parameters, self.REQUIREMENTS, context)
                 ),

@@ -2,8 +2,9 @@
 
 Exit codes: 0 done; 1 an unexpected error (a bug: the traceback is shown, please report it)
 or a system error (disk full, permission); 2 bad input or usage (the message says what to
-do); 3 an optional package is missing (the message gives the pip command); 130 interrupted or
-cancelled (no output was written).
+do); 3 an optional package is missing (the message gives the pip command); 4 `fill-many`
+finished but some of its jobs failed (its manifest says why); 130 interrupted or cancelled (no
+output was written).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from ..core.errors import Cancelled, GapfillError, MissingDependencyError, flag_
 from .session import Session
 
 PROGRAM = "gapfill"
-EXTRAS = {"onnxruntime": "models", "torch": "training", "onnx": "training", "pyyaml": "training"}
+EXTRAS = {"onnxruntime": "models", "torch": "training", "onnx": "training", "pyyaml": "training",
+          "distributed": "dask", "dask": "dask"}
 USAGE, MISSING, INTERRUPTED, FAILED = 2, 3, 130, 1
 
 
@@ -33,14 +35,15 @@ NO_GDAL = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands, fill
+    from . import commands, fill, fill_many
 
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Fill clouds, shadows and no-data gaps in optical satellite images, "
         "headless: the engine of the Gapfill QGIS plugin, without QGIS.",
         epilog="Exit codes: 0 done, 1 unexpected or system error, 2 bad input, 3 missing "
-        "package, 130 interrupted. 'gapfill COMMAND --help' tells each command's options.",
+        "package, 4 some jobs of fill-many failed, 130 interrupted. 'gapfill COMMAND --help' "
+        "tells each command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     common = argparse.ArgumentParser(add_help=False)
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.register(subcommands, common, ("mask",))
     fill.register(subcommands, common)
+    fill_many.register(subcommands, common)
     commands.register(subcommands, common, ("timeseries", "evaluate", "describe"))
     subcommands.add_parser(
         "train", add_help=False,
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         return session.fail(str(error), FAILED)
     session.emit(result, summary)
-    return 0
+    return result.get("exit_code", 0)
 
 
 @contextmanager

@@ -1,5 +1,5 @@
-"""Install onnxruntime (torch for training, the cloud detectors for masks) into the plugin's
-dependency folder, safely.
+"""Install onnxruntime (torch for training, the cloud detectors for masks, Dask for many
+scenes) into the plugin's dependency folder, safely.
 
 The packages go into a new generation folder of `<profile>/python/gapfill-deps` with
 `pip install --target`, run by the Python that QGIS runs, never into QGIS's own site-packages:
@@ -77,6 +77,7 @@ IMPORT_NAMES = {
 # runs on the onnxruntime installed beside it; s2cloudless brings LightGBM, OpenCV and
 # sentinelhub.
 MASK_PACKAGES = ("ukis-csmask==1.0.0", "s2cloudless==1.7.3")
+DASK_PACKAGE = "distributed==2026.8.0"  # as requirements.txt; it brings dask of its version
 TORCH_INDEX = "https://download.pytorch.org/whl/"
 # PyTorch's CUDA wheel indexes for Windows, newest first: (driver CUDA needed, index name).
 TORCH_CUDA_INDEXES = (
@@ -268,9 +269,11 @@ def choose_packages(
     system: str,
     cuda: tuple[int, int] | None,
     masks: bool = False,
+    distributed: bool = False,
 ) -> Choice:
-    """onnxruntime's CPU or GPU build, torch when training is asked for, and the cloud
-    detectors (ukis-csmask, s2cloudless) when masks are, for this machine.
+    """onnxruntime's CPU or GPU build, torch when training is asked for, the cloud detectors
+    (ukis-csmask, s2cloudless) when masks are, and Dask distributed (Fill many scenes) when
+    `distributed`, for this machine.
 
     The GPU builds come with NVIDIA's CUDA and cuDNN pip packages (no system CUDA needed), limited
     by a constraint to the CUDA major versions the driver (`cuda`) runs.
@@ -315,6 +318,8 @@ def choose_packages(
         elif system == "Windows" and cuda is not None:  # PyPI has CPU-only torch for Windows
             index = next((name for needed, name in TORCH_CUDA_INDEXES if cuda >= needed), "cpu")
             options = ["--extra-index-url", TORCH_INDEX + index]
+    if distributed:
+        requirements.append(DASK_PACKAGE)
     return Choice(requirements, options, constraints, notes)
 
 
@@ -503,6 +508,7 @@ def install_dependencies(
     build: Build = "auto",
     training: bool = False,
     masks: bool = False,
+    distributed: bool = False,
     requirements: Sequence[str] | None = None,
     pip_options: Sequence[str] = (),
     python: str | None = None,
@@ -514,14 +520,16 @@ def install_dependencies(
     """Install the packages Gapfill needs into a new generation of `root` and switch to it.
 
     `requirements` replaces the automatic choice (onnxruntime's build for this machine, torch when
-    `training`, ukis-csmask and s2cloudless when `masks`); `pip_options` are added to every pip
-    call (an index, `--find-links`, `--no-index`, a proxy). `python` defaults to the Python that
-    QGIS runs. A dry run logs the constraints and the commands, and writes nothing. This
-    process's `sys.path` is not touched: `dependency_folder.activate` does that.
+    `training`, ukis-csmask and s2cloudless when `masks`, Dask distributed when `distributed`);
+    `pip_options` are added to every pip call (an index, `--find-links`, `--no-index`, a
+    proxy). `python` defaults to the Python that QGIS runs. A dry run logs the constraints and
+    the commands, and writes nothing. This process's `sys.path` is not touched:
+    `dependency_folder.activate` does that.
     """
     root = Path(root)
     info = probe_python(python or python_executable(), root)
-    choice = choose_packages(build, training, platform.system(), driver_cuda_version(), masks)
+    choice = choose_packages(build, training, platform.system(), driver_cuda_version(), masks,
+                             distributed)
     if requirements:
         choice = Choice(list(requirements), [], choice.constraints)
     for note in choice.notes:

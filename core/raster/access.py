@@ -79,6 +79,13 @@ class Grid:
         ys = (y0, y0 + dy * self.height)
         return min(xs), min(ys), max(xs), max(ys)
 
+    def window(self, window: Window) -> Grid:
+        """The grid of a window of this one (a tile of a mosaic): same CRS and pixel size."""
+        x, y, width, height = window
+        x0, dx, rx, y0, ry, dy = self.geotransform
+        origin = (x0 + x * dx + y * rx, y0 + x * ry + y * dy)
+        return Grid(width, height, (origin[0], dx, rx, origin[1], ry, dy), self.projection)
+
     def same_as(self, other: Grid, tolerance: float = 1e-6) -> bool:
         """Same size, transform (to a fraction of a pixel) and CRS."""
         if (self.width, self.height) != (other.width, other.height):
@@ -104,6 +111,15 @@ def iter_windows(width: int, height: int, block: int) -> Iterator[Window]:
     """Row-major blocks of at most `block`×`block` pixels, the last row/column clipped."""
     for y in range(0, height, block):
         for x in range(0, width, block):
+            yield x, y, min(block, width - x), min(block, height - y)
+
+
+def region_windows(width: int, height: int, block: int, region: Window) -> Iterator[Window]:
+    """The blocks of `iter_windows` that lie in `region`, whose edges are on the block grid
+    (or the image's edge): exactly the blocks a whole-image run makes there."""
+    x0, y0, w, h = region
+    for y in range(y0, y0 + h, block):
+        for x in range(x0, x0 + w, block):
             yield x, y, min(block, width - x), min(block, height - y)
 
 

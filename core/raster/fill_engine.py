@@ -25,12 +25,12 @@ from .access import (
     band_descriptions,
     crop,
     expand_window,
-    iter_windows,
     nodata_value,
     numpy_dtype,
     open_raster,
     read_bands,
     read_valid,
+    region_windows,
     window_count,
 )
 from .alignment import align_to_grid, covered_fraction
@@ -53,6 +53,7 @@ class TargetImage:
     nodata: float
     descriptions: list[str]
     band_masks: BandMasks
+    region: Window | None = None  # only this part of the grid is filled (a mosaic's tile)
     mask_coverage: float = 1.0  # share of the target's extent the gap mask covers
 
     def known(self, window: Window, values: np.ndarray) -> np.ndarray:
@@ -163,6 +164,7 @@ class FillReport:
     filled: int = 0
     clear: int = 0
     messages: list[str] = field(default_factory=list)
+    clear_required: bool = False  # nothing but the target's clear pixels fills its gaps
 
     @property
     def unfilled(self) -> int:
@@ -183,6 +185,45 @@ class SideOutput:
     nodata: float = float("nan")
 
 
+def filled_window(target: TargetImage, block_size: int) -> Window:
+    """The window to fill: the whole grid, or the target's region, which must lie on the block
+    grid so that its blocks, halos and reads are those of a whole-image run (its pixels are
+    then the same)."""
+    grid = target.grid
+    if target.region is None:
+        return 0, 0, grid.width, grid.height
+    x, y, w, h = target.region
+    right, bottom = x + w, y + h
+    on_grid = (
+        w > 0 and h > 0 and x % block_size == 0 and y % block_size == 0
+        and (right % block_size == 0 or right == grid.width) and right <= grid.width
+        and (bottom % block_size == 0 or bottom == grid.height) and bottom <= grid.height
+    )
+    if not on_grid:
+        raise GapfillError(
+            f"The tile {target.region} of '{target.path}' is not on this fill's block grid of "
+            f"{block_size} pixels (or leaves the image). Choose a tile size that is a multiple "
+            f"of {block_size} pixels."
+        )
+    return target.region
+
+
+def conclude(report: FillReport, target_path: str) -> FillReport:
+    """The checks made once the whole image is filled (for a mosaic filled by tiles: on the
+    sum of its tiles' reports, since one tile alone cannot tell)."""
+    if report.clear_required and report.clear == 0:
+        raise GapfillError(
+            f"The target '{target_path}' is entirely in gaps: this fill has no clear pixel "
+            "to learn or interpolate from. Use 'Fill gaps from other dates' with images of "
+            "other dates."
+        )
+    if report.gaps == 0:
+        report.messages.append(
+            "The target has no gap pixels: the output is an unchanged copy of it."
+        )
+    return report
+
+
 def fill_image(
     target: TargetImage,
     output: str | Path,
@@ -199,9 +240,11 @@ def fill_image(
 ) -> FillReport:
     """Fill `target` block by block into `output` (GeoTIFF); `compute` returns the core block's
     filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill (and the
-    values of `side` when given). Both outputs appear only when the whole run succeeded."""
-    report = FillReport(messages=mask_coverage_messages(target))
+    values of `side` when given). Both outputs appear only when the whole run succeeded.
+    With `target.region`, only that window is filled, into outputs of its own grid."""
+    report = FillReport(messages=mask_coverage_messages(target), clear_required=require_clear)
     grid = target.grid
+    region = filled_window(target, block_size)
 
     def read(window: Window) -> Block:
         outer, inner = expand_window(window, halo, grid.width, grid.height)
@@ -221,31 +264,33 @@ def fill_image(
 
     with ExitStack() as stack:
         temporary = stack.enter_context(atomic_path(output))
+        tile = grid.window(region)
         writer = GeoTiffWriter(
-            temporary, grid, target.bands, target.dtype, target.nodata, target.descriptions
+            temporary, tile, target.bands, target.dtype, target.nodata, target.descriptions
         )
         stack.callback(writer.close)
         side_writer = None
         if side is not None:
             side_path = stack.enter_context(atomic_path(side.path))
             side_writer = GeoTiffWriter(
-                side_path, grid, len(side.descriptions), side.dtype, side.nodata,
+                side_path, tile, len(side.descriptions), side.dtype, side.nodata,
                 side.descriptions,
             )
             stack.callback(side_writer.close)
 
         def write(window: Window, result: tuple[np.ndarray, ...]) -> None:
             out, gap, replaced, *extra = result
-            writer.write(window, out)
+            placed = (window[0] - region[0], window[1] - region[1], *window[2:])
+            writer.write(placed, out)
             if side_writer is not None:
-                side_writer.write(window, cast_to(extra[0], side.dtype, side.nodata))
+                side_writer.write(placed, cast_to(extra[0], side.dtype, side.nodata))
             report.pixels += gap.size
             report.gaps += int(gap.sum())
             report.filled += int(replaced.sum())
 
         run_pipeline(
-            iter_windows(grid.width, grid.height, block_size),
-            window_count(grid.width, grid.height, block_size),
+            region_windows(grid.width, grid.height, block_size, region),
+            window_count(region[2], region[3], block_size),
             read,
             fill,
             write,
@@ -254,14 +299,6 @@ def fill_image(
             cancelled=cancelled,
         )
         report.clear = report.pixels - report.gaps
-        if require_clear and report.clear == 0:
-            raise GapfillError(
-                f"The target '{target.path}' is entirely in gaps: this fill has no clear pixel "
-                "to learn or interpolate from. Use 'Fill gaps from other dates' with images of "
-                "other dates."
-            )
-    if report.gaps == 0:
-        report.messages.append(
-            "The target has no gap pixels: the output is an unchanged copy of it."
-        )
+        if target.region is None:
+            conclude(report, target.path)
     return report

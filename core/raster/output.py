@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import signal
 import tempfile
@@ -126,6 +127,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         for leftover in (temporary, temporary + ".aux.xml"):
             if os.path.exists(leftover):
                 os.unlink(leftover)
+
+
+def remove_stale_partials(path: str | Path) -> list[Path]:
+    """Delete the temporaries `atomic_path` left for `path` when its process was killed (a
+    lost worker of a distributed run, say): hidden files that never look complete. Only for
+    an output that nothing else is writing now."""
+    final = Path(path)
+    pattern = f".{glob.escape(final.stem)}.*.partial{glob.escape(final.suffix)}"
+    stale = [*final.parent.glob(pattern), *final.parent.glob(pattern + ".aux.xml")]
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return stale
 
 
 @functools.cache

@@ -267,3 +267,44 @@ def test_outputs_refused_as_processing_refuses_them(series, tmp_path, capsys):
                                   "--overwrite")
         assert code == 2 and message in result["error"]
     assert not (tmp_path / "x.png").exists()
+
+
+def scene_folder(data_dir: Path, folder: Path, names: tuple[str, ...]) -> Path:
+    """The folder convention of fill-many: one subfolder per scene (links to the real data)."""
+    for name in names:
+        scene = folder / "scenes" / name
+        scene.mkdir(parents=True)
+        (scene / "target.tif").symlink_to(data_dir / f"sen12mscr/{name}_s2_cloudy.tif")
+        (scene / "mask.tif").symlink_to(data_dir / f"sen12mscr/{name}_cloudmask.tif")
+    return folder / "scenes"
+
+
+def test_fill_many_on_a_folder_of_scenes_then_resumes(data_dir, tmp_path, capsys):
+    scenes = scene_folder(data_dir, tmp_path, ("4287", "5254"))
+    arguments = ("fill-many", scenes, "-o", tmp_path / "filled", "--method", "spatial",
+                 "--options", "max_distance=60", "--workers", "2")
+    code, result, err = gapfill(capsys, *arguments)
+    assert code == 0 and sorted(result["done"]) == ["4287", "5254"] and not result["failed"]
+    assert result["manifest"] == str(tmp_path / "filled/gapfill-run.json")
+    assert "Local Dask cluster: 2 worker(s)" in err
+    for name in ("4287", "5254"):
+        single = tmp_path / f"single_{name}.tif"
+        assert gapfill(capsys, "fill", "spatial", scenes / name / "target.tif", "--gap-mask",
+                       scenes / name / "mask.tif", "--max-distance", "60", "--method",
+                       "idw", "-o", single)[0] == 0
+        np.testing.assert_array_equal(read(tmp_path / f"filled/{name}.tif"), read(single))
+    code, result, _ = gapfill(capsys, *arguments)
+    assert code == 0 and sorted(result["skipped"]) == ["4287", "5254"] and not result["done"]
+
+
+def test_fill_many_exits_4_when_a_job_fails_and_2_on_a_bad_table(data_dir, tmp_path, capsys):
+    table = tmp_path / "jobs.csv"
+    good = data_dir / "sen12mscr/4287_s2_cloudy.tif"
+    table.write_text(f"target,mask,output,method\n{good},,ok.tif,pyramid\n"
+                     f"{good},{data_dir / 'sen12mscr/4287_s1.tif'},bad.tif,pyramid\n")
+    code, result, _ = gapfill(capsys, "fill-many", table, "--manifest", tmp_path / "run.json",
+                              "--workers", "1")
+    assert code == 4 and result["done"] == ["ok.tif"] and list(result["failed"]) == ["bad.tif"]
+    assert (tmp_path / "ok.tif").exists() and not (tmp_path / "bad.tif").exists()
+    code, result, _ = gapfill(capsys, "fill-many", table)
+    assert code == 2 and "--manifest" in result["error"]

@@ -14,8 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "core"
 CLI = REPO / "cli"
 GROUND = ("errors", "progress", "dependencies")
-ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment")
-HEAVY = ("onnxruntime", "torch", "ukis_csmask", "s2cloudless", "lightgbm", "cv2")
+ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment",
+         "distributed")
+HEAVY = ("onnxruntime", "torch", "ukis_csmask", "s2cloudless", "lightgbm", "cv2", "dask",
+         "distributed")
 RECIPES = REPO / "training" / "recipes"
 
 

@@ -9,6 +9,7 @@ EXPECTED = {
     "gapfill:fillgaps",
     "gapfill:filltimeseries",
     "gapfill:filldip",
+    "gapfill:fillmany",
     "gapfill:fillscene",
     "gapfill:rasterstatistics",
     "gapfill:scaleraster",

@@ -22,6 +22,7 @@ EXPECTED = [
     "gapfill:extractpatches",
     "gapfill:filldip",
     "gapfill:fillgaps",
+    "gapfill:fillmany",
     "gapfill:fillscene",
     "gapfill:fillspatial",
     "gapfill:filltemporal",

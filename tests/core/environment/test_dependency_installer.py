@@ -196,6 +196,11 @@ def test_masks_add_the_cloud_detectors():
     assert any("brew install libomp" in note for note in mac.notes)
 
 
+def test_dask_distributed_comes_with_fill_many():
+    choice = choose_packages("cpu", False, "Linux", None, distributed=True)
+    assert choice.requirements == ["onnxruntime", "distributed==2026.8.0"]
+
+
 def test_gpu_build_is_refused_on_macos():
     with pytest.raises(DependencyInstallError, match="Linux and Windows only"):
         choose_packages("gpu", False, "Darwin", None)
