@@ -51,6 +51,11 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     export.add_argument("--licence", default="")
     export.add_argument("--tile-size", type=int, default=0, help="recommended tile size")
     export.add_argument(
+        "--force",
+        action="store_true",
+        help="export even when output bands collapsed (flat or stuck at a bound)",
+    )
+    export.add_argument(
         "--parity-size",
         type=int,
         nargs=2,
@@ -60,7 +65,9 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on a dataset split")
     evaluate.add_argument("model", help="ONNX model or checkpoint (.pt)")
-    evaluate.add_argument("--dataset", required=True, help="patch dataset folder")
+    evaluate.add_argument(
+        "--dataset", required=True, nargs="+", help="patch dataset folder(s), read as one"
+    )
     evaluate.add_argument("--split", default="validation", choices=["train", "validation"])
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -152,6 +159,7 @@ def _export(arguments: argparse.Namespace) -> int:
         licence=arguments.licence,
         tile_size=arguments.tile_size,
         parity_size=arguments.parity_size,
+        force=arguments.force,
         log=print,
     )
     print(f"Wrote '{arguments.output}'.\n{describe_card(card)}")

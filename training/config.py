@@ -45,7 +45,14 @@ class ConfigError(GapfillError):
 class TrainConfig:
     """Every option of a training run; `help` of each field is its flag's help."""
 
-    dataset: str = field(default="", metadata={"help": "patch dataset folder (manifest.json)"})
+    dataset: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "patch dataset folder(s) (manifest.json); several (one per scene) are read "
+            "as one",
+            "paths": True,
+        },
+    )
     output: str = field(
         default="", metadata={"help": "run folder: checkpoints, log, curves, config, model"}
     )
@@ -90,13 +97,23 @@ class TrainConfig:
         default=-1, metadata={"help": "DataLoader workers (-1 = 0 on CPU, up to 4 on CUDA)"}
     )
     augment: bool = field(default=True, metadata={"help": "random flips and rotations"})
+    epoch_samples: int = field(
+        default=512,
+        metadata={
+            "help": "samples per epoch at least: a smaller training split is drawn again, each "
+            "draw with its own crop, flips and simulated gaps (0 = one pass)"
+        },
+    )
     simulate_gaps: SimulateGaps = field(
         default="auto",
         metadata={"help": "simulated gaps from cloud shapes (auto: when no reference role)"},
     )
     cloud_masks: list[str] = field(
         default_factory=list,
-        metadata={"help": "cloud-mask rasters (PATH or PATH:gap values, e.g. labels.tif:0,4)"},
+        metadata={
+            "help": "cloud-mask rasters (PATH or PATH:gap values, e.g. labels.tif:0,4)",
+            "paths": True,
+        },
     )
     gap_cover: list[float] = field(
         default_factory=lambda: [0.05, 0.6],
@@ -107,6 +124,9 @@ class TrainConfig:
         default=0, metadata={"help": "use the first N validation patches"}
     )
     resume: bool = field(default=False, metadata={"help": "continue from <output>/last.pt"})
+    force_export: bool = field(
+        default=False, metadata={"help": "export even when output bands collapsed"}
+    )
     export: str = field(
         default="",
         metadata={"help": "ONNX path ('' = <output>/model.onnx, 'none' = no export)"},
@@ -152,9 +172,12 @@ def coerce(name: str, value: Any) -> Any:
     kind = _base_type(hint)
     try:
         if kind is list:
-            items = value if isinstance(value, (list, tuple)) else str(value).split()
-            if isinstance(value, str) and not value.strip():
-                items = []
+            if isinstance(value, (list, tuple)):
+                items = list(value)
+            elif FIELDS[name].metadata.get("paths"):  # one path, spaces and all
+                items = [str(value)] if str(value).strip() else []
+            else:
+                items = str(value).split()
             item = _item_type(hint)
             return [item(entry) for entry in items]
         if kind is bool:
@@ -243,6 +266,11 @@ def parse_train_args(parser: argparse.ArgumentParser, argv: list[str] | None) ->
         parser.set_defaults(**read_yaml(known.config))
     arguments = vars(parser.parse_args(argv))
     return config_from_dict({name: arguments[name] for name in FIELDS})
+
+
+def cli_names() -> dict[str, str]:
+    """How messages name each option on the command line: its flag."""
+    return {name: "--" + name.replace("_", "-") for name in FIELDS}
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:

@@ -73,6 +73,17 @@ class GapfillNet(nn.Module):
         return [inputs[role] for role in self.roles]
 
 
+def zero_bias(layer: nn.Module) -> nn.Module:
+    """Zero the bias of a network's output layer, so that an untrained network starts near
+    0 in every band: each band's mean in the centred scaling the training package gives
+    optical outputs (`datasets.default_scaling`). PyTorch's default bias, uniform in
+    ±1/√fan-in (±0.18 at width 32), would start some bands far off and, clipped at a bound,
+    dead."""
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
 def concat(tensors: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
 

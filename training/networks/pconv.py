@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's convention
 from torch import nn
 
-from .base import GapfillNet
+from .base import GapfillNet, zero_bias
 
 
 class PartialConvolution:
@@ -101,6 +101,7 @@ class PConvUNet(GapfillNet):
             self.decoder.append(PartialConv2d(previous + skip, out, 3, padding=1))
             self.upsampled.append(previous)
             previous = out
+        zero_bias(self.decoder[-1])
         self.activation = nn.LeakyReLU(0.2)
 
     @classmethod
