@@ -17,7 +17,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.learned import baselines
 from ..core.learned.bundled_models import choose_bundled_model
+from ..core.learned.model_card import read_card
 from ..core.learned.onnx_fill_raster import fill_raster_with_model
 from .base import (
     GapfillAlgorithm,
@@ -86,7 +88,11 @@ class FillWithModel(GapfillAlgorithm):
             "GPU (CUDA) when available, else the CPU; the log says which ran. Needs "
             "onnxruntime.\n\n"
             "Model: leave it empty to use the bundled model that fits the layers given (the "
-            "one using most of them; the log names it and its held-out scores).\n\n"
+            "one using most of them, among those that beat the classical fills on held-out "
+            "data: a model that lost to one is never chosen for you).\n\n"
+            "Every model card carries a baseline verdict (the model's scores next to spatial "
+            "IDW and, with other dates, histogram matching, on simulated gaps): the log shows "
+            "it and warns when the model lost.\n\n"
             "Band mapping (advanced): when a layer's band descriptions do not name the card's "
             "bands, give 1-based bands per role in the card's order, e.g. 'sar: 1, 2'."
         )
@@ -163,6 +169,7 @@ class FillWithModel(GapfillAlgorithm):
         model = self.parameterAsFile(parameters, self.MODEL, context)
         if not model:
             model = self.bundled_model(target, roles, feedback)
+        self.report_verdict(model, roles, feedback)
         margin = self.parameterAsInt(parameters, self.MARGIN, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         report = run_core(
@@ -192,18 +199,33 @@ class FillWithModel(GapfillAlgorithm):
         bands = gdal.OpenEx(target, gdal.OF_RASTER).RasterCount
         with domain_errors():
             chosen = choose_bundled_model(set(roles), bands)
-        scores = chosen.card.validation_metrics
-        held_out = (
-            f" (held out: PSNR {scores['psnr']:.2f} dB, SAM {scores['sam']:.2f}°)"
-            if {"psnr", "sam"} <= set(scores)
-            else ""
-        )
-        feedback.pushInfo(f"No model given: using the bundled model {chosen.path.name}{held_out}.")
-        if outscored := chosen.outscored_by():
-            method, best = outscored
-            feedback.pushWarning(
-                f"On its held-out cases, {method} scored better than this model (PSNR "
-                f"{best['psnr']:.2f} dB, SAM {best['sam']:.2f}°): consider the classical fills "
-                "('Fill gaps from other dates', 'Fill gaps spatially')."
-            )
+        feedback.pushInfo(f"No model given: using the bundled model {chosen.path.name}.")
         return str(chosen.path)
+
+    @staticmethod
+    def report_verdict(model: str, roles: dict[str, str], feedback: QgsProcessingFeedback) -> None:
+        """Log the card's baseline verdict; warn when the model lost to a classical fill, or
+        when the user's other dates allow a classical fill it was not compared with."""
+        with domain_errors():
+            card = read_card(model)
+        entry = baselines.of_metrics(card.validation_metrics)
+        if entry is None:
+            feedback.pushWarning(
+                "This model's card has no baseline verdict: nothing says it fills better than "
+                "the classical fills. Compare them on your data with 'Simulate gaps' and "
+                "'Evaluate fill'."
+            )
+            return
+        feedback.pushInfo(baselines.describe(entry))
+        if entry["verdict"] == baselines.LOSES:
+            feedback.pushWarning(
+                f"This model LOST to {entry['best_classical']} on its validation: "
+                f"{entry['summary']}"
+            )
+        dates = {"optical_before", "optical_after"} & set(roles)
+        if dates and baselines.HISTOGRAM not in entry.get("classical", []):
+            feedback.pushWarning(
+                "You gave other dates, and this model was never compared with histogram "
+                "matching from other dates ('Fill gaps from other dates'), usually the best "
+                "fill when other dates exist: compare both with 'Evaluate fill'."
+            )

@@ -10,23 +10,26 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
     QgsProcessingOutputFolder,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
 from ..core.dependencies import require
 from ..core.errors import Cancelled
-from ..training.config import ARCHITECTURES, LOSSES, config_from_dict
+from ..training.config import ARCHITECTURES, FIELDS, LOSSES, config_from_dict
 from .base import GapfillAlgorithm, domain_errors
 
 ARCHITECTURE_LABELS = {
@@ -38,11 +41,17 @@ ARCHITECTURE_LABELS = {
     "unet-blend": "U-Net blending the before/after dates + residual (multi-date)",
 }
 DEVICES = ["auto", "cpu", "cuda"]
+
+
+def default(option: str) -> Any:
+    """The training package's default of an option: the algorithm's defaults are its own."""
+    return FIELDS[option].default
 METRICS = ("MAE", "RMSE", "PSNR", "SSIM", "SAM")
 
 
 class TrainModel(GapfillAlgorithm):
     DATASET = "DATASET"
+    MORE_DATASETS = "MORE_DATASETS"
     ARCHITECTURE = "ARCHITECTURE"
     LOSS = "LOSS"
     EPOCHS = "EPOCHS"
@@ -55,6 +64,8 @@ class TrainModel(GapfillAlgorithm):
     PATIENCE = "PATIENCE"
     SEED = "SEED"
     CLOUD_MASKS = "CLOUD_MASKS"
+    EPOCH_SAMPLES = "EPOCH_SAMPLES"
+    FORCE_EXPORT = "FORCE_EXPORT"
     RESUME = "RESUME"
     TRAINING_FOLDER = "TRAINING_FOLDER"
     OUTPUT = "OUTPUT"
@@ -63,6 +74,28 @@ class TrainModel(GapfillAlgorithm):
     CHECKPOINT = "CHECKPOINT"
     RUN_FOLDER = "RUN_FOLDER"
     BEST_EPOCH = "BEST_EPOCH"
+    VERDICT = "VERDICT"
+    # parameter → training option, for messages that name the parameter the user set
+    OPTIONS = {
+        "DATASET": "dataset",
+        "ARCHITECTURE": "architecture",
+        "LOSS": "loss",
+        "EPOCHS": "epochs",
+        "BATCH_SIZE": "batch_size",
+        "LEARNING_RATE": "learning_rate",
+        "DEVICE": "device",
+        "ROLES": "roles",
+        "WIDTH": "width",
+        "DEPTH": "depth",
+        "PATIENCE": "patience",
+        "SEED": "seed",
+        "CLOUD_MASKS": "cloud_masks",
+        "EPOCH_SAMPLES": "epoch_samples",
+        "FORCE_EXPORT": "force_export",
+        "RESUME": "resume",
+        "TRAINING_FOLDER": "output",
+        "OUTPUT": "export",
+    }
 
     GROUP = "train"
 
@@ -101,6 +134,14 @@ class TrainModel(GapfillAlgorithm):
             )
         )
         self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.MORE_DATASETS,
+                self.tr("Patch datasets of other scenes (folders or their manifest.json)"),
+                QgsProcessing.TypeFile,
+                optional=True,
+            )
+        )
+        self.addParameter(
             QgsProcessingParameterEnum(
                 self.ARCHITECTURE,
                 self.tr("Architecture"),
@@ -121,7 +162,7 @@ class TrainModel(GapfillAlgorithm):
                 self.EPOCHS,
                 self.tr("Epochs"),
                 QgsProcessingParameterNumber.Integer,
-                defaultValue=20,
+                defaultValue=default("epochs"),
                 minValue=1,
                 maxValue=100000,
             )
@@ -131,7 +172,7 @@ class TrainModel(GapfillAlgorithm):
                 self.BATCH_SIZE,
                 self.tr("Batch size (patches)"),
                 QgsProcessingParameterNumber.Integer,
-                defaultValue=8,
+                defaultValue=default("batch_size"),
                 minValue=1,
                 maxValue=4096,
             )
@@ -141,7 +182,7 @@ class TrainModel(GapfillAlgorithm):
                 self.LEARNING_RATE,
                 self.tr("Learning rate"),
                 QgsProcessingParameterNumber.Double,
-                defaultValue=1e-3,
+                defaultValue=default("learning_rate"),
                 minValue=1e-9,
                 maxValue=1.0,
             )
@@ -195,6 +236,18 @@ class TrainModel(GapfillAlgorithm):
                 defaultValue="",
                 optional=True,
             ),
+            QgsProcessingParameterNumber(
+                self.EPOCH_SAMPLES,
+                self.tr("Samples per epoch, at least (small datasets are drawn again)"),
+                QgsProcessingParameterNumber.Integer,
+                defaultValue=default("epoch_samples"),
+                minValue=0,
+            ),
+            QgsProcessingParameterBoolean(
+                self.FORCE_EXPORT,
+                self.tr("Export even if output bands collapsed (flat or stuck at a bound)"),
+                defaultValue=False,
+            ),
             QgsProcessingParameterBoolean(
                 self.RESUME, self.tr("Resume the run in the training folder"), defaultValue=False
             ),
@@ -216,10 +269,22 @@ class TrainModel(GapfillAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.CHECKPOINT, self.tr("Best checkpoint")))
         self.addOutput(QgsProcessingOutputFolder(self.RUN_FOLDER, self.tr("Training folder")))
         self.addOutput(QgsProcessingOutputNumber(self.BEST_EPOCH, self.tr("Best epoch")))
+        self.addOutput(
+            QgsProcessingOutputString(
+                self.VERDICT, self.tr("Baseline verdict (beats, loses or not measured)")
+            )
+        )
         for metric in METRICS:
             self.addOutput(
                 QgsProcessingOutputNumber(metric, self.tr(f"Validation {metric} (gap pixels)"))
             )
+
+    def option_names(self) -> dict[str, str]:
+        """How the training package's messages name each option: by its parameter here."""
+        return {
+            option: f"'{self.parameterDefinition(key).description()}' ({key})"
+            for key, option in self.OPTIONS.items()
+        }
 
     def processAlgorithm(  # noqa: N802 - QGIS API
         self,
@@ -237,10 +302,12 @@ class TrainModel(GapfillAlgorithm):
         roles = self.parameterAsString(parameters, self.ROLES, context)
         masks = self.parameterAsString(parameters, self.CLOUD_MASKS, context)
         loss = self.parameterAsEnum(parameters, self.LOSS, context)
+        datasets = [self.parameterAsFile(parameters, self.DATASET, context)]
+        datasets += self.parameterAsFileList(parameters, self.MORE_DATASETS, context)
         with domain_errors():
             config = config_from_dict(
                 {
-                    "dataset": self.parameterAsFile(parameters, self.DATASET, context),
+                    "dataset": [path for path in datasets if path],
                     "output": folder,
                     "export": output,
                     "architecture": ARCHITECTURES[
@@ -260,6 +327,8 @@ class TrainModel(GapfillAlgorithm):
                     "seed": self.parameterAsInt(parameters, self.SEED, context),
                     "cloud_masks": [m.strip() for m in masks.split(";") if m.strip()],
                     "resume": self.parameterAsBool(parameters, self.RESUME, context),
+                    "epoch_samples": self.parameterAsInt(parameters, self.EPOCH_SAMPLES, context),
+                    "force_export": self.parameterAsBool(parameters, self.FORCE_EXPORT, context),
                     "workers": 0,  # no worker processes forked from QGIS
                     "progress_bar": False,
                 }
@@ -273,6 +342,7 @@ class TrainModel(GapfillAlgorithm):
                     progress=lambda fraction: feedback.setProgress(100.0 * fraction),
                     cancelled=feedback.isCanceled,
                     log=feedback.pushInfo,
+                    names=self.option_names(),
                 )
             except Cancelled as error:
                 last = Path(folder) / "last.pt"
@@ -292,6 +362,7 @@ class TrainModel(GapfillAlgorithm):
             self.CHECKPOINT: str(result.best),
             self.RUN_FOLDER: str(result.folder),
             self.BEST_EPOCH: result.best_epoch,
+            self.VERDICT: result.assessment.get("verdict", "not measured"),
         }
         for metric in METRICS:
             results[metric] = result.metrics.get(metric.lower())

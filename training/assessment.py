@@ -37,7 +37,8 @@ from .validation import (
 
 LogFn = Callable[[str], None]
 Predict = Callable[[Mapping[str, Any]], Any]
-MODEL, SPATIAL, HISTOGRAM = "model", "spatial IDW", "histogram matching"
+MODEL = "model"
+SPATIAL, HISTOGRAM = baselines.SPATIAL, baselines.HISTOGRAM
 OTHER_DATES = ("optical_before", "optical_after")
 IDW_DISTANCE = 300  # px: as far as bench_quality's spatial fill searches
 MATCH_RADIUS, MATCH_MIN_PIXELS = 15, 50  # 'Fill gaps from other dates' defaults

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 BEATS, LOSES, NOT_MEASURED = "beats", "loses", "not measured"
+SPATIAL, HISTOGRAM = "spatial IDW", "histogram matching"  # the classical fills' method names
 PURE_GAP_FILLING = (
     "pure gap filling: real cloud shapes laid on clear images, the removed pixels scored "
     "against those same images"
