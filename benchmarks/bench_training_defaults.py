@@ -49,11 +49,8 @@ VARIANTS = {
     "loss l1": {"loss": "l1"},
     "loss masked-l1": {"loss": "masked-l1"},
     "learning rate 2e-3": {"learning_rate": 2e-3},
-    "learning rate 5e-4": {"learning_rate": 5e-4},
     "20 epochs": {"epochs": 20},
     "no augmentation": {"augment": False},
-    "width 16": {"width": 16},
-    "depth 4": {"depth": 4},
 }
 HELD_OUT_SCENE = "ROIs1970_fall_136"
 SIZE = 64
