@@ -96,10 +96,11 @@ def decide(
             "using. Use the classical fill, or train on more data (more scenes, more epochs)."
         )
         return LOSES, best, summary
-    others = (
-        f" and {', '.join(name for name in present if name != best)}" if len(present) > 1 else ""
+    compared = ", ".join(present)
+    summary = (
+        f"The model beats every classical fill it was compared with ({compared}) on both: "
+        f"{versus} against the best of them, {best}."
     )
-    summary = f"The model beats {best}{others} on both ({versus} against {best})."
     return BEATS, best, summary
 
 
