@@ -99,6 +99,14 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="one scene: role=raster pairs on one pixel grid (repeat for more scenes)",
     )
     source.add_argument("--sen12mscr", metavar="FOLDER", help="SEN12MS-CR samples folder")
+    make.add_argument(
+        "--validation-scene",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="ROLE=RASTER",
+        help="a scene whose patches all go to validation (split by scene; repeat for more)",
+    )
     make.add_argument("--ids", nargs="*", default=[], help="SEN12MS-CR sample ids (default: all)")
     make.add_argument("--patch-size", type=int, default=64)
     make.add_argument("--stride", type=int, default=0, help="default: the patch size")
@@ -276,23 +284,28 @@ def _make_dataset(arguments: argparse.Namespace) -> int:
     if arguments.sen12mscr:
         scenes = sen12mscr_scenes(arguments.sen12mscr, arguments.ids)
     else:
-        scenes = []
-        for pairs in arguments.scene:
-            scene = {}
-            for pair in pairs:
-                role, separator, raster = pair.partition("=")
-                if not separator:
-                    raise GapfillError(f"'{pair}' is not ROLE=RASTER (e.g. target=s2.tif).")
-                scene[role] = raster
-            scenes.append(scene)
+        scenes = [_scene(pairs) for pairs in arguments.scene]
+    held = [_scene(pairs) for pairs in arguments.validation_scene]
     manifest = write_dataset(
         arguments.output,
         scenes,
         arguments.patch_size,
         stride=arguments.stride or None,
-        validation=arguments.validation,
+        validation=0.0 if held else arguments.validation,
         seed=arguments.seed,
         overwrite=arguments.overwrite,
+        validation_scenes=held,
     )
     print(manifest.describe())
     return 0
+
+
+def _scene(pairs: list[str]) -> dict[str, str]:
+    """ROLE=RASTER words as a scene."""
+    scene = {}
+    for pair in pairs:
+        role, separator, raster = pair.partition("=")
+        if not separator:
+            raise GapfillError(f"'{pair}' is not ROLE=RASTER (e.g. target=s2.tif).")
+        scene[role] = raster
+    return scene

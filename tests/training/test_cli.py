@@ -168,3 +168,8 @@ def test_make_dataset_command(data_dir, tmp_path, capsys):
         == 0
     )
     assert "6 train, 2 validation patches of 128 px" in capsys.readouterr().out
+    held = [f"target={folder / '4287_s2_cloudy.tif'}", f"sar={folder / '4287_s1.tif'}"]
+    trained = [f"target={folder / '1302_s2_cloudy.tif'}", f"sar={folder / '1302_s1.tif'}"]
+    split = ["make-dataset", str(tmp_path / "s"), "--patch-size", "128", "--scene", *trained]
+    assert main([*split, "--validation-scene", *held]) == 0
+    assert "4 train, 4 validation patches of 128 px (by scene split" in capsys.readouterr().out
