@@ -379,6 +379,21 @@ def constant_raster(path: Path, like: Path, bands: Sequence[str], kind: str, val
     return path
 
 
+PATCH, STRIDE = 128, 64  # px: training patches overlap by half; validation patches do not
+
+
+def write_split_dataset(
+    work: Path, scenes: Sequence[dict], held: Sequence[dict], counts: dict[str, int]
+) -> None:
+    """`work/dataset`: the patches of `scenes` for training, those of the held-out scenes
+    `held` (not overlapping) for validation."""
+    from gapfill.training.make_dataset import write_dataset
+
+    write_dataset(work / "dataset", scenes, PATCH, stride=STRIDE, validation_scenes=held,
+                  validation_stride=PATCH, seed=SEED, overwrite=True)  # fmt: skip
+    print(f"Dataset {work / 'dataset'}: {json.dumps(counts)}", flush=True)
+
+
 def save_shapes(masks: Sequence[np.ndarray], path: Path) -> str:
     """Cloud shapes (bool masks of one size) as a .npy stack for --cloud-masks."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,11 +28,10 @@ next to spatial IDW and Deep Image Prior with S1 as auxiliary source, by scene.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from common import SEED, Image, Recipe, constant_raster, main, sen12mscr_image
-from s2_unet_small import BANDS, PATCH, STRIDE, pairs, samples
+from common import Image, Recipe, constant_raster, main, sen12mscr_image, write_split_dataset
+from s2_unet_small import BANDS, pairs, samples
 from s2_unet_small import TRAIN_OPTIONS as S2_OPTIONS
 
 NAME = "s1s2_unet_small"
@@ -61,8 +60,6 @@ def held_out_images(data: Path) -> list[Image]:
 def make_dataset(data: Path, work: Path) -> tuple[list[str], dict[str, int]]:
     """The patch dataset (target, reference, gap_mask, sar) in `work/dataset`; returns the
     --cloud-masks arguments and the counts of training images."""
-    from gapfill.training.make_dataset import write_dataset
-
     aux = work / "aux"
 
     def clear_mask(like: Path) -> Path:
@@ -85,14 +82,11 @@ def make_dataset(data: Path, work: Path) -> tuple[list[str], dict[str, int]]:
         missing = constant_raster(aux / f"nosar_{clear.stem}.tif", clear, SAR_BANDS, "Float32",
                                   float("nan"))  # fmt: skip
         scenes.append(pure(clear, missing))
-    held = [pure(image.clear, image.sar) for image in held_out_images(data)]
-    write_dataset(work / "dataset", scenes, PATCH, stride=STRIDE, validation_scenes=held,
-                  validation_stride=PATCH, seed=SEED, overwrite=True)  # fmt: skip
     counts = {"samples": len(trained), "pairs": len(pairs(data)), "georef": 1}
+    held = [pure(image.clear, image.sar) for image in held_out_images(data)]
+    write_split_dataset(work, scenes, held, counts)
     arguments = [str(folder / f"{item}_cloudmask.tif") for item in trained]
-    arguments.append(str(data / "eolearn_slovenia" / "cloud_mask.tif"))
-    print(f"Dataset {work / 'dataset'}: {json.dumps(counts)}", flush=True)
-    return arguments, counts
+    return [*arguments, str(data / "eolearn_slovenia" / "cloud_mask.tif")], counts
 
 
 def training_data(counts: dict[str, int]) -> str:
