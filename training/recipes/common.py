@@ -465,18 +465,95 @@ def main(recipe: Recipe, doc: str) -> None:
         results = evaluate_images(data, work, images, fills)
         metrics = card_metrics(results, images, recipe.name, recipe.held_out_text)
         write_card(recipe.model, metrics, recipe.training_data(found["counts"]))
-        methods = (recipe.name, SPATIAL, DIP)
-        text = "\n\n".join(
-            f"### {protocol}\n\n{table(by_scene(results[protocol], images), methods)}"
-            for protocol in (PURE, SEN12MSCR)
-        )
-        entry = metrics["baselines"]
-        text += f"\n\nVerdict (pure gap filling): {entry['summary']}\n\n"
-        text += f"SEN12MS-CR protocol: {entry['other_protocols'][SEN12MSCR]['summary']}\n"
-        seconds = (work / "training_seconds.txt").read_text().strip()
-        (work / f"{recipe.name}.md").write_text(
-            f"{text}\nTraining {seconds} s; {shown_command(command, data)}\n\nMachine: "
-            f"{machine()}\n"
-        )
         (work / f"{recipe.name}.json").write_text(json.dumps(results, indent=2))
-        print(text)
+        seconds = float((work / "training_seconds.txt").read_text())
+        shown = shown_command(command, data)
+        note = model_note(recipe, results, images, metrics, shown, seconds, run)
+        recipe.model.with_suffix(".md").write_text(note, encoding="utf-8")
+        print(note)
+        print(f"Machine: {machine()}")
+
+
+def model_note(
+    recipe: Recipe,
+    results: dict[str, Results],
+    images: Sequence[Image],
+    metrics: dict[str, Any],
+    command: str,
+    seconds: float,
+    run: Path,
+) -> str:
+    """The model note models/<name>.md: what the model takes, its data and split, how to
+    reproduce it, and its held-out figures by scene with the verdicts."""
+    from gapfill.core.learned.model_card import read_card
+    from gapfill.training.checkpoints import load_checkpoint
+    from gapfill.training.networks import flops_per_pixel, model_from_config, parameter_count
+
+    card = read_card(recipe.model)
+    entry = metrics["baselines"]
+    methods = (recipe.name, SPATIAL, DIP)
+    tables = {
+        protocol: table(by_scene(results[protocol], images), methods)
+        for protocol in (PURE, SEN12MSCR)
+        if results[protocol]
+    }
+    network = model_from_config(load_checkpoint(run / "last.pt")["model_config"])
+    size = (
+        f"{parameter_count(network.exported()):,} parameters, "
+        f"{flops_per_pixel(network) / 1e3:.0f} kFLOP per pixel, context margin "
+        f"{card.context_margin} px, sizes a multiple of {card.size_multiple} px"
+    )
+    inputs = ", ".join(f"{item.role} ({', '.join(item.bands)})" for item in card.inputs)
+    other = entry["other_protocols"].get(SEN12MSCR, {})
+    standing = (
+        "It is a default of `gapfill:fillgaps` for the layers it takes."
+        if entry["verdict"] == "beats"
+        else "It is not a default: `gapfill:fillgaps` never chooses it by itself."
+    )
+    auxiliary = "Sentinel-1 as auxiliary source" if recipe.with_sar else "no auxiliary source"
+    return f"""# {recipe.name}
+
+{recipe.description}
+
+{card.architecture}: {size}. Inputs: {inputs}; output: the {len(card.output.bands)} bands, DN.
+`gapfill:fillgaps` replaces gap pixels only (clear pixels are copied bit-exactly); the card
+recommends tiles of {card.recommended_tile_size} px.
+
+**Verdict (pure gap filling, the protocol defaults are decided on): the model
+{entry["verdict"].upper()}.** {entry["summary"]}
+{standing}
+
+## Data and split
+
+{card.training_data}
+
+## Reproduce
+
+    python training/recipes/{recipe.name}.py --work bench-output/{recipe.name}
+
+(steps dataset, train, export, evaluate), which trains with
+
+    {command}
+
+({seconds / 60:.0f} min wall on the 2-core development machine, shared with other jobs), exports
+the last epoch (`last.pt`, no selection on held-out data) and evaluates it: every fill through
+`qgis_process`, scored by `gapfill:evaluatefill` (DN / 10000 clipped to [0, 1]). PyTorch CPU
+kernels are not bit-reproducible across CPUs: the last digits may differ.
+
+## Held-out figures by scene
+
+Pure gap filling: real cloud and shadow shapes of `cloud_labels` (labels 4 and 0, never used in
+training; each image another 256 × 256 quarter) laid on the held-out clear images, scored
+against those images. Spatial IDW: `gapfill:fillspatial` (MAX_DISTANCE 300); Deep Image Prior:
+`gapfill:filldip` (300 iterations, seed 0, {auxiliary}).
+Quick-looks (clear | gaps | model | IDW | DIP | clear) in
+`bench-output/{recipe.name}/evaluation/pure/*/quicklook.png`.
+
+{tables[PURE]}
+
+SEN12MS-CR protocol: the cloudy image with its cloud mask (the sample's own, or the spectral
+gap mask of `gapfill:buildgapmask` where there is none), scored under the mask against the
+clear image of the other date. {other.get("summary", "")}
+
+{tables.get(SEN12MSCR, "(no held-out image with a cloudy date)")}
+"""
