@@ -45,7 +45,14 @@ from ..core.progress import (
 )
 from .assessment import assess_checkpoint
 from .checkpoints import BEST, LAST, load_checkpoint, save_checkpoint
-from .config import DEFAULT_LOSS, TrainConfig, cli_names, config_dict, save_config
+from .config import (
+    DEFAULT_LOSS,
+    GAP_LOSSES,
+    TrainConfig,
+    cli_names,
+    config_dict,
+    save_config,
+)
 from .curves import write_curves
 from .datasets import (
     INPUT_ROLES,
@@ -266,6 +273,12 @@ def plan_run(
         notes.append(
             f"Simulated gaps from {len(shapes.masks)} cloud mask(s) of "
             f"{', '.join(config.cloud_masks)}."
+        )
+    if loss in GAP_LOSSES and shapes is None and "gap_mask" not in manifest.roles:
+        raise DatasetError(
+            f"The loss {loss} learns on gap pixels only, and the dataset {manifest.where} has "
+            f"no gap mask and no simulated gaps: give cloud masks ({names['cloud_masks']}) to "
+            f"simulate gaps, or choose the loss l1 ({names['loss']})."
         )
     if manifest.splits["train"] == 0:
         raise DatasetError(

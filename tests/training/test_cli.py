@@ -66,7 +66,8 @@ def test_train_one_epoch_through_the_cli(trained):
     assert "Epoch 1/1" in stdout and "PSNR" in stdout and "ONNX model:" in stdout
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert (resolved["epochs"], resolved["width"], resolved["learning_rate"]) == (1, 4, 0.003)
-    assert resolved["roles"] == ["target", "gap_mask", "sar"] and resolved["loss"] == "l1"
+    assert resolved["roles"] == ["target", "gap_mask", "sar"]
+    assert resolved["loss"] == "masked-l1-sam"  # the default of unet-fusion
     with (run / "log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and float(rows[0]["psnr"]) > 0 and int(rows[0]["evaluated"]) > 0

@@ -102,7 +102,7 @@ def test_outputs_of_a_run(synthetic, tmp_path):
         rows = list(csv.DictReader(handle))
     assert [row["epoch"] for row in rows] == ["1", "2"] and float(rows[0]["mae"]) > 0
     resolved = yaml.safe_load((folder / "config.yaml").read_text())
-    assert (resolved["loss"], resolved["width"], resolved["epochs"]) == ("l1", 4, 2)
+    assert (resolved["loss"], resolved["width"], resolved["epochs"]) == ("masked-l1-sam", 4, 2)
     assert resolved["roles"][:3] == ["target", "gap_mask", "sar"]
     assert sum("Epoch" in line and "PSNR" in line for line in lines) == 2
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -154,6 +154,9 @@ def test_refusals(synthetic, make_synthetic, tmp_path):
     clear = make_synthetic(tmp_path / "clear", ("target", "sar"))
     with pytest.raises(DatasetError, match="no 'reference' role.*--cloud-masks"):
         train(config(dataset=str(clear)), log=quiet)
+    no_gaps = make_synthetic(tmp_path / "no_gaps", ("target", "sar", "reference"))
+    with pytest.raises(DatasetError, match="learns on gap pixels only.*--cloud-masks"):
+        train(config(dataset=str(no_gaps)), log=quiet)
     with pytest.raises(DatasetError, match="role\\(s\\) dem"):
         train(config(dataset=str(no_dates), roles=["target", "dem"]), log=quiet)
     train(config(export="none"), log=quiet)
