@@ -39,6 +39,7 @@ ARCHITECTURE_LABELS = {
     "pconv-unet": "Partial-convolution U-Net (Liu 2018)",
     "cgan": "Conditional GAN (ResNet generator + PatchGAN)",
     "unet-blend": "U-Net blending the before/after dates + residual (multi-date)",
+    "unet-pyramid": "U-Net residual on a pyramid fill from the clear pixels (single date)",
 }
 DEVICES = ["auto", "cpu", "cuda"]
 

@@ -23,7 +23,9 @@ from typing import Any, Literal, get_args
 from ..core.dependencies import require
 from ..core.errors import GapfillError
 
-Architecture = Literal["unet-fusion", "deepgapfill", "dsen2cr", "pconv-unet", "cgan", "unet-blend"]
+Architecture = Literal[
+    "unet-fusion", "deepgapfill", "dsen2cr", "pconv-unet", "cgan", "unet-blend", "unet-pyramid"
+]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 Loss = Literal["", "l1", "l2", "carl", "masked-l1", "pconv", "adversarial", "masked-l1-sam"]
 LOSSES: tuple[str, ...] = get_args(Loss)[1:]
@@ -34,6 +36,7 @@ DEFAULT_LOSS = {
     "pconv-unet": "pconv",
     "cgan": "adversarial",
     "unet-blend": "l1",
+    "unet-pyramid": "masked-l1-sam",
 }
 GAP_LOSSES = ("masked-l1", "masked-l1-sam")  # learn on the gap pixels only
 Schedule = Literal["cosine", "plateau", "step", "none"]
