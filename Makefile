@@ -10,14 +10,16 @@ GAPFILL_DATA ?= $(abspath ../shared/data)
 export GAPFILL_DATA
 export QT_QPA_PLATFORM := offscreen
 RUN := PYTHONPATH=$(CURDIR)/scripts:$(CURDIR)/benchmarks $(PY)
+# bench-quality: gapfill:buildgapmask METHOD of the other dates' masks (0 spectral, 6 ukis-csmask…)
+MASK_METHOD ?= 0
 
 .PHONY: help deps venv test lint demo bench bench-quality package clean
 
 help:
 	@echo "make demo    fill clouds of real Sentinel-2 images (other dates; S1 + bundled model) into demo-output/"
 	@echo "make test    ruff + pytest on real QGIS, GDAL, qgis_process"
-	@echo "make bench   speed and memory of the fills on a large mosaic of the real samples"
-	@echo "make bench-quality  quality of every fill method on fixed real-data cases"
+	@echo "make bench   speed and memory of the fills and gap masks on large mosaics of the real samples"
+	@echo "make bench-quality  quality of every fill method and gap-mask method on fixed real-data cases"
 	@echo "make package plugin zip for QGIS 'Install from ZIP' in dist/"
 	@echo "make clean   remove the virtual environment and generated files"
 
@@ -32,7 +34,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt | deps
 	test -x $(PY) || $(PYTHON_SYS) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
-	$(PY) -c "from osgeo import gdal_array; import onnxruntime, torch, numpy; assert int(numpy.__version__.split('.')[0]) < 2"
+	$(PY) -c "from osgeo import gdal_array; import onnxruntime, torch, numpy, ukis_csmask, s2cloudless; assert int(numpy.__version__.split('.')[0]) < 2"
 	touch $@
 
 venv: deps $(VENV)/.installed
@@ -50,10 +52,12 @@ bench: venv
 	$(RUN) benchmarks/bench_classical.py --output bench-output
 	$(RUN) benchmarks/bench_onnx.py --output bench-output
 	$(RUN) benchmarks/bench_prepare.py --output bench-output
+	$(RUN) benchmarks/bench_mask_speed.py --output bench-output
 
 bench-quality: venv
-	$(RUN) benchmarks/bench_quality.py --output bench-output/quality
+	$(RUN) benchmarks/bench_quality.py --output bench-output/quality --mask-method $(MASK_METHOD)
 	$(RUN) benchmarks/bench_timeseries.py $(GAPFILL_DATA)/s5p_co/training models/stpconv-s5p-co.onnx
+	$(RUN) benchmarks/bench_masks.py --output bench-output/masks
 
 package: deps
 	$(PYTHON_SYS) scripts/make_package.py --output dist

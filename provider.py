@@ -13,6 +13,7 @@ from .algorithms.describe_model import DescribeModel
 from .algorithms.evaluate_fill import EvaluateFill
 from .algorithms.extract_patches import ExtractPatches
 from .algorithms.fill_deep_image_prior import FillDeepImagePrior
+from .algorithms.fill_scene import FillScene
 from .algorithms.fill_spatial import FillSpatial
 from .algorithms.fill_temporal import FillTemporal
 from .algorithms.fill_time_series import FillTimeSeries
@@ -64,6 +65,7 @@ class GapfillProvider(QgsProcessingProvider):
             FillWithModel(),
             FillTimeSeries(),
             FillDeepImagePrior(),
+            FillScene(),
             DescribeModel(),
             TrainModel(),
             SimulateGaps(),

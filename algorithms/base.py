@@ -15,8 +15,12 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -25,6 +29,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..core.environment.dependency_folder import dependency_root
 from ..core.errors import Cancelled, GapfillError, MissingDependencyError
 from ..core.raster.fill_engine import FillReport
+from ..core.raster.output import check_not_inputs
 
 ICONS = Path(__file__).resolve().parent.parent / "icons"
 GROUPS = {
@@ -67,10 +72,69 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
 
+    def checkParameterValues(  # noqa: N802 - QGIS API
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        """QGIS's checks, then: no output may be one of the inputs (nothing would be left of
+        the user's file), refused before any work in every algorithm."""
+        valid, message = super().checkParameterValues(parameters, context)
+        if not valid:
+            return valid, message
+        try:
+            check_not_inputs(
+                self._input_files(parameters, context), self._output_files(parameters, context)
+            )
+        except GapfillError as error:
+            return False, str(error)
+        return True, ""
+
+    def _input_files(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> dict[str, list[str]]:
+        files: dict[str, list[str]] = {}
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if parameters.get(name) in (None, ""):
+                continue
+            if isinstance(definition, QgsProcessingParameterRasterLayer):
+                path = self.raster_path(parameters, name, context)
+                files[name] = [path] if path else []
+            elif isinstance(definition, QgsProcessingParameterMultipleLayers):
+                files[name] = [
+                    path.split("|")[0] for path in self.raster_paths(parameters, name, context)
+                ]
+            elif isinstance(definition, QgsProcessingParameterFile):
+                files[name] = [self.parameterAsFile(parameters, name, context)]
+            elif isinstance(definition, QgsProcessingParameterVectorLayer):
+                layer = self.parameterAsVectorLayer(parameters, name, context)
+                files[name] = [layer.source().split("|")[0]] if layer else []
+        return files
+
+    def _output_files(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> dict[str, str]:
+        files = {}
+        for definition in self.destinationParameterDefinitions():
+            name = definition.name()
+            value = parameters.get(name)
+            if value in (None, "") or str(value) == "TEMPORARY_OUTPUT":
+                continue
+            if isinstance(definition, QgsProcessingParameterRasterDestination):
+                files[name] = self.parameterAsOutputLayer(parameters, name, context)
+            elif isinstance(definition, QgsProcessingParameterFileDestination):
+                files[name] = self.parameterAsFileOutput(parameters, name, context)
+            else:
+                files[name] = self.parameterAsString(parameters, name, context)
+        return files
+
     def raster_path(
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
     ) -> str | None:
         """The file behind a raster parameter (None when optional and empty)."""
+        value = parameters.get(name)
+        if _is_file(value):
+            return str(value)  # a file path: no layer is loaded (QGIS would write statistics
+            # into an .aux.xml beside the user's file when it sets up a layer's renderer)
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             return None
@@ -80,6 +144,9 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
     ) -> list[str]:
         """Files behind a multiple-layers parameter, in the order the user gave them."""
+        values = parameters.get(name)
+        if isinstance(values, list | tuple) and values and all(_is_file(v) for v in values):
+            return [str(value) for value in values]
         layers = self.parameterAsLayerList(parameters, name, context)
         return [raster_source(layer, name) for layer in layers]
 
@@ -94,6 +161,10 @@ class DependencyFolderAlgorithm(GapfillAlgorithm):
     @staticmethod
     def dependency_root() -> Path:
         return dependency_root(Path(QgsApplication.qgisSettingsDirPath()))
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, str | Path) and bool(str(value)) and Path(value).is_file()
 
 
 def raster_source(layer: QgsRasterLayer, name: str) -> str:
@@ -122,13 +193,16 @@ def run_core(
     call: Callable[..., T],
     feedback: QgsProcessingFeedback,
     *args: Any,
+    span: tuple[float, float] = (0.0, 1.0),
     **kwargs: Any,
 ) -> T:
-    """Run a core function with QGIS progress and cancel, and domain errors translated."""
+    """Run a core function with QGIS progress (over `span` of the bar, for algorithms that
+    make several core calls) and cancel, and domain errors translated."""
+    low, high = span
     with domain_errors():
         return call(
             *args,
-            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
+            progress=lambda fraction: feedback.setProgress(100.0 * (low + (high - low) * fraction)),
             cancelled=feedback.isCanceled,
             **kwargs,
         )

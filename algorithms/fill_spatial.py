@@ -1,4 +1,4 @@
-"""Processing algorithm: fill gaps spatially by inverse-distance interpolation from their edges."""
+"""Processing algorithm: fill gaps spatially from their surroundings (inverse distance, pyramid)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
 )
 
+from ..core.fills.pyramid_fill import fill_by_pyramid
 from ..core.fills.spatial_fill import fill_spatially
 from ..core.raster.fill_engine import open_target
 from .base import (
@@ -21,10 +23,14 @@ from .base import (
     target_parameters,
 )
 
+METHODS = ("Inverse distance (GDAL FillNodata)", "Pyramid interpolation (pull-push)")
+PYRAMID = 1
+
 
 class FillSpatial(GapfillAlgorithm):
     INPUT = "INPUT"
     GAP_MASK = "GAP_MASK"
+    METHOD = "METHOD"
     MAX_DISTANCE = "MAX_DISTANCE"
     SMOOTHING = "SMOOTHING"
     OUTPUT = "OUTPUT"
@@ -39,15 +45,25 @@ class FillSpatial(GapfillAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
-            "Fills gap pixels from the clear pixels around them by inverse-distance "
-            "interpolation (GDAL FillNodata), band by band: for gaps that no other date or "
-            "sensor covers, and for small gaps. Pixels farther than the maximum distance from "
-            "any clear pixel stay no-data. Smoothing passes soften the interpolated area. Only "
-            "gap pixels change; clear pixels are copied exactly."
+            "Fills gap pixels from the clear pixels around them, band by band: for gaps that "
+            "no other date or sensor covers, and for small gaps. Methods: pyramid interpolation "
+            "(the default: pull-push, the mean of the surroundings at the scale of the gap, "
+            "smoothed into the gap's edge, without the wedges and streaks inverse distance draws "
+            "in large gaps; better on every real case of BENCHMARKS.md and faster), or "
+            "inverse-distance interpolation from the gap edges (GDAL FillNodata; smoothing "
+            "passes soften it). Pixels farther than the maximum distance (default 100) from "
+            "any clear pixel stay no-data (for the pyramid: the next power of two). Only gap "
+            "pixels change; clear pixels are copied exactly."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         target_parameters(self)
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.METHOD, self.tr("Method (default: pyramid interpolation)"),
+                options=[self.tr(m) for m in METHODS], defaultValue=PYRAMID,
+            )
+        )
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.MAX_DISTANCE, self.tr("Maximum search distance (pixels)"),
@@ -57,7 +73,7 @@ class FillSpatial(GapfillAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.SMOOTHING, self.tr("Smoothing passes"),
+                self.SMOOTHING, self.tr("Smoothing passes (inverse distance)"),
                 QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0, maxValue=20,
             )
         )
@@ -75,9 +91,12 @@ class FillSpatial(GapfillAlgorithm):
                 self.raster_path(parameters, self.INPUT, context),
                 self.raster_path(parameters, self.GAP_MASK, context),
             )
-        report = run_core(
-            fill_spatially, feedback, target, output,
-            max_distance=self.parameterAsInt(parameters, self.MAX_DISTANCE, context),
-            smoothing=self.parameterAsInt(parameters, self.SMOOTHING, context),
-        )
+        distance = self.parameterAsInt(parameters, self.MAX_DISTANCE, context)
+        if self.parameterAsEnum(parameters, self.METHOD, context) == PYRAMID:
+            report = run_core(fill_by_pyramid, feedback, target, output, max_distance=distance)
+        else:
+            report = run_core(
+                fill_spatially, feedback, target, output, max_distance=distance,
+                smoothing=self.parameterAsInt(parameters, self.SMOOTHING, context),
+            )
         return fill_results(report, output, feedback)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 from qgis.core import (
@@ -15,8 +16,9 @@ from qgis.core import (
 )
 
 from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
-from ..core.fills.other_dates import open_other_dates
+from ..core.fills.other_dates import build_other_date_masks, open_other_dates
 from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
+from ..core.masks.gap_mask import MaskSettings
 from ..core.raster.dates import resolve_dates
 from ..core.raster.fill_engine import open_target
 from .base import (
@@ -32,6 +34,13 @@ METHODS = [
     ("interpolation", "Temporal linear interpolation (nearest earlier and later clear dates)"),
     ("histogram", "Nearest clear date with local histogram matching"),
 ]
+OTHER_MASK_METHODS = [
+    ("automatic", "Automatic, as Build gap mask (the best cloud detector installed)"),
+    ("none", "None: every valid pixel of the other dates is used"),
+    ("spectral", "Spectral cloud/shadow score"),
+    ("ukis", "ukis-csmask (clouds and shadows)"),
+    ("s2cloudless", "s2cloudless (cloud probability)"),
+]
 
 
 class FillTemporal(GapfillAlgorithm):
@@ -39,6 +48,7 @@ class FillTemporal(GapfillAlgorithm):
     GAP_MASK = "GAP_MASK"
     OTHER_DATES = "OTHER_DATES"
     OTHER_MASKS = "OTHER_MASKS"
+    OTHER_MASK_METHOD = "OTHER_MASK_METHOD"
     METHOD = "METHOD"
     DATES = "DATES"
     WINDOW_RADIUS = "WINDOW_RADIUS"
@@ -68,7 +78,11 @@ class FillTemporal(GapfillAlgorithm):
             "order) or from each file's metadata, band description or name (e.g. "
             "s2_2018-05-06.tif). Other-date images may have another CRS, resolution or extent: "
             "they are aligned on the fly. Give their gap masks in the same order to exclude "
-            "their clouds."
+            "their clouds; without them, the masks of the other dates are built here the way "
+            "Build gap mask builds them ('Gap masks of the other dates when none are given', "
+            "default automatic: ukis-csmask when installed, with its haze buffer), so that "
+            "neither their clouds nor the haze around them are copied. 'None' uses every "
+            "valid pixel of the other dates."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
@@ -84,6 +98,14 @@ class FillTemporal(GapfillAlgorithm):
                 self.tr("Gap masks of the other dates (same order; optional)"),
                 QgsProcessing.TypeRaster,
                 optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.OTHER_MASK_METHOD,
+                self.tr("Gap masks of the other dates when none are given"),
+                options=[label for _, label in OTHER_MASK_METHODS],
+                defaultValue=0,
             )
         )
         self.addParameter(
@@ -120,24 +142,40 @@ class FillTemporal(GapfillAlgorithm):
         paths = self.raster_paths(parameters, self.OTHER_DATES, context)
         masks = self.raster_paths(parameters, self.OTHER_MASKS, context)
         method = METHODS[self.parameterAsEnum(parameters, self.METHOD, context)][0]
+        masking = OTHER_MASK_METHODS[
+            self.parameterAsEnum(parameters, self.OTHER_MASK_METHOD, context)
+        ][0]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         with domain_errors():
             dates = resolve_dates(
                 [target_path, *paths], self.parameterAsString(parameters, self.DATES, context)
             )
-            target = open_target(target_path, mask_path)
-            others = open_other_dates(target, paths, dates[1:], masks)
-        feedback.pushInfo(
-            f"Target date {dates[0]}; other dates: {', '.join(str(d) for d in dates[1:])}."
-        )
-        if method == "interpolation":
-            report = run_core(
-                fill_by_temporal_interpolation, feedback, target, dates[0], others, output
+        build_masks = not masks and masking != "none"
+        span = (0.5, 1.0) if build_masks else (0.0, 1.0)  # of the progress bar, for the fill
+        with tempfile.TemporaryDirectory(prefix="gapfill-other-masks-") as scratch:
+            if build_masks:
+                feedback.pushInfo("No gap masks of the other dates given: building them.")
+                masks = run_core(
+                    build_other_date_masks, feedback, paths, MaskSettings(masking), scratch,
+                    span=(0.0, 0.5), log=feedback.pushInfo,
+                )
+            with domain_errors():
+                target = open_target(target_path, mask_path)
+                others = open_other_dates(target, paths, dates[1:], masks)
+            feedback.pushInfo(
+                f"Target date {dates[0]}; other dates: {', '.join(str(d) for d in dates[1:])}."
             )
-        else:
-            report = run_core(
-                fill_by_histogram_matching, feedback, target, dates[0], others, output,
-                radius=self.parameterAsInt(parameters, self.WINDOW_RADIUS, context),
-                min_pixels=self.parameterAsInt(parameters, self.MIN_PIXELS, context),
-            )
+            if method == "interpolation":
+                report = run_core(
+                    fill_by_temporal_interpolation, feedback, target, dates[0], others, output,
+                    span=span,
+                )
+            else:
+                report = run_core(
+                    fill_by_histogram_matching, feedback, target, dates[0], others, output,
+                    span=span,
+                    radius=self.parameterAsInt(parameters, self.WINDOW_RADIUS, context),
+                    min_pixels=self.parameterAsInt(parameters, self.MIN_PIXELS, context),
+                )
+            del target, others  # close the masks' datasets before their folder goes
         return fill_results(report, output, feedback)

@@ -1,4 +1,5 @@
-"""Processing algorithm: install onnxruntime (and torch) into Gapfill's folder of the profile."""
+"""Processing algorithm: install onnxruntime (torch, the cloud detectors) into Gapfill's folder of
+the profile."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .base import DependencyFolderAlgorithm, domain_errors
 class InstallDependencies(DependencyFolderAlgorithm):
     BUILD = "BUILD"
     TRAINING = "TRAINING"
+    MASKS = "MASKS"
     DRY_RUN = "DRY_RUN"
     PIP_OPTIONS = "PIP_OPTIONS"
     REQUIREMENTS = "REQUIREMENTS"
@@ -43,14 +45,15 @@ class InstallDependencies(DependencyFolderAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
-            "Installs what the learned fills (onnxruntime) and training (torch, onnx, PyYAML) "
-            "need into Gapfill's own folder of your QGIS profile (python/gapfill-deps), never "
-            "into QGIS's Python packages, with the pip of the Python that QGIS runs. Automatic "
-            "build: onnxruntime-gpu with NVIDIA's CUDA and cuDNN pip packages when an NVIDIA "
-            "driver is present (Linux, Windows; large download), the CPU build otherwise. Every "
-            "package QGIS's Python ships (numpy first) is pinned to its installed version (onnx "
-            "1.17.0 for QGIS's numpy 1); pip's plan is checked before anything is installed, and "
-            "the new packages must import next to GDAL before they are put in use. A failed or "
+            "Installs what the learned fills (onnxruntime), training (torch, onnx, PyYAML) and "
+            "the cloud detectors of Build gap mask (ukis-csmask, s2cloudless) need into "
+            "Gapfill's own folder of your QGIS profile (python/gapfill-deps), never into QGIS's "
+            "Python packages, with the pip of the Python that QGIS runs. Automatic build: "
+            "onnxruntime-gpu with NVIDIA's CUDA and cuDNN pip packages when an NVIDIA driver is "
+            "present (Linux, Windows; large download), the CPU build otherwise. Every package "
+            "QGIS's Python ships (numpy first) is pinned to its installed version (onnx 1.17.0 "
+            "for QGIS's numpy 1); pip's plan is checked before anything is installed, and the "
+            "new packages must import next to GDAL before they are put in use. A failed or "
             "cancelled install leaves the previous one in use. A CPU request (or Automatic "
             "without an NVIDIA driver) never installs a CUDA build of PyTorch: when pip would "
             "(the PyTorch CPU index unreachable), the install is refused with the fix. Dry run: "
@@ -75,6 +78,13 @@ class InstallDependencies(DependencyFolderAlgorithm):
             QgsProcessingParameterBoolean(
                 self.TRAINING,
                 self.tr("Also install what training needs (PyTorch, onnx, PyYAML)"),
+                defaultValue=False,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.MASKS,
+                self.tr("Also install the cloud detectors (masks: ukis-csmask, s2cloudless)"),
                 defaultValue=False,
             )
         )
@@ -127,6 +137,7 @@ class InstallDependencies(DependencyFolderAlgorithm):
                 root,
                 build=BUILDS[self.parameterAsEnum(parameters, self.BUILD, context)],
                 training=self.parameterAsBoolean(parameters, self.TRAINING, context),
+                masks=self.parameterAsBoolean(parameters, self.MASKS, context),
                 requirements=split_arguments(
                     self.parameterAsString(parameters, self.REQUIREMENTS, context)
                 ),

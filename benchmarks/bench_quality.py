@@ -1,8 +1,10 @@
 """`make bench-quality`: how well every fill method recovers known pixels of the real data.
 
 Every Sentinel-2 fill runs through the plugin as a user would run it (`qgis_process`:
-gapfill:simulategaps, gapfill:buildgapmask, gapfill:filltemporal METHOD 0 and 1,
-gapfill:fillspatial, gapfill:evaluatefill), on fixed cases, so numbers compare across versions:
+gapfill:simulategaps, gapfill:buildgapmask, gapfill:filltemporal, gapfill:fillspatial (inverse
+distance and pyramid), gapfill:filldip, gapfill:fillgaps (the bundled model that fits),
+gapfill:fillscene (learned from the scene, default budget, seed 0), gapfill:evaluatefill), on
+fixed cases, so numbers compare across versions:
 
 (a) sen12mscr_ts: four clear dates, gaps laid from the real cloud and shadow labels (0 and 4) of
     cloud_labels (512×512; each date takes another 256×256 quarter), filled from the nearest
@@ -10,22 +12,27 @@ gapfill:fillspatial, gapfill:evaluatefill), on fixed cases, so numbers compare a
 (b) eolearn_slovenia: reference scenes 3 and 2, gaps from real s2cloudless masks of other dates
     of the same place (cloud_mask.tif bands), filled from the four other reference scenes with
     their spectral gap masks (scene 0 is all cloud: its mask removes it; scene 1 is hazy).
-(c) sen12mscr: cloudy images with their real cloud masks, the clear image of the sample as
-    reference; only pixels under the real mask are evaluated; only the spatial fill applies
-    (the temporal fills need other dates).
-    Deep Image Prior (gapfill:filldip, S1 as auxiliary source) is run on the same samples.
+(c) sen12mscr: every sample with partial cloud cover, its real cloud mask, S1 of the sample,
+    under both protocols: SEN12MS-CR (the cloudy image filled, compared with the clear image
+    of another date) and gap filling (the mask laid on the clear image, compared with it).
 (e) dip_scotland: the mean 2019 Sentinel-2 RGB composite with the real cloud mask of another
-    date laid on it; spatial IDW against Deep Image Prior with the Sentinel-1 image as auxiliary.
+    date laid on it (gap filling), S1 as auxiliary source.
+(f) sen12mscr_pairs: the 36 georeferenced pairs (5 scenes, no S1), gaps from the spectral
+    cloud/shadow mask of each cloudy image (dilated 2 px), both protocols.
+(g) sen12mscr_georef: the 3 clear images with S1, the spectral cloud mask of
+    ROIs1868_summer_19_p30's cloudy image laid on them (gap filling).
 (d) s5p_co/training: all 25 Sentinel-5P CO blocks (16 days each), the STPConv artificial gaps
     (VALMASK) evaluated; baselines of core/fills/timeseries_baselines.py (per-pixel temporal mean,
     per-pixel linear interpolation in time) and the core of gapfill:fillspatial per day.
 
-The spatial fill searches up to 300 px so that it can reach every gap pixel of these samples.
+Spatial fills search up to 300 px so that they reach every gap pixel of these samples.
 Sentinel-2 metrics on DN / 10000 clipped to [0, 1] (data range 1); S5P on values as stored
 (mol/m²) with a fixed data range of 0.1 mol/m² for PSNR and SSIM. Writes each case's report
-(HTML, CSV, JSON) and quality.md into the output folder.
+(HTML, CSV, JSON), quality.md (summary) and quality_full.md (every sub-case) into the output
+folder.
 
     python benchmarks/bench_quality.py --output bench-output/quality [--jobs 2]
+        [--cases a,b,c,d,e,f,g] [--methods "scene fill,spatial IDW,…"]
 """
 
 from __future__ import annotations
@@ -36,217 +43,56 @@ import math
 import resource
 import shlex
 import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from quality_cases import (  # noqa: F401 - also the recipes' import point
+    BUNDLED,
+    DIP,
+    GAP_FILLING,
+    GEOREF_CLEAR,
+    HISTOGRAM,
+    PYRAMID,
+    SCENE,
+    SEN12MSCR,
+    SLOVENIA,
+    SLOVENIA_DATES,
+    SPATIAL,
+    TEMPORAL,
+    Row,
+    Runner,
+    SimulatedCase,
+    pair_names,
+    run_dip_scotland,
+    run_georef,
+    run_pair,
+    run_sen12mscr,
+    run_simulated,
+    sen12mscr_samples,
+    series_cases,
+    slovenia_cases,
+)
 
 from harness import data_folder, machine, make_plugin_importable, timed
-from qgis_runner import QgisProcess
 
-TEMPORAL, HISTOGRAM, SPATIAL = "temporal interpolation", "histogram matching", "spatial IDW"
-DIP = "deep image prior + S1"
-DIP_FILL = ("gapfill:filldip", {"ITERATIONS": 300, "SEED": 0, "DEVICE": 1})
-FILLS: dict[str, tuple[str, dict[str, object]]] = {
-    TEMPORAL: ("gapfill:filltemporal", {"METHOD": 0}),
-    HISTOGRAM: ("gapfill:filltemporal", {"METHOD": 1}),
-    SPATIAL: ("gapfill:fillspatial", {"MAX_DISTANCE": 300}),
-}
-SERIES = "sen12mscr_ts"
-LABELS = "cloud_labels/labels.tif"
-CLOUD_LABELS = "4, 0"  # cloud, cloud shadow
-SLOVENIA = "eolearn_slovenia"
-# Scene dates, found by matching each scene's NDVI with ndvi.tif, whose band descriptions hold
-# the dates (exact match for every scene).
-SLOVENIA_DATES = {0: "2015-08-20", 1: "2015-07-31", 2: "2015-09-09", 3: "2015-08-30",
-                  4: "2015-07-11"}
-SINGLE_DATE_SAMPLES = ("4287", "5254", "5278", "6553")  # partly cloudy (17 % to 61 %)
 S5P = "s5p_co/training"
 S5P_MAX_DISTANCE = 300
 S5P_DATA_RANGE = 0.1  # mol/m², fixed: nearly all true values lie in [0, 0.1] (a few outliers)
 COLUMNS = ("MAE", "RMSE", "PSNR (dB)", "SSIM", "SAM (°)", "NDVI MAE", "filled")
 KEYS = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae", "filled_fraction")
+CLASSICAL = (SPATIAL, PYRAMID, TEMPORAL, HISTOGRAM)
 CASE_NAMES = {
     "a": "sen12mscr_ts, simulated gaps",
     "b": "eolearn_slovenia, simulated gaps",
-    "c": "sen12mscr, real clouds",
+    "c": "sen12mscr, real cloud masks, S1",
     "d": "s5p_co, STPConv gaps",
     "e": "dip_scotland, real cloud shapes",
+    "f": "sen12mscr_pairs, spectral cloud masks, no S1",
+    "g": "sen12mscr_georef, another scene's cloud mask, S1",
 }
-
-
-@dataclass(frozen=True)
-class SimulatedCase:
-    """A clear image, a real gap pattern laid on it, and the other dates to fill from."""
-
-    group: str
-    label: str
-    clear: str
-    gaps: dict[str, object]  # GAP_SOURCE, GAP_BAND / GAP_VALUES, SHIFT_X, SHIFT_Y…
-    others: tuple[str, ...]
-    dates: str  # target first: the cloudy copy's file name holds no date
-
-
-@dataclass(frozen=True)
-class Row:
-    group: str
-    case: str
-    method: str
-    metrics: dict[str, object]
-
-
-def series_cases() -> list[SimulatedCase]:
-    targets = {  # clear date: (nearest clear date before, after), quarter of the labels
-        "2018-04-26": (("2018-03-22", "2018-05-31"), (0, 0)),
-        "2018-06-10": (("2018-05-31", "2018-06-25"), (256, 0)),
-        "2018-08-24": (("2018-08-09", "2018-09-03"), (0, 256)),
-        "2018-10-08": (("2018-09-28", "2018-10-23"), (256, 256)),
-    }
-    return [
-        SimulatedCase(
-            "a", f"{SERIES} {day}", f"{SERIES}/s2_{day}.tif",
-            {"GAP_SOURCE": LABELS, "GAP_VALUES": CLOUD_LABELS, "SHIFT_X": shift[0],
-             "SHIFT_Y": shift[1]},
-            tuple(f"{SERIES}/s2_{other}.tif" for other in others),
-            ", ".join([day, *others]),
-        )
-        for day, (others, shift) in targets.items()
-    ]
-
-
-def slovenia_cases() -> list[SimulatedCase]:
-    cases = []
-    for scene, band in ((3, 15), (2, 23)):  # cloud_mask bands: 2016-03-17, 2016-06-25
-        others = [k for k in sorted(SLOVENIA_DATES) if k != scene]
-        cases.append(SimulatedCase(
-            "b", f"{SLOVENIA} scene {scene} ({SLOVENIA_DATES[scene]})",
-            f"{SLOVENIA}/reference_scene_{scene}.tif",
-            {"GAP_SOURCE": f"{SLOVENIA}/cloud_mask.tif", "GAP_BAND": band},
-            tuple(f"{SLOVENIA}/reference_scene_{k}.tif" for k in others),
-            ", ".join(SLOVENIA_DATES[k] for k in [scene, *others]),
-        ))
-    return cases
-
-
-class Runner:
-    """One qgis_process profile per worker thread (profiles are not shared between processes)."""
-
-    def __init__(self, data: Path, folder: Path) -> None:
-        self.data, self.folder = data, folder
-        self.local = threading.local()
-
-    def run(self, algorithm: str, parameters: dict[str, object]) -> dict[str, object]:
-        if not hasattr(self.local, "qgis"):
-            self.local.qgis = QgisProcess(self.folder / f".qgis-{threading.get_ident()}")
-        return self.local.qgis.run(algorithm, parameters)["results"]
-
-    def path(self, relative: str) -> Path:
-        return self.data / relative
-
-    def gap_mask(self, relative: str) -> str:
-        """The spectral gap mask of a real image (1 = cloud or shadow), built once."""
-        output = self.folder / "masks" / f"{Path(relative).stem}.tif"
-        if not output.exists():
-            self.run("gapfill:buildgapmask",
-                     {"INPUT": self.path(relative), "METHOD": 0, "OUTPUT": output})
-        return str(output)
-
-    def evaluate(self, folder: Path, reference: Path, filled: dict[str, str],
-                 **inputs: object) -> dict:
-        result = self.run("gapfill:evaluatefill", {
-            "REFERENCE": reference,
-            "FILLED": next(iter(filled.values())),
-            "OTHER_FILLED": list(filled.values())[1:],
-            "METHOD_NAMES": ", ".join(filled),
-            "NDVI": True,
-            "OUTPUT_FOLDER": folder / "report",
-            **inputs,
-        })
-        return json.loads(Path(str(result["JSON"])).read_text())
-
-
-def rows_of(group: str, case: str, document: dict) -> list[Row]:
-    return [Row(group, case, method["name"], method["overall"]) for method in document["methods"]]
-
-
-ExtraFills = Callable[[Runner, SimulatedCase, Path, dict[str, object]], dict[str, str]]
-
-
-def run_simulated(runner: Runner, case: SimulatedCase,
-                  extra: ExtraFills | None = None) -> list[Row]:
-    """The case's classical fills scored side by side; `extra(runner, case, folder, simulated)`
-    may add fills of its own (method → filled raster), scored first with the same gaps."""
-    folder = runner.folder / case.label.replace(" ", "_").replace("(", "").replace(")", "")
-    clear = runner.path(case.clear)
-    gaps = {key: runner.path(str(value)) if key == "GAP_SOURCE" else value
-            for key, value in case.gaps.items()}
-    simulated = runner.run("gapfill:simulategaps", {
-        "INPUT": clear, **gaps, "OUTPUT": folder / "cloudy.tif",
-        "GAP_MASK": folder / "gaps.tif", "EVALUATION_MASK": folder / "evaluation.tif",
-    })
-    others = [runner.path(other) for other in case.others]
-    other_masks = [runner.gap_mask(other) for other in case.others]
-    filled = dict(extra(runner, case, folder, simulated)) if extra else {}
-    for method, (algorithm, options) in FILLS.items():
-        output = folder / f"{method.split()[0]}.tif"
-        parameters = {"INPUT": simulated["OUTPUT"], "GAP_MASK": simulated["GAP_MASK"],
-                      "OUTPUT": output, **options}
-        if algorithm == "gapfill:filltemporal":
-            parameters |= {"OTHER_DATES": others, "OTHER_MASKS": other_masks,
-                           "DATES": case.dates}
-        filled[method] = str(runner.run(algorithm, parameters)["OUTPUT"])
-    document = runner.evaluate(
-        folder, clear, filled,
-        EVALUATION_MASK=simulated["EVALUATION_MASK"], GAPS_INPUT=simulated["OUTPUT"],
-    )
-    return rows_of(case.group, case.label, document)
-
-
-def run_single_date(runner: Runner, sample: str) -> list[Row]:
-    folder = runner.folder / f"sen12mscr_{sample}"
-    cloudy = runner.path(f"sen12mscr/{sample}_s2_cloudy.tif")
-    mask = runner.path(f"sen12mscr/{sample}_cloudmask.tif")
-    filled = spatial_and_dip(runner, folder, cloudy, mask,
-                             runner.path(f"sen12mscr/{sample}_s1.tif"))
-    document = runner.evaluate(
-        folder, runner.path(f"sen12mscr/{sample}_s2_clear.tif"), filled,
-        EVALUATION_MASK=mask, GAPS_INPUT=cloudy,
-    )
-    return rows_of("c", f"sen12mscr {sample}", document)
-
-
-def spatial_and_dip(runner: Runner, folder: Path, target: object, mask: object,
-                    sar: Path) -> dict[str, str]:
-    """The single-date fills: spatial IDW, and Deep Image Prior with the SAR as auxiliary."""
-    filled = {}
-    for method, (algorithm, options), extra in (
-        (SPATIAL, FILLS[SPATIAL], {}),
-        (DIP, DIP_FILL, {"AUXILIARY": [sar]}),
-    ):
-        output = folder / f"{method.split()[0]}.tif"
-        parameters = {"INPUT": target, "GAP_MASK": mask, "OUTPUT": output, **options, **extra}
-        filled[method] = str(runner.run(algorithm, parameters)["OUTPUT"])
-    return filled
-
-
-def run_dip_scotland(runner: Runner) -> list[Row]:
-    folder = runner.folder / "dip_scotland"
-    clear = runner.path("dip_scotland/s2_mean_2019_rgb.tif")
-    simulated = runner.run("gapfill:simulategaps", {
-        "INPUT": clear, "GAP_SOURCE": runner.path("dip_scotland/cloud_mask.tif"),
-        "OUTPUT": folder / "cloudy.tif", "GAP_MASK": folder / "gaps.tif",
-        "EVALUATION_MASK": folder / "evaluation.tif",
-    })
-    filled = spatial_and_dip(runner, folder, simulated["OUTPUT"], simulated["GAP_MASK"],
-                             runner.path("dip_scotland/s1.tif"))
-    document = runner.evaluate(folder, clear, filled, NDVI=False,
-                               EVALUATION_MASK=simulated["EVALUATION_MASK"],
-                               GAPS_INPUT=simulated["OUTPUT"])
-    return rows_of("e", "dip_scotland", document)
 
 
 def spatial_per_day(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +133,7 @@ def run_s5p(data: Path) -> list[Row]:
             accumulator.add(truth, np.where(filled, values, np.nan), block.valmask)
         metrics = metric_fields(accumulator.result())
         metrics["sam"] = None  # bands are days: no spectrum
-        rows.append(Row("d", f"s5p_co {len(blocks)} blocks", method, metrics))
+        rows.append(Row("d", f"s5p_co {len(blocks)} blocks", GAP_FILLING, method, metrics))
     return rows
 
 
@@ -300,48 +146,76 @@ def cell(value: object) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| case | method | " + " | ".join(COLUMNS) + " |",
-             "|---|---|" + "---:|" * len(COLUMNS)]
+    """Every sub-case, every method."""
+    lines = ["| case | protocol | method | " + " | ".join(COLUMNS) + " |",
+             "|---|---|---|" + "---:|" * len(COLUMNS)]
     for row in rows:
         values = [cell(row.metrics.get(key)) for key in KEYS]
         values[-1] = f"{100 * row.metrics['filled_fraction']:.1f} %"
-        lines.append(f"| {row.case} | {row.method} | " + " | ".join(values) + " |")
+        lines.append(f"| {row.case} | {row.protocol} | {row.method} | "
+                     + " | ".join(values) + " |")
     return "\n".join(lines)
 
 
-def mean_mae(rows: list[Row]) -> float:
-    values = [row.metrics["mae"] for row in rows]
-    return math.nan if any(isinstance(v, str) for v in values) else float(np.mean(values))
+def number(row: Row, key: str) -> float:
+    value = row.metrics.get(key)
+    return math.nan if value is None or isinstance(value, str) else float(value)
 
 
-def reading(rows: list[Row]) -> str:
-    """Per case, the fill with the lowest MAE averaged over its sub-cases."""
-    parts = []
-    for group, name in CASE_NAMES.items():
-        methods = {row.method for row in rows if row.group == group}
-        scores = {m: mean_mae([r for r in rows if r.group == group and r.method == m])
-                  for m in methods}
-        ranked = sorted(scores, key=scores.get)
-        text = f"({group}) {name}: {ranked[0]} (mean MAE {scores[ranked[0]]:.3g}"
-        if len(ranked) > 1:
-            text += f"; next {ranked[1]} {scores[ranked[1]]:.3g}"
-        parts.append(text + ")")
-    return "Best fill by mean MAE: " + "; ".join(parts) + "."
+def summary(rows: list[Row]) -> str:
+    """Per case and protocol, each method's means over the sub-cases that every method filled
+    (≥ 95 % of the evaluation pixels), and its PSNR against the best classical fill of each
+    sub-case: the mean difference and the worst."""
+    lines = ["| case | protocol | method | sub-cases | PSNR (dB) | SAM (°) | MAE | "
+             "Δ PSNR vs best classical: mean | worst |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    groups = sorted({(row.group, row.protocol) for row in rows})
+    for group, protocol in groups:
+        chosen = [r for r in rows if (r.group, r.protocol) == (group, protocol)]
+        cases = sorted({r.case for r in chosen})
+        complete = [c for c in cases if all(
+            number(r, "filled_fraction") >= 0.95 for r in chosen if r.case == c)]
+        methods = list(dict.fromkeys(r.method for r in chosen))
+        for method in methods:
+            of = {r.case: r for r in chosen if r.method == method and r.case in complete}
+            if not of:
+                continue
+            deltas = []
+            for case, row in of.items():
+                classical = [number(r, "psnr") for r in chosen
+                             if r.case == case and r.method in CLASSICAL]
+                if classical and row.method not in CLASSICAL:
+                    deltas.append(number(row, "psnr") - max(classical))
+            means = {key: float(np.nanmean([number(r, key) for r in of.values()]))
+                     for key in ("psnr", "sam", "mae")}
+            delta = f"{np.mean(deltas):+.2f} | {min(deltas):+.2f}" if deltas else "– | –"
+            lines.append(
+                f"| ({group}) {CASE_NAMES[group]} | {protocol} | {method} | {len(of)} | "
+                f"{means['psnr']:.2f} | {means['sam']:.2f} | {means['mae']:.4f} | {delta} |"
+            )
+    return "\n".join(lines)
 
 
-def run_all(data: Path, folder: Path, jobs: int) -> list[Row]:
+def run_all(data: Path, folder: Path, jobs: int, cases: set[str],
+            methods: set[str] | None, mask_method: int = 0) -> list[Row]:
     """Masks of the other dates first, then every case chain, `jobs` qgis_process at a time;
     the S5P baselines (numpy) meanwhile."""
-    runner = Runner(data, folder)
-    simulated = series_cases() + slovenia_cases()
+    runner = Runner(data, folder, methods, mask_method)
+    simulated = [c for c in series_cases() + slovenia_cases() if c.group in cases]
     masks = sorted({other for case in simulated for other in case.others})
     with ThreadPoolExecutor(jobs) as pool:
         timed(f"{len(masks)} spectral gap masks of the other dates",
               lambda: list(pool.map(runner.gap_mask, masks)))
         chains = [pool.submit(run_simulated, runner, case) for case in simulated]
-        chains += [pool.submit(run_single_date, runner, s) for s in SINGLE_DATE_SAMPLES]
-        chains.append(pool.submit(run_dip_scotland, runner))
-        s5p = timed("S5P baselines", lambda: run_s5p(data))
+        if "c" in cases:
+            chains += [pool.submit(run_sen12mscr, runner, s) for s in sen12mscr_samples(data)]
+        if "e" in cases:
+            chains.append(pool.submit(run_dip_scotland, runner))
+        if "f" in cases:
+            chains += [pool.submit(run_pair, runner, name) for name in pair_names(data)]
+        if "g" in cases:
+            chains += [pool.submit(run_georef, runner, name) for name in GEOREF_CLEAR]
+        s5p = timed("S5P baselines", lambda: run_s5p(data)) if "d" in cases else []
         found = timed("Sentinel-2 cases", lambda: [chain.result() for chain in chains])
     return [row for rows in found for row in rows] + s5p
 
@@ -358,35 +232,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=Path("bench-output/quality"))
     parser.add_argument("--jobs", type=int, default=2, help="qgis_process runs at a time")
+    parser.add_argument("--cases", default=",".join(CASE_NAMES),
+                        help="case letters to run, e.g. a,b,c (default: all)")
+    parser.add_argument("--methods", default="",
+                        help="comma-separated method names to run (default: all)")
+    parser.add_argument("--mask-method", type=int, default=0,
+                        help="gapfill:buildgapmask METHOD of the other dates' masks (0 spectral, "
+                        "5 automatic, 6 ukis-csmask, 7 s2cloudless)")
     args = parser.parse_args()
     start = time.perf_counter()
     make_plugin_importable()
     folder = args.output.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     data = data_folder()
-    rows = run_all(data, folder, args.jobs)
+    cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+    methods = {m.strip() for m in args.methods.split(",") if m.strip()} or None
+    rows = run_all(data, folder, args.jobs, cases, methods, args.mask_method)
     total = time.perf_counter() - start
     command = f"GAPFILL_DATA={data} python {shlex.join(sys.argv)}"
-    report = "\n".join([
-        "# Fill quality on the real data",
-        "",
-        (__doc__ or "").split("\n\n", 1)[1].split("\n    python")[0].strip(),
-        "",
-        table(rows),
-        "",
-        reading(rows),
-        "",
+    footer = [
         f"Machine: {machine()}.",
         "",
         f"Command: `{command}`; whole run {total:.0f} s, CPU time {cpu_seconds():.0f} s "
         f"({args.jobs} qgis_process runs at a time).",
         "",
-    ])
-    (folder / "quality.md").write_text(report)
-    print(table(rows))
-    print(f"\n{reading(rows)}")
+    ]
+    header = ["# Fill quality on the real data", "",
+              (__doc__ or "").split("\n\n", 1)[1].split("\n    python")[0].strip(), ""]
+    (folder / "quality.md").write_text("\n".join(header + [summary(rows), ""] + footer))
+    (folder / "quality_full.md").write_text("\n".join(header + [table(rows), ""] + footer))
+    (folder / "quality.json").write_text(json.dumps([row.__dict__ for row in rows], indent=1))
+    print(summary(rows))
     print(f"\nwhole run: {total:.0f} s (CPU {cpu_seconds():.0f} s); written to "
-          f"{folder / 'quality.md'}")
+          f"{folder / 'quality.md'}, quality_full.md, quality.json")
 
 
 if __name__ == "__main__":

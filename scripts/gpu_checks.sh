@@ -2,7 +2,8 @@
 # The GPU checks of issues 3 and 8 in one call on the lent `device` machine (PyTorch and numpy
 # there; no QGIS, no GDAL): the ONNX fill on in-memory arrays with the CUDA provider against the
 # GPU compute floor (bench_onnx.py --gpu-arrays, 10980² px), and one epoch of full-size DSen2-CR
-# with and without mixed precision (bench_training.py run).
+# with and without mixed precision (bench_training.py run), and the scene fill's network: training
+# steps per second and inference over a 10980² tile (bench_scene_gpu.py; numpy and torch only).
 #
 # Here, first: `make bench` (writes bench-output/bench_unet.onnx and sen12mscr_samples.npz) and
 # `PYTHONPATH=scripts:benchmarks .venv/bin/python benchmarks/bench_training.py pack`. If the device's
@@ -20,3 +21,4 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 python3 benchmarks/bench_onnx.py --gpu-arrays --device cuda --output bench-output 2>&1 | tee "$out/gpu_arrays.log"
 cp bench-output/bench_onnx_gpu.md "$out/"
 python3 benchmarks/bench_training.py run --device cuda --output "$out" 2>&1 | tee "$out/training.log" | tail -15
+python3 benchmarks/bench_scene_gpu.py --device cuda --output "$out" 2>&1 | tee "$out/scene.log" | tail -14

@@ -32,6 +32,14 @@ def executable() -> str:
     raise QgisProcessError("qgis_process not found: install QGIS (make deps).")
 
 
+def system_path() -> str:
+    """PATH without an activated virtual environment's bin folder: QGIS's embedded Python
+    finds its prefix through PATH and would see that environment's packages."""
+    venv = os.environ.get("VIRTUAL_ENV")
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(f for f in folders if not venv or Path(f) != Path(venv) / "bin")
+
+
 class QgisProcess:
     """A qgis_process set up for this repository's plugin, with an isolated profile."""
 
@@ -55,6 +63,7 @@ class QgisProcess:
             "QGIS_PLUGINPATH": str(self.plugin_path),
             "QGIS_CUSTOM_CONFIG_PATH": str(self.config),
             "PYTHONPATH": os.pathsep.join(paths),
+            "PATH": system_path(),
         }
         self.enable()
 

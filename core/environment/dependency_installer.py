@@ -1,4 +1,5 @@
-"""Install onnxruntime (and torch for training) into the plugin's dependency folder, safely.
+"""Install onnxruntime (torch for training, the cloud detectors for masks) into the plugin's
+dependency folder, safely.
 
 The packages go into a new generation folder of `<profile>/python/gapfill-deps` with
 `pip install --target`, run by the Python that QGIS runs, never into QGIS's own site-packages:
@@ -73,11 +74,17 @@ IMPORT_NAMES = {
     "torch": "torch",
     "onnx": "onnx",
     "pyyaml": "yaml",
+    "ukis-csmask": "ukis_csmask",
+    "s2cloudless": "s2cloudless",
 }
 # What training needs beside torch: onnx (export) and PyYAML (its configuration files). onnx
 # 1.18 and later are built against numpy 2; 1.17.0 is the last one for QGIS's numpy 1.
 TRAINING_EXTRAS = {1: ("onnx==1.17.0", "pyyaml"), None: ("onnx", "pyyaml")}
 CUDA_TORCH_PACKAGES = ("nvidia-", "triton")  # what PyPI's CUDA build of torch pulls in
+# The cloud detectors of Build gap mask, at the versions measured in BENCHMARKS.md. ukis-csmask
+# runs on the onnxruntime installed beside it; s2cloudless brings LightGBM, OpenCV and
+# sentinelhub.
+MASK_PACKAGES = ("ukis-csmask==1.0.0", "s2cloudless==1.7.3")
 TORCH_INDEX = "https://download.pytorch.org/whl/"
 # PyTorch's CUDA wheel indexes for Windows, newest first: (driver CUDA needed, index name).
 TORCH_CUDA_INDEXES = (
@@ -265,10 +272,11 @@ def choose_packages(
     system: str,
     cuda: tuple[int, int] | None,
     numpy_version: str | None = None,
+    masks: bool = False,
 ) -> Choice:
-    """onnxruntime's CPU or GPU build, and when training is asked for torch, onnx and PyYAML
-    (onnx at a version built for the major version of QGIS's numpy, `numpy_version`), for
-    this machine.
+    """onnxruntime's CPU or GPU build; when training is asked for torch, onnx and PyYAML (onnx
+    at a version built for the major version of QGIS's numpy, `numpy_version`); the cloud
+    detectors (ukis-csmask, s2cloudless) when masks are; for this machine.
 
     The GPU builds come with NVIDIA's CUDA and cuDNN pip packages (no system CUDA needed), limited
     by a constraint to the CUDA major versions the driver (`cuda`) runs.
@@ -298,6 +306,13 @@ def choose_packages(
         )
     constraints = [f"nvidia-cuda-runtime<{cuda[0] + 1}"] if use_gpu and cuda else []
     requirements = ["onnxruntime-gpu[cuda,cudnn]" if use_gpu else "onnxruntime"]
+    if masks:
+        requirements += MASK_PACKAGES
+        if system == "Darwin":
+            notes.append(
+                "s2cloudless runs LightGBM, which needs the OpenMP runtime on macOS: "
+                "'brew install libomp' if it does not import."
+            )
     options: list[str] = []
     if training:
         numpy_major = int(numpy_version.split(".")[0]) if numpy_version else None
@@ -545,6 +560,7 @@ def install_dependencies(
     *,
     build: Build = "auto",
     training: bool = False,
+    masks: bool = False,
     requirements: Sequence[str] | None = None,
     replace: bool = False,
     pip_options: Sequence[str] = (),
@@ -557,18 +573,23 @@ def install_dependencies(
     """Install the packages Gapfill needs into a new generation of `root` and switch to it.
 
     `requirements` replaces the automatic choice (onnxruntime's build for this machine; torch,
-    onnx and PyYAML when `training`) and is added to what the generation in use holds (each
-    package it asked for, at the version it installed), unless `replace`; `pip_options` are
-    added to every pip call (an index, `--find-links`, `--no-index`, a proxy). When a CPU build
-    is asked for (or no NVIDIA driver is found), a plan bringing a CUDA build of torch is
-    refused. `python` defaults to the Python that QGIS runs. A dry run logs the
-    constraints and the commands, and writes nothing. This process's `sys.path` is not touched:
-    `dependency_folder.activate` does that.
+    onnx and PyYAML when `training`; ukis-csmask and s2cloudless when `masks`) and is added to
+    what the generation in use holds (each package it asked for, at the version it installed),
+    unless `replace`; `pip_options` are added to every pip call (an index, `--find-links`,
+    `--no-index`, a proxy). When a CPU build is asked for (or no NVIDIA driver is found), a plan
+    bringing a CUDA build of torch is refused. `python` defaults to the Python that QGIS runs. A
+    dry run logs the constraints and the commands, and writes nothing. This process's `sys.path`
+    is not touched: `dependency_folder.activate` does that.
     """
     root = Path(root)
     info = probe_python(python or python_executable(), root)
     choice = choose_packages(
-        build, training, platform.system(), driver_cuda_version(), info.shipped.get("numpy")
+        build,
+        training,
+        platform.system(),
+        driver_cuda_version(),
+        info.shipped.get("numpy"),
+        masks,
     )
     if requirements:
         requirements, kept_options = list(requirements), []

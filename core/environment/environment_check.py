@@ -3,7 +3,8 @@
 Reports the versions of QGIS (given by the caller), Python, numpy and GDAL; whether onnxruntime
 imports, its build and execution providers, and whether a CUDA session really opens and runs; the
 NVIDIA driver; torch and its CUDA (a CUDA build without a usable GPU is flagged, with what it
-weighs) and onnx; the plugin's dependency folder; then a verdict per feature.
+weighs) and onnx; the cloud detectors of Build gap mask; the plugin's dependency folder; then a
+verdict per feature.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ INSTALL_CPU_TORCH = (
     "dependencies' with the ONNX Runtime build on CPU and training checked: it installs the "
     "CPU build of PyTorch (about 0.2 GB)."
 )
+INSTALL_MASKS = (
+    "Run Plugins › Gapfill › Install dependencies… with 'Also install the cloud detectors' "
+    "checked (or `qgis_process run gapfill:installdependencies -- MASKS=true`), then restart "
+    "QGIS."
+)
+DETECTORS = {"ukis_csmask": "ukis-csmask", "s2cloudless": "s2cloudless"}
 REMOVE = (
     "Run 'Remove dependencies' (or `qgis_process run gapfill:removedependencies`), then restart "
     "QGIS."
@@ -53,6 +60,7 @@ FEATURES = {
     "onnx_cpu": "ONNX fill on the CPU",
     "onnx_gpu": "ONNX fill on an NVIDIA GPU",
     "training": "Training (PyTorch)",
+    "masks": "Cloud detectors of Build gap mask",
 }
 
 
@@ -181,6 +189,35 @@ def onnx_section() -> dict[str, Any]:
     return {"importable": True, "version": onnx.__version__, "location": str(_location(onnx))}
 
 
+def detectors_section() -> dict[str, Any]:
+    """Whether each cloud detector imports, and its version."""
+    section = {}
+    for module, name in DETECTORS.items():
+        package, error = _import(module)
+        version = getattr(package, "__version__", None) if package else None
+        if package is not None and version is None:
+            from importlib.metadata import version as installed_version
+
+            version = installed_version(name)
+        section[name] = {"importable": package is not None, "version": version, "error": error}
+    return section
+
+
+def masks_verdict(detectors: dict[str, Any], python: dict[str, Any]) -> dict[str, Any]:
+    found = [f"{name} {item['version']}" for name, item in detectors.items() if item["importable"]]
+    missing = [f"{name} ({item['error']})" for name, item in detectors.items()
+               if not item["importable"]]
+    if not missing:
+        return verdict(True, f"{', '.join(found)}: the automatic mask method runs ukis-csmask.")
+    using = "ukis-csmask" if detectors["ukis-csmask"]["importable"] else (
+        "s2cloudless" if found else "the spectral score")
+    return verdict(
+        False if not found else None,
+        f"Not importable: {'; '.join(missing)}. The automatic mask method uses {using}.",
+        install_fix(python, INSTALL_MASKS),
+    )
+
+
 def folder_section(root: Path) -> dict[str, Any]:
     folder = current_folder(root)
     manifest = read_manifest(folder) if folder else {}
@@ -306,6 +343,7 @@ def verdicts(report: dict[str, Any], root: Path) -> dict[str, dict[str, Any]]:
         "onnx_cpu": cpu,
         "onnx_gpu": gpu_verdict(ort, cuda, python),
         "training": training,
+        "masks": masks_verdict(report["cloud_detectors"], python),
     }
 
 
@@ -325,6 +363,7 @@ def check_environment(*, qgis_version: str, root: Path, try_cuda: bool = True) -
     report["onnxruntime"] = onnxruntime_section(root, cuda is not None, try_cuda)
     report["torch"] = torch_section(root)
     report["onnx"] = onnx_section()
+    report["cloud_detectors"] = detectors_section()
     report["dependency_folder"] = folder_section(root)
     report["verdicts"] = verdicts(report, root)
     return report
@@ -373,6 +412,9 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"onnx {onnx['version']} from {onnx['location']}")
     else:
         lines.append(f"onnx: not importable ({onnx['error']})")
+    for name, item in report["cloud_detectors"].items():
+        state = item["version"] if item["importable"] else f"not importable ({item['error']})"
+        lines.append(f"{name}: {state}")
     lines.append(f"Gapfill's dependency folder: {folder['root']}")
     if folder["current"]:
         packages = ", ".join(f"{name} {version}" for name, version in folder["packages"].items())

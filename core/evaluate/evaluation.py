@@ -225,7 +225,7 @@ def _ndvi_bands(names: list[str] | None) -> tuple[str, str] | None:
     return NDVI_BANDS
 
 
-def _rgb_bands(names: list[str] | None, bands: int) -> list[int]:
+def rgb_bands(names: list[str] | None, bands: int) -> list[int]:
     """1-based bands of the quick-looks: B4, B3, B2 when known, else the first three (or one)."""
     if names is not None and all(band in names for band in RGB_BANDS):
         return [names.index(band) + 1 for band in RGB_BANDS]
@@ -336,7 +336,7 @@ def evaluate_files(
             "Give the mask of the pixels that were removed and whose true value is known "
             "(1 = evaluate), on the reference's area."
         )
-    rgb = _rgb_bands(s2_names, bands)
+    rgb = rgb_bands(s2_names, bands)
     previews = _previews(inputs, grid, settings, rgb)
     progress(1.0)
     return Evaluation(

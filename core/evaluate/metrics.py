@@ -10,7 +10,7 @@ ones. Pure numpy (QGIS's Python may lack scipy); images are streamed through
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -198,8 +198,10 @@ class MetricsAccumulator:
         scaling: Scaling = SENTINEL2_REFLECTANCE,
         data_range: float = 1.0,
         ndvi_bands: tuple[int, int] | None = None,
+        ssim: bool = True,
     ) -> None:
-        """`ndvi_bands` are the 0-based indices of the red and near-infrared bands."""
+        """`ndvi_bands` are the 0-based indices of the red and near-infrared bands; without
+        `ssim` (the costliest metric) SSIM is NaN, for choices made on the other metrics."""
         if not data_range > 0:
             raise GapfillError(f"The data range must be positive (got {data_range}).")
         if ndvi_bands is not None and (
@@ -213,6 +215,7 @@ class MetricsAccumulator:
         self.scaling = scaling
         self.data_range = data_range
         self.ndvi_bands = ndvi_bands
+        self.with_ssim = ssim
         self.evaluated = np.zeros(bands, dtype=np.int64)
         self.unfilled = np.zeros(bands, dtype=np.int64)
         self.abs_sum = np.zeros(bands)
@@ -258,7 +261,7 @@ class MetricsAccumulator:
         self.abs_sum += np.abs(error).sum(axis=(1, 2))
         self.square_sum += (error**2).sum(axis=(1, 2))
         self.signed_sum += error.sum(axis=(1, 2))
-        for band in np.flatnonzero(done.any(axis=(1, 2))):
+        for band in np.flatnonzero(done.any(axis=(1, 2))) if self.with_ssim else ():
             ssim = ssim_map(reference[band], filled[band], self.data_range)[core[1:]]
             self.ssim_sum[band] += ssim[done[band]].sum()
         if self.bands > 1:
@@ -296,6 +299,8 @@ class MetricsAccumulator:
             )
             for index in range(self.bands)
         )
+        if not self.with_ssim:
+            bands = tuple(replace(band, ssim=math.nan) for band in bands)
         overall = self._summary(
             evaluated,
             self.abs_sum.sum(),
@@ -322,7 +327,7 @@ class MetricsAccumulator:
             "mae": _mean(abs_sum, count),
             "rmse": math.sqrt(mse),
             "psnr": psnr(mse, self.data_range),
-            "ssim": _mean(ssim_sum, count),
+            "ssim": _mean(ssim_sum, count) if self.with_ssim else math.nan,
             "bias": _mean(signed_sum, count),
         }
 

@@ -171,7 +171,8 @@ def _paint(picture: np.ndarray, where: np.ndarray, colour: tuple[int, int, int])
     return picture
 
 
-def _rgb(image: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def rgb_picture(image: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """(3, h, w) values → stretched uint8 RGB, no-data pixels magenta."""
     missing = np.isnan(image).any(axis=0)
     return _paint(to_bytes(np.nan_to_num(image), lower, upper), missing, NO_DATA_COLOUR)
 
@@ -192,13 +193,14 @@ def write_pictures(evaluation: Evaluation, folder: Path, top: float) -> list[tup
     previews = evaluation.previews
     reference = previews.reference
     lower, upper = stretch_limits(np.nan_to_num(reference), ~np.isnan(reference).any(axis=0))
-    reference_rgb = _rgb(reference, lower, upper)
+    reference_rgb = rgb_picture(reference, lower, upper)
     grey = (64 + reference_rgb.mean(axis=0) * 0.5).astype(np.uint8)
     pictures: list[tuple[str, np.ndarray, str]] = []
     if previews.gaps_input is not None:
-        pictures.append(("input.png", _rgb(previews.gaps_input, lower, upper), "Input with gaps"))
+        gaps = rgb_picture(previews.gaps_input, lower, upper)
+        pictures.append(("input.png", gaps, "Input with gaps"))
     for index, image in enumerate(evaluation.filled, start=1):
-        filled = _rgb(previews.filled[index - 1], lower, upper)
+        filled = rgb_picture(previews.filled[index - 1], lower, upper)
         pictures.append((f"filled_{index}.png", filled, f"Filled: {image.name}"))
     pictures.append(("reference.png", reference_rgb, "Reference"))
     for index, image in enumerate(evaluation.filled, start=1):

@@ -11,11 +11,8 @@ The shared block loop (`fill_engine.fill_image`) keeps clear pixels bit-identica
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from osgeo import gdal
@@ -35,8 +32,8 @@ from ..raster.access import (
 )
 from ..raster.alignment import align_to_grid
 from ..raster.fill_engine import Block, FillReport, TargetImage, check_mask, fill_image
+from .torch_device import Device, deterministic, resolve_device
 
-Device = Literal["auto", "cpu", "cuda"]
 PURPOSE = "Fill with Deep Image Prior"
 PERCENTILES = (2.0, 98.0)
 NOISE_CHANNELS = 6
@@ -121,17 +118,6 @@ class Scaling:
 # --------------------------------------------------------------------------- network
 
 
-def resolve_device(device: Device) -> str:
-    torch = require("torch", PURPOSE)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GapfillError(
-            "The device 'cuda' was asked for but PyTorch sees no CUDA GPU. Choose 'auto' or 'cpu'."
-        )
-    return device
-
-
 def build_network(in_channels: int, out_channels: int, width: int = WIDTH):
     """A small U-shaped encoder–decoder (two downsamplings, skip connections)."""
     torch = require("torch", PURPOSE)
@@ -166,23 +152,6 @@ def build_network(in_channels: int, out_channels: int, width: int = WIDTH):
     return EncoderDecoder()
 
 
-@contextmanager
-def deterministic(seed: int) -> Iterator[None]:
-    """Seed torch and ask for deterministic kernels, restoring the caller's settings after."""
-    torch = require("torch", PURPOSE)
-    previous = torch.are_deterministic_algorithms_enabled()
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.set_num_threads(1)  # one thread: same reductions every run, and no oversubscription
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(previous)
-
-
 @dataclass
 class FitResult:
     values: np.ndarray  # (target bands, H, W) in the target's own units
@@ -204,7 +173,7 @@ def fit_tile(
     """Fit a fresh network on one tile. Arrays are already normalised (bands, H, W); `sources`
     are (data, valid) pairs. Returns the network's target channels and the loss per iteration."""
     torch = require("torch", PURPOSE)
-    device = resolve_device(device)
+    device = resolve_device(device, PURPOSE)
     bands, height, width = target.shape
     pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
     planes = [(target, target_valid), *sources]
@@ -217,7 +186,7 @@ def fit_tile(
     weights = [tensor(valid[None].astype(np.float32)) for _, valid in planes]
     counts = [max(float(valid.sum()), 1.0) * values.shape[0] for values, valid in planes]
     splits = [values.shape[0] for values, _ in planes]
-    with deterministic(seed):
+    with deterministic(seed, 1, PURPOSE):  # one thread: no oversubscription of tiles
         rows = torch.linspace(-1, 1, height + pad_h)
         columns = torch.linspace(-1, 1, width + pad_w)
         grid = torch.stack(torch.meshgrid(rows, columns, indexing="ij"))
@@ -334,7 +303,7 @@ def fill_with_deep_image_prior(
 ) -> FillReport:
     """Fill `target`'s gaps with Deep Image Prior fitted to it and to the auxiliary `sources`."""
     require("torch", PURPOSE)
-    resolve_device(device)
+    resolve_device(device, PURPOSE)
     sources = sources or []
     if tile_size < 16:
         raise GapfillError(f"The tile size must be at least 16 pixels (got {tile_size}).")

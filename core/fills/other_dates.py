@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 from osgeo import gdal
 
 from ..errors import GapfillError
-from ..raster.access import Window, data_band_count, read_bands, read_valid
+from ..learned.onnx_session import LogFn, no_log
+from ..masks.gap_mask import MaskSettings, build_gap_mask
+from ..progress import CancelledFn, ProgressFn, never_cancelled, no_progress
+from ..raster.access import (
+    Window,
+    band_descriptions,
+    data_band_count,
+    open_raster,
+    read_bands,
+    read_valid,
+)
 from ..raster.alignment import align_to_grid
 from ..raster.fill_engine import TargetImage, check_mask
+from ..raster.sentinel2_bands import band_names
 from ..raster.validity import BandMasks
 
 
@@ -61,3 +73,42 @@ def open_other_dates(
             check_mask(mask, masks[index])
         others.append(OtherDate(path, when, dataset, mask, BandMasks(dataset)))
     return others
+
+
+def build_other_date_masks(
+    paths: list[str],
+    settings: MaskSettings,
+    folder: str | Path,
+    *,
+    progress: ProgressFn = no_progress,
+    cancelled: CancelledFn = never_cancelled,
+    log: LogFn = no_log,
+) -> list[str]:
+    """Gap masks of the other dates, built as Build gap mask builds them, each on its image's
+    own grid (they are aligned to the target's when the dates are opened), into `folder`.
+
+    With "automatic", an image whose bands are not Sentinel-2 bands gets no mask (every valid
+    pixel is used), said in the log; any other method asked for fails on it with its reason.
+    """
+    masks = []
+    for index, path in enumerate(paths):
+        if settings.method == "automatic":
+            try:
+                band_names(band_descriptions(open_raster(path, "other-date image")),
+                           settings.band_names)
+            except GapfillError as error:
+                log(f"Warning: no gap mask for '{path}' ({error}): all its valid pixels are used.")
+                masks.append("")
+                continue
+        output = Path(folder) / f"other_date_mask_{index + 1}.tif"
+        report = build_gap_mask(
+            path,
+            output,
+            settings,
+            progress=lambda f, i=index: progress((i + f) / len(paths)),
+            cancelled=cancelled,
+            log=log,
+        )
+        log(f"Gap mask of '{path}': {100 * report.gap_fraction:.1f} % gaps ({report.method}).")
+        masks.append(str(output))
+    return masks

@@ -86,15 +86,17 @@ def shadow_index(bands: dict[str, np.ndarray]) -> np.ndarray:
     return (bands["B8"] + bands["B11"]) / 2.0
 
 
-def clouds(bands: dict[str, np.ndarray]) -> np.ndarray:
+def clouds(bands: dict[str, np.ndarray], threshold: float = CLOUD_THRESHOLD) -> np.ndarray:
     """Boolean cloud map: the smoothed score above the threshold."""
-    return box_mean(cloud_score(bands), SMOOTH_RADIUS) > CLOUD_THRESHOLD
+    return box_mean(cloud_score(bands), SMOOTH_RADIUS) > threshold
 
 
 def clouds_and_shadows(
-    bands: dict[str, np.ndarray], thresholds: ShadowThresholds
+    bands: dict[str, np.ndarray],
+    thresholds: ShadowThresholds,
+    cloud_threshold: float = CLOUD_THRESHOLD,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean cloud and shadow maps (shadow excludes cloud)."""
-    cloud = clouds(bands)
+    cloud = clouds(bands, cloud_threshold)
     shadow = (shadow_index(bands) < thresholds.csi) & (bands["B2"] < thresholds.blue) & ~cloud
     return cloud, shadow

@@ -9,6 +9,7 @@ appears only when complete.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,18 @@ class FillReport:
         return self.gaps - self.filled
 
 
-ComputeFn = Callable[[Block], tuple[np.ndarray, np.ndarray]]
+ComputeFn = Callable[[Block], tuple[np.ndarray, ...]]
+
+
+@dataclass(frozen=True)
+class SideOutput:
+    """A second raster written in the same pass (e.g. a per-pixel confidence): `compute` then
+    returns its (bands, h, w) values as a third item."""
+
+    path: str | Path
+    descriptions: list[str]
+    dtype: np.dtype = np.dtype(np.float32)
+    nodata: float = float("nan")
 
 
 def fill_image(
@@ -166,11 +178,13 @@ def fill_image(
     block_size: int = 512,
     workers: int = 2,
     require_clear: bool = False,
+    side: SideOutput | None = None,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> FillReport:
     """Fill `target` block by block into `output` (GeoTIFF); `compute` returns the core block's
-    filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill."""
+    filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill (and the
+    values of `side` when given). Both outputs appear only when the whole run succeeded."""
     report = FillReport()
     grid = target.grid
 
@@ -181,46 +195,55 @@ def fill_image(
         original = crop(raw, inner).copy()
         return Block(window, inner, raw.astype(np.float64), gap, original, read_sources(outer))
 
-    def fill(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        values, filled = compute(block)
+    def fill(block: Block) -> tuple[np.ndarray, ...]:
+        values, filled, *extra = compute(block)
         gap = crop(block.gap, block.inner)
         out = block.original.copy()
         replace = gap & filled
         out[:, replace] = cast_to(values[:, replace], target.dtype, target.nodata)
         out[:, gap & ~filled] = cast_to(np.array(target.nodata), target.dtype)
-        return out, gap, replace
+        return out, gap, replace, *extra
 
-    with atomic_path(output) as temporary:
+    with ExitStack() as stack:
+        temporary = stack.enter_context(atomic_path(output))
         writer = GeoTiffWriter(
             temporary, grid, target.bands, target.dtype, target.nodata, target.descriptions
         )
+        stack.callback(writer.close)
+        side_writer = None
+        if side is not None:
+            side_path = stack.enter_context(atomic_path(side.path))
+            side_writer = GeoTiffWriter(
+                side_path, grid, len(side.descriptions), side.dtype, side.nodata,
+                side.descriptions,
+            )
+            stack.callback(side_writer.close)
 
-        def write(window: Window, result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-            out, gap, replaced = result
+        def write(window: Window, result: tuple[np.ndarray, ...]) -> None:
+            out, gap, replaced, *extra = result
             writer.write(window, out)
+            if side_writer is not None:
+                side_writer.write(window, cast_to(extra[0], side.dtype, side.nodata))
             report.pixels += gap.size
             report.gaps += int(gap.sum())
             report.filled += int(replaced.sum())
 
-        try:
-            run_pipeline(
-                iter_windows(grid.width, grid.height, block_size),
-                window_count(grid.width, grid.height, block_size),
-                read,
-                fill,
-                write,
-                workers=workers,
-                progress=progress,
-                cancelled=cancelled,
+        run_pipeline(
+            iter_windows(grid.width, grid.height, block_size),
+            window_count(grid.width, grid.height, block_size),
+            read,
+            fill,
+            write,
+            workers=workers,
+            progress=progress,
+            cancelled=cancelled,
+        )
+        report.clear = report.pixels - report.gaps
+        if require_clear and report.clear == 0:
+            raise GapfillError(
+                f"The target '{target.path}' is entirely in gaps and there is no other source "
+                "to fill it from. Use 'Fill gaps from other dates' with images of other dates."
             )
-            report.clear = report.pixels - report.gaps
-            if require_clear and report.clear == 0:
-                raise GapfillError(
-                    f"The target '{target.path}' is entirely in gaps and there is no other source "
-                    "to fill it from. Use 'Fill gaps from other dates' with images of other dates."
-                )
-        finally:
-            writer.close()
     if report.gaps == 0:
         report.messages.append(
             "The target has no gap pixels: the output is an unchanged copy of it."

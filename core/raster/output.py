@@ -34,6 +34,28 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def check_not_inputs(inputs: dict[str, list[str]], outputs: dict[str, str]) -> None:
+    """Refuse an output that is one of the inputs (or another output), before any work: writing
+    it would destroy the user's data. `inputs`: parameter → files; `outputs`: parameter → file
+    or folder. Paths are compared after resolving links and relative parts."""
+    taken: dict[str, str] = {}
+    for name, paths in inputs.items():
+        for path in paths:
+            if path:
+                taken.setdefault(os.path.realpath(path), name)
+    for name, path in outputs.items():
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real in taken:
+            raise GapfillError(
+                f"The output {name} '{path}' is the same file as the input {taken[real]}: "
+                "writing it would overwrite your data. Choose another output file (inputs are "
+                "never modified)."
+            )
+        taken[real] = name
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "core"
 GROUND = ("errors", "progress", "dependencies")
 ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment")
-HEAVY = ("onnxruntime", "torch")
+HEAVY = ("onnxruntime", "torch", "ukis_csmask", "s2cloudless", "lightgbm", "cv2")
 RECIPES = REPO / "training" / "recipes"
 
 

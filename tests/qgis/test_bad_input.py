@@ -172,3 +172,41 @@ def test_cancel_leaves_no_output(provider, series, tmp_path, algorithm):
         lambda: processing.run(algorithm, parameters, feedback=RecordingFeedback(cancel_above=-1)),
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def checksum(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "overwritten"),
+    [
+        ("gapfill:fillspatial", "INPUT"),
+        ("gapfill:filltemporal", "OTHER_DATES"),
+        ("gapfill:filltemporal", "GAP_MASK"),
+        ("gapfill:buildgapmask", "INPUT"),
+        ("gapfill:fillscene", "INPUT"),
+    ],
+)
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(
+    provider, series, tmp_path, algorithm, overwritten
+):
+    """Before any work, with the input's bytes untouched (through a link too)."""
+    inputs = {}
+    for name, source in (("INPUT", TARGET), ("OTHER_DATES", OTHER)):
+        inputs[name] = tmp_path / f"{name.lower()}.tif"
+        gdal.Translate(str(inputs[name]), str(series / source), srcWin=[0, 0, 64, 64])
+    inputs["GAP_MASK"] = tmp_path / "mask.tif"
+    write_mask(inputs["GAP_MASK"], np.zeros((64, 64), np.uint8), like=inputs["INPUT"])
+    link = tmp_path / "link.tif"
+    link.symlink_to(inputs[overwritten])
+    parameters = {"INPUT": str(inputs["INPUT"]), "OUTPUT": str(link)}
+    if algorithm == "gapfill:filltemporal":
+        parameters |= {"OTHER_DATES": [str(inputs["OTHER_DATES"])],
+                       "GAP_MASK": str(inputs["GAP_MASK"])}
+    before = checksum(inputs[overwritten])
+    with pytest.raises(QgsProcessingException, match="same file as the input"):
+        processing.run(algorithm, parameters)
+    assert checksum(inputs[overwritten]) == before

@@ -58,7 +58,7 @@ def test_check_sees_onnxruntime_and_torch_on_the_path(tmp_path):
     assert report["torch"]["importable"] and report["torch"]["version"] == version("torch")
     verdicts = report["verdicts"]
     assert verdicts["onnx_cpu"]["ok"] and verdicts["training"]["ok"]
-    assert verdicts["classical"]["ok"]
+    assert verdicts["classical"]["ok"] and verdicts["masks"]["ok"]
 
 
 def test_check_without_them_gives_the_fixes(tmp_path):
@@ -68,6 +68,7 @@ def test_check_without_them_gives_the_fixes(tmp_path):
     assert verdicts["classical"]["ok"]
     assert verdicts["onnx_cpu"]["ok"] is False
     assert "gapfill:installdependencies" in verdicts["onnx_cpu"]["fix"]
+    assert verdicts["masks"]["ok"] is False and "MASKS=true" in verdicts["masks"]["fix"]
     assert "TRAINING=true" in verdicts["training"]["fix"]
     assert verdicts["onnx_gpu"]["ok"] is False and verdicts["onnx_gpu"]["fix"]
     assert report["dependency_folder"]["current"] is None
@@ -133,6 +134,10 @@ def test_onnx_fill_runs_with_the_installed_onnxruntime(installed, models, data_d
     folder = data_dir / "sen12mscr_georef"
     cloudy = folder / f"{SAMPLE}_s2_cloudy.tif"
     mask = qgis.run("gapfill:buildgapmask", {"INPUT": cloudy, "OUTPUT": tmp_path / "mask.tif"})
+    info = " ".join(mask["log"].get("info", []))  # without the detectors: the spectral score
+    assert "Automatic mask method: the spectral cloud/shadow score" in info
+    assert "ukis-csmask is not installed" in info and "Cloud detectors" in info
+    assert mask["results"]["METHOD_USED"].startswith("spectral")
     result = qgis.run(
         "gapfill:fillgaps",
         {

@@ -24,7 +24,7 @@ def masks(provider, series, tmp_path_factory):
     for day, path in series.items():
         out = processing.run(
             "gapfill:buildgapmask",
-            {"INPUT": str(path), "DILATION": 2, "OUTPUT": str(folder / f"{day}.tif")},
+            {"INPUT": str(path), "METHOD": 0, "DILATION": 2, "OUTPUT": str(folder / f"{day}.tif")},
         )
         result[day] = out["OUTPUT"]
     return result
@@ -107,6 +107,7 @@ def test_other_date_in_another_crs_is_aligned(series, masks, tmp_path):
                 "INPUT": str(series[TARGET]),
                 "GAP_MASK": masks[TARGET],
                 "OTHER_DATES": others,
+                "OTHER_MASK_METHOD": 1,  # none: alignment alone
                 "DATES": f"{TARGET}, {EARLIER}, {LATER}",
                 "OUTPUT": str(tmp_path / f"{name}.tif"),
             },
@@ -166,6 +167,7 @@ def test_other_date_covering_half_the_target(series, masks, tmp_path):
             "INPUT": str(series[TARGET]),
             "GAP_MASK": masks[TARGET],
             "OTHER_DATES": [utm],
+            "OTHER_MASK_METHOD": 1,  # none: the footprint alone
             "DATES": f"{TARGET}, {LATER}",
             "OUTPUT": str(tmp_path / "out.tif"),
         },
@@ -177,3 +179,22 @@ def test_other_date_covering_half_the_target(series, masks, tmp_path):
     assert (filled[:, gap & right] == 0).all()  # no data there: left as no-data
     assert (filled[:, gap & ~right][:, :100] > 0).any()
     assert result["UNFILLED_PIXELS"] >= (gap & right).sum()
+
+
+def test_fill_spatially_by_pyramid(series, masks, tmp_path):
+    result = processing.run(
+        "gapfill:fillspatial",
+        {
+            "INPUT": str(series[TARGET]),
+            "GAP_MASK": masks[TARGET],
+            "METHOD": 1,
+            "OUTPUT": str(tmp_path / "pyramid.tif"),
+        },
+    )
+    assert result["UNFILLED_PIXELS"] == 0
+    target, filled = read(series[TARGET]), read(result["OUTPUT"])
+    gap = read(masks[TARGET])[0] == 1
+    np.testing.assert_array_equal(filled[:, ~gap], target[:, ~gap])
+    clear = target[:, ~gap].astype(float)
+    assert (filled[:, gap] >= clear.min()).all() and (filled[:, gap] <= clear.max()).all()
+    assert len(np.unique(filled[0, gap])) > 100  # interpolated, not one flat value

@@ -9,7 +9,6 @@ import pytest
 from qgis.core import QgsProcessingException
 
 from feedback import RecordingFeedback
-from gapfill.core.learned.bundled_models import choose_bundled_model
 from qgis_runner import QgisProcess, QgisProcessError
 from rasters import read, same_georeference
 
@@ -87,27 +86,6 @@ def test_fill_with_model(models, sample, tmp_path):
     np.testing.assert_array_equal(filled[:, ~gap], cloudy[:, ~gap])
     assert result["FILLED_PIXELS"] == gap.sum() > 0
     assert any("CPUExecutionProvider" in line for line in feedback.lines)
-
-
-def test_fill_without_a_model_uses_the_bundled_model_that_fits(sample, tmp_path):
-    feedback = RecordingFeedback()
-    parameters = {
-        "INPUT": sample["cloudy"],
-        "GAP_MASK": sample["mask"],
-        "OUTPUT": str(tmp_path / "filled.tif"),
-    }
-    result = processing.run(
-        "gapfill:fillgaps", {**parameters, "SAR": sample["sar"]}, feedback=feedback
-    )
-    assert any("using the bundled model s1s2_unet_small.onnx" in line for line in feedback.lines)
-    outscored = choose_bundled_model({"sar"}, 13).outscored_by()  # its card's classical scores
-    assert any("scored better than this model" in line for line in feedback.warnings) == bool(
-        outscored
-    )
-    assert result["FILLED_PIXELS"] == (read(sample["mask"])[0] == 1).sum() > 0
-    with pytest.raises(QgsProcessingException, match="No bundled model fills a 13-band target"):
-        processing.run("gapfill:fillgaps", {**parameters, "OUTPUT": str(tmp_path / "no.tif")})
-    assert not (tmp_path / "no.tif").exists()
 
 
 def test_fill_refuses_a_missing_role_and_a_model_without_card(models, sample, tmp_path):

@@ -9,6 +9,7 @@ EXPECTED = {
     "gapfill:fillgaps",
     "gapfill:filltimeseries",
     "gapfill:filldip",
+    "gapfill:fillscene",
     "gapfill:rasterstatistics",
     "gapfill:scaleraster",
     "gapfill:unscaleraster",

@@ -293,6 +293,13 @@ def test_check_flags_a_cuda_torch_without_a_gpu_and_a_missing_onnx(tmp_path):
     assert report["torch"]["size_mb"] > 0 and report["onnx"]["importable"]
 
 
+def test_masks_add_the_cloud_detectors():
+    choice = choose_packages("cpu", False, "Linux", None, masks=True)
+    assert choice.requirements == ["onnxruntime", "ukis-csmask==1.0.0", "s2cloudless==1.7.3"]
+    mac = choose_packages("auto", False, "Darwin", None, masks=True)
+    assert any("brew install libomp" in note for note in mac.notes)
+
+
 def test_gpu_build_is_refused_on_macos():
     with pytest.raises(DependencyInstallError, match="Linux and Windows only"):
         choose_packages("gpu", False, "Darwin", None)
@@ -375,6 +382,8 @@ def test_check_environment_reports_this_python(installed):
     assert report["dependency_folder"]["current"] == str(current_folder(installed))
     assert report["dependency_folder"]["on_sys_path"] is False
     assert report["verdicts"]["classical"]["ok"] and report["verdicts"]["onnx_cpu"]["ok"]
-    assert set(report["verdicts"]) == {"classical", "onnx_cpu", "onnx_gpu", "training"}
+    assert set(report["verdicts"]) == {"classical", "onnx_cpu", "onnx_gpu", "training", "masks"}
+    assert report["verdicts"]["masks"]["ok"]  # the venv has both detectors
+    assert report["cloud_detectors"]["ukis-csmask"]["version"] == "1.0.0"
     text = format_report(report)
     assert "ONNX fill on the CPU" in text and str(installed) in text

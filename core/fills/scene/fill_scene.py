@@ -1,0 +1,627 @@
+"""Fill gaps, learned from this scene: self-validated, never worse than the best classical fill
+on the scene's own selection blocks, with its accuracy on report blocks and a confidence layer.
+
+1. Sample windows of the scene (all of it when small) and lay real cloud shapes on their clear
+   pixels: evaluation gaps on selection and report blocks, training layouts on training blocks.
+2. Every applicable classical fill and bundled model predicts the evaluation gaps; the best
+   two on the selection blocks feed a network adapted to the scene, trained within the time
+   budget on the training layouts, which corrects the best one.
+3. The best candidate on the selection blocks is chosen; then, once, every candidate is scored
+   on the report blocks. A confidence model is fitted on the selection errors of the choice and
+   checked on the report blocks.
+4. The chosen candidate fills the real gaps of the whole scene, streamed by blocks (only gap
+   pixels change), with the confidence layer in the same pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...dependencies import require
+from ...errors import GapfillError, MissingDependencyError
+from ...evaluate.metrics import Scaling
+from ...learned.onnx_session import LogFn, no_log
+from ...progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
+from ...raster.access import crop, expand_window
+from ...raster.fill_engine import Block, FillReport, SideOutput, fill_image
+from ...raster.sentinel2_bands import band_indices, band_names
+from .candidates import (
+    HISTOGRAM,
+    PYRAMID,
+    Candidate,
+    bundled_candidates,
+    classical_candidates,
+    predict_all,
+)
+from .confidence import ConfidenceModel, pixel_features
+from .inputs import SceneInputs, SceneWindow
+from .layouts import REPORT, SELECT, STOP, TRAIN, sample_windows
+from .network import MARGIN, AdaptedNetwork, Example, FeatureSpec, Standardiser, train_adapted
+from .validation import (
+    Score,
+    ValidationWindow,
+    block_errors,
+    cropped_truth,
+    lay_layouts,
+    metric_scaling,
+    pixels_of,
+    read_window,
+    score,
+    training_pixels,
+)
+
+ADAPTED = "adapted network"
+CONTEXT = 128  # pixels read around a sampled window for the candidates' context
+MIN_SCORED = 200  # evaluation pixels a split needs before its scores mean anything
+CONFIDENCE_BANDS = ["expected absolute error", "90 % upper bound of the absolute error"]
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    """How much the fill learns: a time budget for learning (the final fill comes on top),
+    an optional step limit (reproducible runs), the sample of a large scene."""
+
+    budget_minutes: float = 5.0
+    max_steps: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    windows: int = 6
+    window_size: int = 512
+    layouts: int = 4
+    bundled: bool = True
+    adapt: bool = True
+    threads: int = 2
+    block_size: int = 512
+
+
+DEFAULT_SETTINGS = SceneSettings()
+
+
+@dataclass
+class CandidateResult:
+    """Scores of a candidate: `ranking` on the training and selection blocks (fills that learn
+    nothing from the scene are ranked on both: more pixels, steadier), `selection` on the
+    selection blocks alone (where a trained network is compared), `report` after the choice."""
+
+    name: str
+    kind: str
+    selection: Score | None = None
+    ranking: Score | None = None
+    report: Score | None = None
+
+    @property
+    def rank(self) -> float:
+        return _psnr(self.ranking if self.ranking is not None else self.selection)
+
+
+@dataclass
+class SceneResult:
+    """What the run found and did, for the log, the report and the algorithm's outputs."""
+
+    fill: FillReport
+    chosen: str
+    candidates: list[CandidateResult]
+    scaling: Scaling
+    data_range: float
+    windows: int
+    pixels: dict[str, int]
+    network: dict[str, Any] | None = None
+    confidence: dict[str, Any] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def result_of(self, name: str) -> CandidateResult:
+        return next(c for c in self.candidates if c.name == name)
+
+    @property
+    def best_classical(self) -> CandidateResult:
+        classical = [c for c in self.candidates if c.kind == "classical"]
+        return max(classical, key=lambda c: c.rank)
+
+    def summary(self) -> list[str]:
+        """The three lines of the log."""
+        chosen, classical = self.result_of(self.chosen), self.best_classical
+        if chosen.selection is None:
+            return [self.notes[0], f"Chosen: {self.chosen}, not validated.",
+                    "No report: nothing was measured on this scene."]
+        names = ", ".join(c.name for c in self.candidates)
+        line1 = (
+            f"Learned from this scene: {self.pixels['training']} simulated-gap pixels to train, "
+            f"{self.pixels['selection']} to choose, {self.pixels['report']} to report, in "
+            f"{self.windows} window(s); candidates: {names}."
+        )
+        line2 = (
+            f"Chosen: {self.chosen} (selection PSNR {_psnr(chosen.selection):.2f} dB; best "
+            f"classical, {classical.name}: {_psnr(classical.selection):.2f} dB there)."
+        )
+        if chosen.report is None:
+            line3 = "Too few report pixels to say how good the fill is on this scene."
+        else:
+            line3 = (
+                f"On the report blocks (never used to train or choose): {self.chosen} "
+                f"{_text(chosen.report)}; {classical.name} {_text(classical.report)}."
+            )
+            if self.confidence:
+                line3 += (
+                    f" Confidence layer: rank correlation with the true error "
+                    f"{self.confidence['report']['rank_correlation']:.2f}, the 90 % bound "
+                    f"holds for {100 * self.confidence['report']['coverage_90']:.0f} % of pixels."
+                )
+        return [line1, line2, line3]
+
+
+def _psnr(score_: Score | None) -> float:
+    return -math.inf if score_ is None or math.isnan(score_.psnr) else score_.psnr
+
+
+def _text(score_: Score | None) -> str:
+    if score_ is None:
+        return "not scored"
+    sam = score_.metrics.sam
+    return f"PSNR {score_.psnr:.2f} dB" + (f", SAM {sam:.2f}°" if sam is not None else "")
+
+
+class _Stages:
+    """Progress over the stages of a run, each a share of the whole."""
+
+    def __init__(self, progress: ProgressFn, shares: dict[str, float]) -> None:
+        self.progress, self.shares, self.done = progress, shares, 0.0
+
+    def stage(self, name: str) -> ProgressFn:
+        start, share = self.done, self.shares[name]
+        self.done += share
+        return lambda fraction: self.progress(start + share * min(max(fraction, 0.0), 1.0))
+
+
+def _ndvi_bands(inputs: SceneInputs) -> tuple[int, int] | None:
+    """Red and near-infrared indices when the target is a Sentinel-2 image, for NDVI errors."""
+    try:
+        names = band_names(inputs.target.descriptions)
+        indices = band_indices(names, ["B4", "B8"], "The NDVI error")
+    except GapfillError:
+        return None
+    return indices["B4"], indices["B8"]
+
+
+def _sample(
+    inputs: SceneInputs,
+    settings: SceneSettings,
+    rng: np.random.Generator,
+    cancelled: CancelledFn,
+) -> tuple[list[tuple[SceneWindow, tuple, tuple]], np.ndarray]:
+    """The windows read for validation, each (scene, stored area, core), and clear samples."""
+    grid = inputs.target.grid
+    chosen, samples = [], []
+    for core in sample_windows(
+        grid.width, grid.height, settings.window_size, settings.windows, rng
+    ):
+        check_cancelled(cancelled)
+        scene, stored, inner = read_window(inputs, core, CONTEXT, MARGIN)
+        area = scene.cropped(stored)
+        clear = ~area.gap & np.isfinite(area.target).all(axis=0)
+        if clear.mean() < 0.05 and len(chosen) + 1 < settings.windows:
+            continue  # mostly gaps: another window teaches more
+        chosen.append((scene, stored, inner))
+        samples.append(area.target[:, clear][:, :: max(1, clear.sum() // 20000)])
+        if len(chosen) == settings.windows:
+            break
+    bands = inputs.target.bands
+    return chosen, np.concatenate(samples, axis=1) if samples else np.zeros((bands, 0))
+
+
+def _unvalidated_choice(candidates: list[Candidate]) -> Candidate:
+    """Without clear pixels to learn from: histogram matching when other dates exist (the best
+    classical fill from other dates in the benchmarks), else a bundled model (it needs no clear
+    pixels), else pyramid interpolation."""
+    by_name = {c.name: c for c in candidates}
+    if HISTOGRAM in by_name:
+        return by_name[HISTOGRAM]
+    bundled = [c for c in candidates if c.kind == "bundled"]
+    return bundled[0] if bundled else by_name[PYRAMID]
+
+
+def _auxiliary_standardiser(windows: list[SceneWindow], kind: str) -> Standardiser | None:
+    arrays = [getattr(w, kind) for w in windows]
+    if arrays[0] is None:
+        return None
+    flat = np.concatenate([a.reshape(a.shape[0], -1) for a in arrays], axis=1)
+    return Standardiser.fit(flat[:, np.isfinite(flat).all(axis=0)][:, ::7])
+
+
+def _stopping_psnr(
+    windows: list[ValidationWindow], examples: list[Example], spec: FeatureSpec,
+    scaling: Scaling, data_range: float,
+) -> Callable[[AdaptedNetwork], float]:
+    """PSNR of the network on the stopping blocks' gaps, pooled over the windows."""
+
+    def psnr(network: AdaptedNetwork) -> float:
+        total, count = 0.0, 0
+        for window, example in zip(windows, examples, strict=True):
+            if not example.where.any():
+                continue
+            correction = network.correction(example.features.astype(np.float32))
+            values = spec.target.invert(example.base + network.shrink * correction)
+            error = scaling.apply(values[:, example.where]) - scaling.apply(
+                window.truth[:, example.where]
+            )
+            total += float((error**2).sum())
+            count += error.size
+        mse = total / max(count, 1)
+        return math.inf if mse == 0 else 10 * math.log10(data_range**2 / mse)
+
+    return psnr
+
+
+def fill_scene(
+    inputs: SceneInputs,
+    output: str | Path,
+    settings: SceneSettings = DEFAULT_SETTINGS,
+    *,
+    confidence_output: str | Path | None = None,
+    progress: ProgressFn = no_progress,
+    cancelled: CancelledFn = never_cancelled,
+    log: LogFn = no_log,
+) -> tuple[SceneResult, dict[str, Any]]:
+    """Validate every candidate on the scene, fill its gaps with the best, and return what was
+    found (and the chosen candidate's pieces, for the report and the saved model)."""
+    started = time.monotonic()
+    deadline = started + 60.0 * settings.budget_minutes
+    stages = _Stages(progress, {"sample": 0.05, "candidates": 0.15, "training": 0.45,
+                                "report": 0.05, "fill": 0.30})
+    rng = np.random.default_rng(settings.seed)
+    target = inputs.target
+
+    sampled, samples = _sample(inputs, settings, rng, cancelled)
+    integer = not np.issubdtype(target.dtype, np.floating)
+    scaling, data_range = metric_scaling(samples, integer)
+    candidates = classical_candidates(inputs)
+    notes: list[str] = []
+    if settings.bundled:
+        try:
+            candidates += bundled_candidates(inputs, settings.device, log)
+        except MissingDependencyError as error:
+            notes.append(f"Bundled models left out: {error}")
+    windows: list[ValidationWindow] = []
+    sample_stage = stages.stage("sample")
+    for index, (scene, stored, inner) in enumerate(sampled):
+        split, blocks, evaluation, training, trainable = lay_layouts(
+            scene, stored, inner, settings.layouts, rng
+        )
+        area = scene.cropped(stored)
+        windows.append(ValidationWindow(
+            stored, inner, cropped_truth(scene, stored), area.gap, split, blocks, evaluation,
+            training, trainable, dates_seeing(area),
+        ))
+        sample_stage((index + 1) / len(sampled))
+    pixels = {"training": training_pixels(windows), "selection": pixels_of(windows, SELECT),
+              "report": pixels_of(windows, REPORT)}
+    if pixels["selection"] < MIN_SCORED:
+        fallback = _unvalidated_choice(candidates)
+        notes.append(
+            f"Not validated: the scene has too few clear pixels to learn from "
+            f"({pixels['selection']} selection pixels after laying simulated gaps, at least "
+            f"{MIN_SCORED} are needed); {fallback.name} fills it, and how well is not known."
+        )
+        log(notes[-1])
+        result = SceneResult(
+            FillReport(), fallback.name, [CandidateResult(c.name, c.kind) for c in candidates],
+            scaling, data_range, len(windows), pixels, notes=notes,
+        )
+        result.fill = _final_fill(
+            inputs, output, candidates, fallback.name, None, None, None, None, settings,
+            stages.stage("fill"), cancelled,
+        )
+        return result, {"windows": windows, "network": None, "confidence": None}
+
+    candidate_stage = stages.stage("candidates")
+    for index, (window, (scene, stored, _)) in enumerate(zip(windows, sampled, strict=True)):
+        hidden = _on_scene(window.hidden, scene, stored)
+        predictions = predict_all(candidates, scene, hidden, cancelled, keep=stored)
+        window.predictions = {k: v.astype(np.float32) for k, v in predictions.items()}
+        candidate_stage((index + 1) / len(windows))
+    ndvi = _ndvi_bands(inputs)
+
+    def scored(name: str, *splits: int) -> Score:
+        predictions = {i: w.predictions[name] for i, w in enumerate(windows)}
+        return score(windows, predictions, splits, scaling, data_range, ndvi, REPORT in splits)
+
+    results = [
+        CandidateResult(c.name, c.kind, scored(c.name, SELECT),
+                        scored(c.name, TRAIN, STOP, SELECT))
+        for c in candidates
+    ]
+    ranked = sorted(results, key=lambda r: r.rank, reverse=True)
+    log("Ranking PSNR (every block but the report ones): "
+        + ", ".join(f"{r.name} {r.rank:.2f} dB" for r in ranked))
+
+    network, network_info = None, None
+    training_stage = stages.stage("training")
+    if settings.adapt:
+        try:
+            require("torch", "The network adapted to the scene")
+            network = _adapt(
+                inputs, windows, sampled, candidates, ranked, samples, scaling, data_range,
+                settings, deadline, training_stage, cancelled,
+            )
+        except MissingDependencyError as error:
+            notes.append(f"No network adapted to the scene: {error}")
+    if network is not None:
+        for window, (scene, stored, _) in zip(windows, sampled, strict=True):
+            area = scene.cropped(stored)
+            window.predictions[ADAPTED] = network.predict(
+                area, window.hidden, {k: v.astype(np.float64) for k, v in
+                                      window.predictions.items()}
+            ).astype(np.float32)
+        results.append(CandidateResult(ADAPTED, "adapted", scored(ADAPTED, SELECT)))
+        better, blocks = _blocks_won(windows, ADAPTED, network.spec.base, scaling)
+        accepted = network.shrink > 0 and blocks > 0 and better >= required_wins(blocks)
+        network_info = {
+            "base": network.spec.base, "second": network.spec.second, "steps": network.steps,
+            "stopped_by": network.stopped_by, "shrink": network.shrink,
+            "selection_blocks_won": better, "selection_blocks": blocks, "accepted": accepted,
+            "history": network.history,
+        }
+        verdict = "chosen" if accepted else f"not chosen (it must win on {required_wins(blocks)})"
+        log(f"Adapted network: better than {network.spec.base} on {better} of {blocks} "
+            f"selection blocks: {verdict}.")
+    training_stage(1.0)
+
+    # The choice: the best-ranked fill, unless the network corrects it better on every
+    # selection block (blocks never used to train it or to stop its training).
+    chosen = ranked[0]
+    if network_info is not None and network_info["accepted"]:
+        chosen = results[-1]
+    report_stage = stages.stage("report")
+    enough = pixels["report"] >= MIN_SCORED
+    for result in results:
+        if enough:
+            result.report = scored(result.name, REPORT)
+    runner_up = next((r for r in ranked if r is not chosen), None)
+    confidence_model, confidence_info = _confidence(
+        windows, chosen.name, runner_up.name if runner_up else None, inputs, enough
+    )
+    report_stage(1.0)
+
+    result = SceneResult(
+        FillReport(), chosen.name, results, scaling, data_range, len(windows), pixels,
+        network_info, confidence_info, notes=notes,
+    )
+    result.seconds["learning"] = time.monotonic() - started
+    for line in result.summary():
+        log(line)
+    fill_started = time.monotonic()
+    result.fill = _final_fill(
+        inputs, output, candidates, chosen.name, network,
+        runner_up.name if runner_up else None, confidence_model, confidence_output,
+        settings, stages.stage("fill"), cancelled,
+    )
+    result.seconds["fill"] = time.monotonic() - fill_started
+    pieces = {"windows": windows, "network": network, "confidence": confidence_model}
+    return result, pieces
+
+
+def required_wins(blocks: int) -> int:
+    """Selection blocks the network must win: all of them when there are fewer than five, else
+    so many that a coin would win as many less than once in 20 times (a one-sided sign test)."""
+    if blocks < 5:
+        return blocks
+    for wins in range(blocks + 1):
+        tail = sum(math.comb(blocks, k) for k in range(wins, blocks + 1)) / 2**blocks
+        if tail <= 0.05:
+            return wins
+    return blocks
+
+
+def _blocks_won(
+    windows: list[ValidationWindow], name: str, base: str, scaling: Scaling
+) -> tuple[int, int]:
+    """On how many selection blocks `name` has a lower squared error than `base`, of how many."""
+    ours = block_errors(windows, name, SELECT, scaling)
+    theirs = block_errors(windows, base, SELECT, scaling)
+    return sum(ours[k][0] < theirs[k][0] for k in ours), len(ours)
+
+
+def dates_seeing(scene: SceneWindow) -> np.ndarray:
+    """How many other dates have a usable pixel at each pixel of the window."""
+    counts = np.zeros(scene.shape)
+    for _, _, usable in scene.observations:
+        counts += usable
+    return counts
+
+
+def _on_scene(mask: np.ndarray, scene: SceneWindow, stored: tuple) -> np.ndarray:
+    """A mask of the stored area placed on the whole window read (the context is not
+    hidden beyond its real gaps)."""
+    full = scene.gap.copy()
+    x, y, w, h = stored
+    full[y : y + h, x : x + w] |= mask
+    return full
+
+
+def _adapt(
+    inputs: SceneInputs,
+    windows: list[ValidationWindow],
+    sampled: list,
+    candidates: list[Candidate],
+    ranked: list[CandidateResult],
+    samples: np.ndarray,
+    scaling: Scaling,
+    data_range: float,
+    settings: SceneSettings,
+    deadline: float,
+    progress: ProgressFn,
+    cancelled: CancelledFn,
+) -> AdaptedNetwork:
+    """Build the training and selection examples and train the network within the budget."""
+    order = [r.name for r in ranked]
+    spec = FeatureSpec(
+        target=Standardiser.fit(samples),
+        base=order[0],
+        second=order[1] if len(order) > 1 else None,
+        sar=_auxiliary_standardiser([s for s, _, _ in sampled], "sar"),
+        dem=_auxiliary_standardiser([s for s, _, _ in sampled], "dem"),
+    )
+    needed = [c for c in candidates if c.name in (spec.base, spec.second)]
+    training, stopping = [], []
+    for window, (scene, stored, _) in zip(windows, sampled, strict=True):
+        check_cancelled(cancelled)
+        area = scene.cropped(stored)
+        truth = spec.target.apply(np.nan_to_num(window.truth.astype(np.float64)))
+        evaluation_predictions = {k: v.astype(np.float64) for k, v in window.predictions.items()}
+        stopping.append(_example(spec, area, window.hidden, evaluation_predictions, truth,
+                                 window.scored(STOP)))
+        for layout in window.training_layouts():
+            hidden = window.training_hidden(layout)
+            predictions = predict_all(
+                needed, scene, _on_scene(hidden, scene, stored), cancelled, keep=stored
+            )
+            training.append(
+                _example(spec, area, hidden, predictions, truth, window.trained(layout))
+            )
+    score_fn = _stopping_psnr(windows, stopping, spec, scaling, data_range)
+    budget = max(deadline - time.monotonic(), 1.0)
+    return train_adapted(
+        spec, training, score_fn, budget_seconds=budget, max_steps=settings.max_steps,
+        seed=settings.seed, device=settings.device, threads=settings.threads,
+        progress=progress, cancelled=cancelled,
+    )
+
+
+def _example(
+    spec: FeatureSpec, area: SceneWindow, hidden: np.ndarray,
+    predictions: dict[str, np.ndarray], truth: np.ndarray, where: np.ndarray,
+) -> Example:
+    features = spec.features(area, hidden, predictions).astype(np.float16)
+    base = spec.target.apply(predictions[spec.base]).astype(np.float32)
+    return Example(features, base, truth.astype(np.float32), where)
+
+
+def _disagreement(
+    first: np.ndarray, second: np.ndarray | None, spread: np.ndarray
+) -> np.ndarray:
+    """Mean over the bands of |first − second| / spread (0 where either has no value)."""
+    if second is None:
+        return np.zeros(first.shape[1:])
+    difference = np.abs(first - second) / spread[:, None, None]
+    return np.where(np.isfinite(difference), difference, 0.0).mean(axis=0)
+
+
+def _confidence(
+    windows: list[ValidationWindow], chosen: str, runner_up: str | None,
+    inputs: SceneInputs, enough: bool,
+) -> tuple[ConfidenceModel | None, dict[str, Any] | None]:
+    """Fit the error model on the selection gaps of the choice, check it on the report gaps."""
+    spread = _spread(windows)
+    rows: dict[int, list[np.ndarray]] = {SELECT: [], REPORT: []}
+    errors: dict[int, list[np.ndarray]] = {SELECT: [], REPORT: []}
+    for window in windows:
+        chosen_values = window.predictions[chosen].astype(np.float64)
+        second = window.predictions[runner_up].astype(np.float64) if runner_up else None
+        visible = ~window.hidden & np.isfinite(window.truth).all(axis=0)
+        disagreement = _disagreement(chosen_values, second, spread)
+        for split in rows:
+            where = window.scored(split) & np.isfinite(chosen_values).all(axis=0)
+            rows[split].append(pixel_features(
+                window.hidden, visible, window.seen, len(inputs.others), disagreement, where
+            ))
+            errors[split].append(np.abs(chosen_values - window.truth)[:, where].mean(axis=0))
+    features = {s: np.concatenate(rows[s]) for s in rows}
+    error = {s: np.concatenate(errors[s]) for s in errors}
+    if len(error[SELECT]) < MIN_SCORED:
+        return None, None
+    model = ConfidenceModel.fit(features[SELECT], error[SELECT], spread)
+    info: dict[str, Any] = {"model": model.to_json(), "runner_up": runner_up}
+    info["selection"] = model.calibration(features[SELECT], error[SELECT])
+    info["report"] = model.calibration(features[REPORT], error[REPORT]) if enough else None
+    return model, info if enough else None
+
+
+def _spread(windows: list[ValidationWindow]) -> np.ndarray:
+    truth = np.concatenate(
+        [w.truth[:, ~w.hidden & np.isfinite(w.truth).all(axis=0)] for w in windows], axis=1
+    )
+    if truth.shape[1] == 0:
+        return np.ones(truth.shape[0])
+    low, high = np.percentile(truth, (2, 98), axis=1)
+    return np.maximum(high - low, 1e-6)
+
+
+def _final_fill(
+    inputs: SceneInputs,
+    output: str | Path,
+    candidates: list[Candidate],
+    chosen: str,
+    network: AdaptedNetwork | None,
+    runner_up: str | None,
+    confidence: ConfidenceModel | None,
+    confidence_output: str | Path | None,
+    settings: SceneSettings,
+    progress: ProgressFn,
+    cancelled: CancelledFn,
+) -> FillReport:
+    """Stream the whole scene through the chosen candidate (and the confidence layer)."""
+    names = {chosen} if chosen != ADAPTED else {network.spec.base, network.spec.second}
+    if confidence_output is not None and runner_up:
+        names.add(runner_up)
+    needed = [c for c in candidates if c.name in names]
+    halo = max([c.halo for c in needed] + [0]) + (MARGIN if chosen == ADAPTED else 0)
+    side = None
+    if confidence_output is not None:
+        if confidence is None:
+            raise GapfillError(
+                "No confidence layer can be made: the scene has too few clear pixels to "
+                "measure errors on. Leave the confidence output empty."
+            )
+        side = SideOutput(confidence_output, CONFIDENCE_BANDS)
+
+    def compute(block: Block) -> tuple[np.ndarray, ...]:
+        scene: SceneWindow = block.sources
+        height, width = scene.shape
+        # the network reads only its margin around the block, not the candidates' context
+        region, inner = expand_window(block.inner, MARGIN, width, height)
+        predictions = predict_all(needed, scene, scene.gap, cancelled, keep=region)
+        scene = scene.cropped(region)
+        if chosen == ADAPTED:
+            values = network.predict(scene, scene.gap, predictions)
+        else:
+            values = predictions[chosen]
+        core = crop(values, inner)
+        filled = np.isfinite(core).all(axis=0)
+        if side is None:
+            return core, filled
+        visible = ~scene.gap & np.isfinite(scene.target).all(axis=0)
+        second = predictions.get(runner_up) if runner_up else None
+        disagreement = _disagreement(values, second, confidence.scale)
+        where = np.zeros_like(scene.gap)
+        x, y, w, h = inner
+        where[y : y + h, x : x + w] = crop(scene.gap, inner) & filled
+        features = pixel_features(
+            scene.gap, visible, dates_seeing(scene), len(inputs.others), disagreement, where
+        )
+        layer = np.full((2, h, w), np.nan, dtype=np.float32)
+        expected, upper = confidence.predict(features)
+        layer[0][crop(where, inner)] = expected
+        layer[1][crop(where, inner)] = upper
+        return core, filled, layer
+
+    return fill_image(
+        inputs.target,
+        output,
+        compute,
+        read_sources=inputs.read,
+        halo=halo,
+        block_size=settings.block_size,
+        workers=1,
+        require_clear=inputs.sar is None and not inputs.others,
+        side=side,
+        progress=progress,
+        cancelled=cancelled,
+    )
+

@@ -1,0 +1,112 @@
+"""Everything a scene fill reads, on the target grid, one window at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from ...raster.access import Window, crop, read_bands
+from ...raster.dates import resolve_dates
+from ...raster.fill_engine import TargetImage, open_target, read_gaps
+from ..deep_image_prior import AuxiliarySource, open_auxiliary
+from ..other_dates import OtherDate, open_other_dates
+from ..temporal_interpolation import Observation
+
+
+@dataclass
+class SceneWindow:
+    """One window of the scene: the target (float64, NaN where it has no data), its real gaps
+    (no data or masked), the other dates as observations, SAR and DEM with their validity."""
+
+    window: Window
+    target: np.ndarray  # (bands, h, w)
+    gap: np.ndarray  # (h, w) bool
+    observations: list[Observation]
+    sar: np.ndarray | None  # (channels, h, w), NaN where not valid
+    dem: np.ndarray | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.gap.shape
+
+    def cropped(self, inner: Window) -> SceneWindow:
+        """The part `inner` (relative to this window) of every array."""
+        x, y, w, h = inner
+        x0, y0, _, _ = self.window
+        observations = [(when, crop(d, inner), crop(u, inner)) for when, d, u in self.observations]
+        return SceneWindow(
+            (x0 + x, y0 + y, w, h), crop(self.target, inner), crop(self.gap, inner),
+            observations,
+            None if self.sar is None else crop(self.sar, inner),
+            None if self.dem is None else crop(self.dem, inner),
+        )
+
+
+@dataclass
+class SceneInputs:
+    """The opened scene: target and gap mask, other dates, SAR and DEM on the target grid."""
+
+    target: TargetImage
+    target_date: date | None
+    others: list[OtherDate]
+    sar: AuxiliarySource | None
+    dem: AuxiliarySource | None
+
+    @property
+    def roles(self) -> set[str]:
+        """The card roles these layers can feed (for the bundled models)."""
+        roles = set()
+        if self.sar is not None:
+            roles.add("sar")
+        if self.target_date is not None and any(o.date < self.target_date for o in self.others):
+            roles.add("optical_before")
+        if self.target_date is not None and any(o.date > self.target_date for o in self.others):
+            roles.add("optical_after")
+        if self.dem is not None:
+            roles.add("dem")
+        return roles
+
+    def read(self, window: Window) -> SceneWindow:
+        raw = read_bands(self.target.dataset, window)
+        known, gap = read_gaps(self.target, window, raw)
+        target = raw.astype(np.float64)
+        target[:, ~known] = np.nan
+        observations = [(other.date, *other.read(window)) for other in self.others]
+        return SceneWindow(
+            window, target, gap, observations, _auxiliary(self.sar, window),
+            _auxiliary(self.dem, window),
+        )
+
+
+def open_scene(
+    target_path: str,
+    mask_path: str | None = None,
+    *,
+    other_paths: list[str] | None = None,
+    other_masks: list[str] | None = None,
+    dates: str | None = None,
+    sar_path: str | None = None,
+    dem_path: str | None = None,
+) -> SceneInputs:
+    """Open the target, its gap mask and every other layer on the target grid; dates come from
+    `dates` (target first) or the files, and are needed only with other dates."""
+    other_paths = other_paths or []
+    target = open_target(target_path, mask_path)
+    target_date, others = None, []
+    if other_paths:
+        when = resolve_dates([target_path, *other_paths], dates)
+        target_date = when[0]
+        others = open_other_dates(target, other_paths, when[1:], other_masks)
+    sar = open_auxiliary(target, [sar_path])[0] if sar_path else None
+    dem = open_auxiliary(target, [dem_path])[0] if dem_path else None
+    return SceneInputs(target, target_date, others, sar, dem)
+
+
+def _auxiliary(source: AuxiliarySource | None, window: Window) -> np.ndarray | None:
+    if source is None:
+        return None
+    data, usable = source.read(window)
+    data[:, ~usable] = np.nan
+    return data

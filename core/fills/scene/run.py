@@ -1,0 +1,88 @@
+"""The scene fill from files, as the Processing algorithm and the command line run it: gap masks
+built when not given, the fill, the report folder."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from ...errors import GapfillError
+from ...learned.onnx_session import LogFn, no_log
+from ...masks.gap_mask import MaskSettings, build_gap_mask
+from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
+from .fill_scene import DEFAULT_SETTINGS, SceneResult, SceneSettings, fill_scene
+from .inputs import open_scene
+from .report import write_scene_report
+
+AUTOMATIC = MaskSettings(method="automatic")  # as Build gap mask's default
+
+
+def _mask_or_none(path: str, folder: Path, index: int, log: LogFn) -> str | None:
+    """A cloud/shadow gap mask of a Sentinel-2 image made as Build gap mask makes it by default
+    (the best detector installed, its haze buffer), or None (not Sentinel-2)."""
+    output = folder / f"gap_mask_{index}.tif"
+    try:
+        report = build_gap_mask(path, output, AUTOMATIC, log=log)
+    except GapfillError as error:
+        log(f"No gap mask built for '{path}' ({error}); its no-data is its gaps.")
+        return None
+    log(f"Gap mask of '{path}' built ({report.method}): {100 * report.gap_fraction:.1f} % gaps.")
+    return str(output)
+
+
+def fill_scene_files(
+    target: str,
+    output: str | Path,
+    *,
+    gap_mask: str | None = None,
+    other_dates: list[str] | None = None,
+    other_masks: list[str] | None = None,
+    dates: str | None = None,
+    sar: str | None = None,
+    dem: str | None = None,
+    settings: SceneSettings = DEFAULT_SETTINGS,
+    report_folder: str | Path | None = None,
+    confidence_output: str | Path | None = None,
+    progress: ProgressFn = no_progress,
+    cancelled: CancelledFn = never_cancelled,
+    log: LogFn = no_log,
+) -> SceneResult:
+    """Fill `target` into `output` by the scene fill; masks not given are built (Build gap
+    mask's automatic method for Sentinel-2 images; else the image's no-data) in a temporary
+    folder."""
+    other_dates = list(other_dates or [])
+    other_masks = list(other_masks or [])
+    if other_masks and len(other_masks) != len(other_dates):
+        raise GapfillError(
+            f"{len(other_masks)} gap masks were given for {len(other_dates)} other dates. Give "
+            "one mask per other date, in the same order, or none (they are then built)."
+        )
+    mask_given = gap_mask is not None
+    with tempfile.TemporaryDirectory(prefix="gapfill-scene-") as scratch:
+        folder = Path(scratch)
+        if gap_mask is None:
+            gap_mask = _mask_or_none(target, folder, 0, log)
+        if other_dates and not other_masks:
+            other_masks = [
+                _mask_or_none(path, folder, index + 1, log) or ""
+                for index, path in enumerate(other_dates)
+            ]
+        inputs = open_scene(
+            target, gap_mask, other_paths=other_dates, other_masks=other_masks or None,
+            dates=dates, sar_path=sar, dem_path=dem,
+        )
+        result, pieces = fill_scene(
+            inputs, output, settings, confidence_output=confidence_output, progress=progress,
+            cancelled=cancelled, log=log,
+        )
+    if report_folder is not None:
+        parameters = asdict(settings) | {
+            "other dates": len(other_dates), "SAR": sar is not None, "DEM": dem is not None,
+            "gap mask given": mask_given,
+        }
+        page = write_scene_report(
+            result, pieces["windows"], inputs.target.descriptions, parameters, report_folder
+        )
+        log(f"Report: {page}")
+    return result

@@ -1,0 +1,130 @@
+"""The scene fill on real data, tiny: self-validation splits, the choice, the promise that no
+clear pixel changes, determinism with a seed and a step limit, the report and the confidence
+layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from gapfill.core.errors import GapfillError
+from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
+from gapfill.core.fills.scene.candidates import HISTOGRAM, TEMPORAL
+from gapfill.core.fills.scene.fill_scene import SceneSettings
+from gapfill.core.fills.scene.layouts import REPORT, SELECT, TRAIN, ShapeSource, split_blocks
+from gapfill.core.fills.scene.run import fill_scene_files
+from rasters import read
+
+pytest.importorskip("torch")
+SAMPLE = "4287"  # half cloudy: real cloud shapes on a real scene
+TINY = SceneSettings(budget_minutes=2, max_steps=40, bundled=False)
+
+
+@pytest.fixture(scope="module")
+def scene(data_dir: Path, tmp_path_factory) -> dict[str, Path]:
+    """The sample's real cloud mask laid on its clear image (the truth is known), 128 px."""
+    folder = tmp_path_factory.mktemp("scene")
+    paths = {}
+    for name in ("s2_clear", "cloudmask", "s1"):
+        paths[name] = folder / f"{name}.tif"
+        gdal.Translate(str(paths[name]), str(data_dir / f"sen12mscr/{SAMPLE}_{name}.tif"),
+                       srcWin=[64, 64, 128, 128])
+    for name in ("cloudy", "gaps", "evaluation"):
+        paths[name] = folder / f"{name}.tif"
+    simulate_gap_files(str(paths["s2_clear"]), str(paths["cloudmask"]), paths["cloudy"],
+                       paths["gaps"], paths["evaluation"])
+    return paths
+
+
+def blank_mask(like: Path, path: Path, value: int) -> Path:
+    """A gap mask on the grid of `like` holding `value` everywhere."""
+    dataset = gdal.GetDriverByName("GTiff").CreateCopy(str(path), gdal.Open(str(like)))
+    dataset.GetRasterBand(1).Fill(value)
+    dataset = None
+    return path
+
+
+def run(scene: dict[str, Path], folder: Path, settings: SceneSettings = TINY, **extra):
+    return fill_scene_files(
+        str(scene["cloudy"]), folder / "filled.tif", gap_mask=str(scene["gaps"]),
+        sar=str(scene["s1"]), settings=settings, **extra,
+    )
+
+
+def test_splits_hold_every_role_and_shapes_are_the_scene_s(scene):
+    rng = np.random.default_rng(0)
+    split = split_blocks(128, 128, rng)
+    assert {TRAIN, SELECT, REPORT} <= set(np.unique(split))
+    gap = read(scene["gaps"])[0] == 1
+    region = ~gap
+    laid = ShapeSource.of([gap]).lay(region, 0.3, rng)
+    assert not (laid & gap).any() and 0.15 < laid.sum() / region.sum() < 0.5
+
+
+def test_fills_only_gaps_reports_and_is_reproducible(scene, tmp_path):
+    first = run(scene, tmp_path / "a", report_folder=tmp_path / "a" / "report",
+                confidence_output=tmp_path / "a" / "confidence.tif")
+    second = run(scene, tmp_path / "b")
+    cloudy, gaps = read(scene["cloudy"]), read(scene["gaps"])[0] == 1
+    filled = read(tmp_path / "a" / "filled.tif")
+    np.testing.assert_array_equal(filled[:, ~gaps], cloudy[:, ~gaps])
+    assert (filled[:, gaps] > 0).all() and first.fill.unfilled == 0
+    np.testing.assert_array_equal(filled, read(tmp_path / "b" / "filled.tif"))
+    assert first.chosen == second.chosen
+    # the report: every candidate scored on the report blocks once, the choice among them
+    document = json.loads((tmp_path / "a" / "report" / "scene_report.json").read_text())
+    names = [c["name"] for c in document["candidates"]]
+    assert {"spatial pyramid", "spatial IDW", "adapted network"} <= set(names)
+    assert document["chosen"] in names and len(document["summary"]) == 3
+    assert all(c["report"]["psnr"] > 15 for c in document["candidates"])
+    assert (tmp_path / "a" / "report" / "report.html").read_text().count("<img") >= 5
+    # the confidence layer: positive on gap pixels, no data elsewhere, bound above expectation
+    confidence = read(tmp_path / "a" / "confidence.tif")
+    assert confidence.shape == (2, 128, 128)
+    assert np.isnan(confidence[:, ~gaps]).all()
+    assert (confidence[0, gaps] > 0).all() and (confidence[1, gaps] >= confidence[0, gaps]).all()
+    calibration = document["confidence"]["report"]
+    assert 0 <= calibration["coverage_90"] <= 1 and calibration["pixels"] > 100
+
+
+def test_a_scene_whose_classical_fill_is_best_gets_the_classical_fill(data_dir, tmp_path):
+    """An other date identical to the target: temporal fills are exact, nothing can beat them."""
+    series = data_dir / "sen12mscr_ts"
+    target = tmp_path / "target.tif"
+    gdal.Translate(str(target), str(series / "s2_2018-08-24.tif"), srcWin=[0, 0, 128, 128])
+    copy = tmp_path / "copy.tif"
+    gdal.Translate(str(copy), str(target))
+    labels = tmp_path / "labels.tif"
+    gdal.Translate(str(labels), str(data_dir / "cloud_labels/labels.tif"),
+                   srcWin=[256, 0, 128, 128])
+    from gapfill.core.masks.gap_mask import MaskSettings
+
+    simulate_gap_files(str(target), str(labels), tmp_path / "cloudy.tif", tmp_path / "gaps.tif",
+                       tmp_path / "evaluation.tif",
+                       settings=MaskSettings(method="values", ranges=((4, 4), (0, 0))))
+    clear_mask = blank_mask(tmp_path / "gaps.tif", tmp_path / "clear.tif", 0)
+    result = fill_scene_files(
+        str(tmp_path / "cloudy.tif"), tmp_path / "filled.tif", gap_mask=str(tmp_path / "gaps.tif"),
+        other_dates=[str(copy)], other_masks=[str(clear_mask)], dates="2018-08-24, 2018-08-09",
+        settings=TINY,
+    )
+    assert result.chosen in (TEMPORAL, HISTOGRAM)
+    np.testing.assert_array_equal(read(tmp_path / "filled.tif"), read(target))
+
+
+def test_a_scene_without_clear_pixels_says_it_is_not_validated(scene, tmp_path):
+    """With SAR a bundled model can still fill it, unvalidated; without any source: refused."""
+    full = blank_mask(scene["gaps"], tmp_path / "full.tif", 1)
+    settings = SceneSettings(budget_minutes=1, max_steps=5)
+    result = fill_scene_files(str(scene["cloudy"]), tmp_path / "sar.tif", gap_mask=str(full),
+                              sar=str(scene["s1"]), settings=settings)
+    assert result.chosen == "s1s2_unet_small" and "Not validated" in result.notes[0]
+    assert result.fill.unfilled == 0 and result.fill.clear == 0
+    with pytest.raises(GapfillError, match="entirely in gaps"):
+        fill_scene_files(str(scene["cloudy"]), tmp_path / "out.tif", gap_mask=str(full),
+                         settings=settings)
+    assert not (tmp_path / "out.tif").exists()

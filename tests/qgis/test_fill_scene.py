@@ -1,0 +1,76 @@
+"""Fill gaps, learned from this scene, in real QGIS and through qgis_process: a tiny run on a
+real sample with its real cloud mask laid on the clear image."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import processing
+import pytest
+from osgeo import gdal
+from qgis.core import QgsProcessingException
+
+from feedback import RecordingFeedback
+from qgis_runner import QgisProcess
+from rasters import read, same_georeference
+
+pytest.importorskip("torch")
+SAMPLE = "ROIs1868_summer_135_p269"  # a georeferenced pair: the output keeps the CRS
+
+
+@pytest.fixture(scope="module")
+def scene(provider, data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fillscene")
+    clear = folder / "clear.tif"
+    gdal.Translate(str(clear), str(data_dir / f"sen12mscr_pairs/{SAMPLE}_s2_clear.tif"),
+                   srcWin=[0, 0, 128, 128])
+    mask = folder / "cloudmask.tif"
+    gdal.Translate(str(mask), str(data_dir / "sen12mscr/4287_cloudmask.tif"),
+                   srcWin=[64, 64, 128, 128])
+    simulated = processing.run("gapfill:simulategaps", {
+        "INPUT": str(clear), "GAP_SOURCE": str(mask), "OUTPUT": str(folder / "cloudy.tif"),
+        "GAP_MASK": str(folder / "gaps.tif"), "EVALUATION_MASK": str(folder / "evaluation.tif"),
+    })
+    return {"clear": clear, **{k: simulated[k] for k in ("OUTPUT", "GAP_MASK")}}
+
+
+def parameters(scene, folder, **extra) -> dict:
+    return {
+        "INPUT": str(scene["OUTPUT"]), "GAP_MASK": str(scene["GAP_MASK"]), "BUDGET": 1,
+        "MAX_STEPS": 20, "OUTPUT": str(folder / "filled.tif"), **extra,
+    }
+
+
+def test_processing_run_fills_reports_and_writes_confidence(scene, tmp_path):
+    feedback = RecordingFeedback()
+    result = processing.run("gapfill:fillscene", parameters(
+        scene, tmp_path, CONFIDENCE=str(tmp_path / "confidence.tif"),
+        REPORT_FOLDER=str(tmp_path / "report"),
+    ), feedback=feedback)
+    assert result["UNFILLED_PIXELS"] == 0 and result["FILLED_PIXELS"] > 1000
+    assert result["CHOSEN"] and result["REPORT_PSNR"] > 20 and result["CLASSICAL_PSNR"] > 20
+    gaps = read(scene["GAP_MASK"])[0] == 1
+    filled, cloudy = read(result["OUTPUT"]), read(scene["OUTPUT"])
+    np.testing.assert_array_equal(filled[:, ~gaps], cloudy[:, ~gaps])
+    assert same_georeference(result["OUTPUT"], scene["clear"])
+    assert any(line.startswith("Chosen: ") for line in feedback.lines)
+    assert any("On the report blocks" in line for line in feedback.lines)
+    document = json.loads((tmp_path / "report" / "scene_report.json").read_text())
+    assert document["chosen"] == result["CHOSEN"]
+    assert read(result["CONFIDENCE"]).shape == (2, 128, 128)
+
+
+def test_qgis_process_runs_it(scene, tmp_path):
+    qgis = QgisProcess(tmp_path / "qgis")
+    result = qgis.run("gapfill:fillscene", parameters(scene, tmp_path, ADAPT=False))
+    assert result["results"]["UNFILLED_PIXELS"] == 0
+    assert result["results"]["CHOSEN"] != "adapted network"
+
+
+def test_cancel_leaves_no_output(scene, tmp_path):
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run("gapfill:fillscene", parameters(
+            scene, tmp_path, CONFIDENCE=str(tmp_path / "confidence.tif"),
+        ), feedback=RecordingFeedback(cancel_above=30))
+    assert list(tmp_path.iterdir()) == []
