@@ -2,8 +2,9 @@
 
 On the validation patches, real cloud shapes (the run's cloud masks, else the dataset's own gap
 masks) are laid on the clear image (the reference, or the clear target) and the removed pixels
-are filled by the model, by spatial inverse-distance interpolation (the core of 'Fill gaps
-spatially', `fill_nodata_arrays`) and, when the dataset holds other dates, by histogram
+are filled by the model, by both spatial fills of 'Fill gaps spatially' (inverse-distance
+interpolation, `fill_nodata_arrays`, and pyramid interpolation, `pyramid_fill_arrays`, its
+default) and, when the dataset holds other dates, by histogram
 matching of the earlier date, then the later one (the core of 'Fill gaps from other dates').
 Each is scored against the same clear image as 'Evaluate fill' scores ('pure gap filling', the
 protocol the project decides defaults on). The result is the card's `baselines` entry
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..core.fills.histogram_matched_fill import matched_values
+from ..core.fills.pyramid_fill import pyramid_fill_arrays
 from ..core.fills.spatial_fill import fill_nodata_arrays
 from ..core.learned import baselines
 from ..core.learned.model_card import BandScaling
@@ -38,9 +40,9 @@ from .validation import (
 LogFn = Callable[[str], None]
 Predict = Callable[[Mapping[str, Any]], Any]
 MODEL = "model"
-SPATIAL, HISTOGRAM = baselines.SPATIAL, baselines.HISTOGRAM
+SPATIAL, PYRAMID, HISTOGRAM = baselines.SPATIAL, baselines.PYRAMID, baselines.HISTOGRAM
 OTHER_DATES = ("optical_before", "optical_after")
-IDW_DISTANCE = 300  # px: as far as bench_quality's spatial fill searches
+SPATIAL_DISTANCE = 300  # px: as far as bench_quality's spatial fills reach
 MATCH_RADIUS, MATCH_MIN_PIXELS = 15, 50  # 'Fill gaps from other dates' defaults
 
 
@@ -53,6 +55,15 @@ def cloud_shapes(
         return CloudShapes.from_specs(cloud_masks, cover), ", ".join(cloud_masks)
     shapes = CloudShapes.of_dataset(manifest, cover)
     return shapes, "the real gap masks of the dataset's training patches" if shapes else ""
+
+
+def _spatial_fills(data: np.ndarray, clear: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(values, reached) of both spatial fills of 'Fill gaps spatially' (no smoothing)."""
+    pyramid, reached = pyramid_fill_arrays(data, clear, SPATIAL_DISTANCE)
+    return {
+        SPATIAL: fill_nodata_arrays(data, clear, SPATIAL_DISTANCE, 0),
+        PYRAMID: (np.nan_to_num(pyramid), reached),
+    }
 
 
 def _filled(values: np.ndarray, truth: np.ndarray, gap: np.ndarray) -> np.ndarray:
@@ -107,7 +118,7 @@ def assess(
             "summary": "The dataset has no validation patch to measure on.",
             "methods": {},
         }
-    methods = [MODEL, SPATIAL] + ([HISTOGRAM] if others else [])
+    methods = [MODEL, SPATIAL, PYRAMID] + ([HISTOGRAM] if others else [])
     scores = {method: accumulator(output_bands, measured) for method in methods}
     health = HealthAccumulator(output_scaling, output_bands)
     pixels = 0
@@ -126,10 +137,10 @@ def assess(
                 model, truth = predicted[index], np.where(known, batch["reference"][index], np.nan)
             fills = {MODEL: _filled(model, truth, gap)}
             plain = np.nan_to_num(truth)
-            values, reached = fill_nodata_arrays(plain, clear, IDW_DISTANCE, 0)
-            spatial = _filled(values.astype(np.float32), truth, gap)
-            spatial[:, gap & ~reached] = np.nan
-            fills[SPATIAL] = spatial
+            for method, (values, reached) in _spatial_fills(plain, clear).items():
+                spatial = _filled(values.astype(np.float32), truth, gap)
+                spatial[:, gap & ~reached] = np.nan
+                fills[method] = spatial
             if others:
                 matched = np.full_like(truth, np.nan)
                 for role in others:

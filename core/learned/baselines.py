@@ -5,7 +5,7 @@ every run, the recipes of the bundled models write their held-out figures):
 
     {"protocol": "pure gap filling: …", "evaluated_on": "…", "metric_scaling": "…",
      "methods": {"model": {"mae": …, "psnr": …, "sam": …}, "spatial IDW": {…}, …},
-     "model": "model", "classical": ["spatial IDW", "histogram matching"],
+     "model": "model", "classical": ["spatial IDW", "spatial pyramid", "histogram matching"],
      "verdict": "beats" | "loses" | "not measured", "best_classical": "spatial IDW",
      "summary": "…", "collapsed_bands": {"B3": "stuck at 0 …"}}
 
@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 BEATS, LOSES, NOT_MEASURED = "beats", "loses", "not measured"
-SPATIAL, HISTOGRAM = "spatial IDW", "histogram matching"  # the classical fills' method names
+# the classical fills' method names (those of benchmarks/quality_cases.py)
+SPATIAL, PYRAMID, HISTOGRAM = "spatial IDW", "spatial pyramid", "histogram matching"
 PURE_GAP_FILLING = (
     "pure gap filling: real cloud shapes laid on clear images, the removed pixels scored "
     "against those same images"
