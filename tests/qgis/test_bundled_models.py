@@ -16,9 +16,9 @@ from feedback import RecordingFeedback
 from rasters import read
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-NAMES = ("s1s2_unet_small", "s2_unet_small", "s2_multidate_unet_blend")
+NAMES = ("s1s2_unet_small", "s2_multidate_unet_blend")
 BUNDLED = [MODELS / f"{name}.onnx" for name in NAMES]
-SINGLE_DATE = {"s1s2_unet_small": True, "s2_unet_small": False}  # name → takes Sentinel-1
+SINGLE_DATE = {"s1s2_unet_small": True}  # name → takes Sentinel-1
 KEYS = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae")
 
 
@@ -96,7 +96,8 @@ def test_fills_a_held_out_sample(provider, name, data_dir, tmp_path):
 @pytest.mark.parametrize("with_sar", [True, False], ids=["with SAR", "without SAR"])
 def test_the_defaults_respect_the_verdicts(provider, data_dir, tmp_path, with_sar):
     """Without a model file, only a bundled model whose card says it beat the classical fills
-    is used (the one taking the most of the layers given); otherwise the fill is refused."""
+    is used (the one taking the most of the layers given); otherwise the fill is refused, with
+    the reason: the fitting models lost, or none fits the layers given."""
     from gapfill.core.learned.bundled_models import bundled_models
 
     folder = data_dir / "sen12mscr"
@@ -109,18 +110,23 @@ def test_the_defaults_respect_the_verdicts(provider, data_dir, tmp_path, with_sa
     }
     if with_sar:
         parameters["SAR"] = str(folder / f"{item}_s1.tif")
-    fitting = [name for name, sar in SINGLE_DATE.items() if with_sar or not sar]
-    defaults = {model.path.stem for model in bundled_models() if model.is_default}
-    chosen = [name for name in fitting if name in defaults]  # SINGLE_DATE: most layers first
+    given = {"sar"} if with_sar else set()
+    fitting = [
+        model for model in bundled_models()
+        if model.roles <= given and len(model.card.output.bands) == 13
+    ]  # fmt: skip
+    chosen = [model for model in fitting if model.is_default]
     feedback = RecordingFeedback()
     if chosen:
-        processing.run("gapfill:fillgaps", parameters, feedback=feedback)
+        result = processing.run("gapfill:fillgaps", parameters, feedback=feedback)
         used = next(line for line in feedback.lines if "using the bundled model" in line)
-        assert f"{chosen[0]}.onnx" in used
-    else:
-        with pytest.raises(QgsProcessingException, match="never chosen for you"):
-            processing.run("gapfill:fillgaps", parameters, feedback=feedback)
-        assert not (tmp_path / "filled.tif").exists()
+        assert max(chosen, key=lambda model: len(model.roles)).path.name in used
+        assert result["FILLED_PIXELS"] == (read(parameters["GAP_MASK"])[0] == 1).sum() > 0
+        return
+    refusal = "never chosen for you" if fitting else "No bundled model fills a 13-band target"
+    with pytest.raises(QgsProcessingException, match=refusal):
+        processing.run("gapfill:fillgaps", parameters, feedback=feedback)
+    assert not (tmp_path / "filled.tif").exists()
 
 
 def test_the_multidate_model_fills_a_held_out_date_from_its_neighbours(

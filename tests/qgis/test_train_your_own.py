@@ -61,6 +61,7 @@ def test_the_walkthrough_runs(data_dir, tmp_path):
     card = read_card(work / "model.onnx")
     assert card.validation_metrics["baselines"]["verdict"] in ("beats", "loses")
     report = json.loads((work / "report" / "metrics.json").read_text())
-    assert [method["name"] for method in report["methods"]] == ["my model", "spatial IDW"]
+    names = [method["name"] for method in report["methods"]]
+    assert names == ["my model", "spatial IDW", "spatial pyramid"]
     assert (work / "p315_filled.tif").is_file()
     shutil.rmtree(work)

@@ -2,7 +2,8 @@
 held-out evaluation through `qgis_process`, by scene, with its verdict for the card.
 
 Two protocols, each on whole 256×256 held-out images, the fills run as a user runs them
-(`gapfill:fillgaps`, `gapfill:fillspatial`, `gapfill:filldip`) and scored by
+(`gapfill:fillgaps`, `gapfill:fillspatial` by inverse distance and by pyramid, `gapfill:filldip`)
+and scored by
 `gapfill:evaluatefill` on the removed pixels (DN / 10000 clipped to [0, 1]):
 
 - pure gap filling, the protocol the project decides defaults on: real cloud and shadow shapes
@@ -14,8 +15,10 @@ Two protocols, each on whole 256×256 held-out images, the fills run as a user r
   against the clear image of the other date.
 
 Figures are kept per image, averaged per scene, and the card's `baselines` entry
-(`core.learned.baselines`) holds the mean over the scenes with its verdict against spatial IDW
-(Deep Image Prior is shown next to it, but is not a classical fill).
+(`core.learned.baselines`) holds the mean over the scenes with its verdict against both spatial
+fills, inverse distance and pyramid (Deep Image Prior is shown next to them, but is not a
+classical fill). The `stamp` step measures the bundled model as it is (weights unchanged) and
+writes that verdict into its card and its note.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_quality import DIP_FILL, FILLS, SPATIAL, Runner
+from quality_cases import DIP, FILLS, PYRAMID, SPATIAL, Runner
 
 from harness import make_plugin_importable
 
@@ -43,7 +46,6 @@ KEYS = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae")  # and "filled_fractio
 LABELS, CLOUD_LABELS = "cloud_labels/labels.tif", "4, 0"  # clouds and shadows
 QUARTERS = ((0, 0), (256, 0), (0, 256), (256, 256))
 PURE, SEN12MSCR = "pure gap filling", "SEN12MS-CR"
-DIP = "deep image prior"
 METRIC_SCALING = "DN / 10000, clipped to [0, 1]"
 RGB = [4, 3, 2]
 
@@ -133,9 +135,9 @@ def write_card(model: Path, metrics: dict[str, Any], training_data: str) -> None
 Fills = Callable[[Runner, Image, Path, object, object], dict[str, str]]
 
 
-def single_date_fills(model: Path, name: str, with_sar: bool) -> Fills:
-    """The model, spatial IDW and Deep Image Prior (with the S1 image as its auxiliary source
-    when `with_sar`) on one target and its gap mask."""
+def single_date_fills(model: Path, name: str, with_sar: bool, dip: bool = True) -> Fills:
+    """The model, both spatial fills and (when `dip`) Deep Image Prior (with the S1 image as
+    its auxiliary source when `with_sar`) on one target and its gap mask."""
 
     def fills(runner: Runner, image: Image, folder: Path, target: object, mask: object) -> dict:
         sar = {"SAR": image.sar} if with_sar else {}
@@ -145,11 +147,14 @@ def single_date_fills(model: Path, name: str, with_sar: bool) -> Fills:
                 "OUTPUT": folder / "model.tif", **sar,
             })["OUTPUT"],
         }  # fmt: skip
-        algorithm, options = FILLS[SPATIAL]
-        found[SPATIAL] = runner.run(algorithm, {
-            "INPUT": target, "GAP_MASK": mask, "OUTPUT": folder / "spatial.tif", **options,
-        })["OUTPUT"]  # fmt: skip
-        algorithm, options = DIP_FILL
+        for method, file in ((SPATIAL, "spatial.tif"), (PYRAMID, "pyramid.tif")):
+            algorithm, options = FILLS[method]
+            found[method] = runner.run(algorithm, {
+                "INPUT": target, "GAP_MASK": mask, "OUTPUT": folder / file, **options,
+            })["OUTPUT"]  # fmt: skip
+        if not dip:
+            return {method: str(path) for method, path in found.items()}
+        algorithm, options = FILLS[DIP]
         auxiliary = {"AUXILIARY": [image.sar]} if with_sar else {}
         found[DIP] = runner.run(algorithm, {
             "INPUT": target, "GAP_MASK": mask, "OUTPUT": folder / "dip.tif", **options,
@@ -273,7 +278,7 @@ def verdict_entry(
     model: str,
     protocol: str,
     evaluated_on: str,
-    classical: Sequence[str] = (SPATIAL,),
+    classical: Sequence[str] = (SPATIAL, PYRAMID),
     **extra: Any,
 ) -> dict[str, Any]:
     """The card's `baselines` entry of one protocol: mean over the scenes, per scene, verdict."""
@@ -440,12 +445,27 @@ def main(recipe: Recipe, doc: str) -> None:
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=REPO / "bench-output" / recipe.name)
     steps = ["dataset", "train", "export", "evaluate"]
-    parser.add_argument("--steps", nargs="*", default=steps, choices=steps)
+    parser.add_argument("--steps", nargs="*", default=steps, choices=[*steps, "stamp"])
     arguments = parser.parse_args()
     plugin_path()
     data = data_folder("sen12mscr_pairs")
     work = arguments.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    if arguments.steps == ["stamp"]:
+        images = recipe.held_out_images(data)
+        fills = single_date_fills(recipe.model, recipe.name, recipe.with_sar, dip=False)
+        results = evaluate_images(data, work, images, fills)
+        metrics = card_metrics(results, images, recipe.name, recipe.held_out_text)
+        methods = (recipe.name, SPATIAL, PYRAMID)
+        tables = {
+            protocol: table(by_scene(results[protocol], images), methods)
+            for protocol in (PURE, SEN12MSCR)
+            if results[protocol]
+        }
+        stamp(recipe.model, metrics, tables, recipe.held_out_text)
+        (work / f"{recipe.name}_stamp.json").write_text(json.dumps(results, indent=2))
+        print(f"Machine: {machine()}")
+        return
     dataset, run, saved = work / "dataset", work / "run", work / "dataset.json"
     if "dataset" in arguments.steps:
         masks, counts = recipe.make_dataset(data, work)
@@ -491,7 +511,7 @@ def model_note(
 
     card = read_card(recipe.model)
     entry = metrics["baselines"]
-    methods = (recipe.name, SPATIAL, DIP)
+    methods = (recipe.name, SPATIAL, PYRAMID, DIP)
     tables = {
         protocol: table(by_scene(results[protocol], images), methods)
         for protocol in (PURE, SEN12MSCR)
@@ -544,9 +564,9 @@ kernels are not bit-reproducible across CPUs: the last digits may differ.
 
 Pure gap filling: real cloud and shadow shapes of `cloud_labels` (labels 4 and 0, never used in
 training; each image another 256 × 256 quarter) laid on the held-out clear images, scored
-against those images. Spatial IDW: `gapfill:fillspatial` (MAX_DISTANCE 300); Deep Image Prior:
-`gapfill:filldip` (300 iterations, seed 0, {auxiliary}).
-Quick-looks (clear | gaps | model | IDW | DIP | clear) in
+against those images. Spatial IDW and pyramid: `gapfill:fillspatial` (METHOD 0 and 1,
+MAX_DISTANCE 300); Deep Image Prior: `gapfill:filldip` (300 iterations, seed 0, {auxiliary}).
+Quick-looks (clear | gaps | model | IDW | pyramid | DIP | clear) in
 `bench-output/{recipe.name}/evaluation/pure/*/quicklook.png`.
 
 {tables[PURE]}
@@ -557,3 +577,44 @@ clear image of the other date. {other.get("summary", "")}
 
 {tables.get(SEN12MSCR, "(no held-out image with a cloudy date)")}
 """
+
+
+STAMPED = "<!-- verdict: written by the recipe's stamp step -->"
+
+
+def stamp(model: Path, metrics: dict[str, Any], tables: dict[str, str], held_out: str) -> None:
+    """The verdict of the bundled model as it is (weights unchanged), measured now: into its
+    card (`validation_metrics`, with `baselines`) and first in its note, before what the note
+    says of its training (an earlier stamped section is replaced)."""
+    from gapfill.core.learned.model_card import read_card
+    from gapfill.core.learned.model_card import write_card as write_model_card
+
+    card = read_card(model)
+    write_model_card(model, dataclasses.replace(card, validation_metrics=metrics))
+    entry = metrics["baselines"]
+    standing = (
+        "It is a default of `gapfill:fillgaps` for the layers it takes."
+        if entry["verdict"] == "beats"
+        else "It is not a default: `gapfill:fillgaps` never chooses it by itself."
+    )
+    sections = [
+        f"{STAMPED}\n## Verdict\n",
+        f"The bundled weights as they are, measured on {held_out} by `python "
+        f"training/recipes/{model.stem}.py --steps stamp`, pure gap filling (the protocol "
+        f"defaults are decided on: {entry['protocol']}): **the model {entry['verdict'].upper()}"
+        f".** {entry['summary']} {standing} Spatial IDW and pyramid: `gapfill:fillspatial` "
+        "(METHOD 0 and 1, MAX_DISTANCE 300). The figures of the sections below are those of "
+        "the model's training, under the protocol of its time.\n",
+        tables[PURE] + "\n",
+    ]
+    other = entry.get("other_protocols", {}).get(SEN12MSCR)
+    if other and SEN12MSCR in tables:
+        sections += [f"{other['protocol']}: {other['summary']}\n", tables[SEN12MSCR] + "\n"]
+    section = "\n".join(sections) + STAMPED + "\n\n"
+    note = model.with_suffix(".md")
+    text = note.read_text(encoding="utf-8")
+    if STAMPED in text:
+        before, _, rest = text.partition(STAMPED)
+        text = before + rest.partition(STAMPED)[2].lstrip("\n")
+    head, heading, tail = text.partition("\n## ")
+    note.write_text(f"{head}\n{section}{heading.lstrip(chr(10))}{tail}", encoding="utf-8")
