@@ -13,11 +13,12 @@ RUN := PYTHONPATH=$(CURDIR)/scripts:$(CURDIR)/benchmarks $(PY)
 # bench-quality: gapfill:buildgapmask METHOD of the other dates' masks (0 spectral, 6 ukis-csmask…)
 MASK_METHOD ?= 0
 
-.PHONY: help deps venv test lint demo bench bench-quality package clean
+.PHONY: help deps venv test lint test-lts lts-root demo bench bench-quality package clean
 
 help:
 	@echo "make demo    fill clouds of real Sentinel-2 images (other dates; S1 + bundled model) into demo-output/"
 	@echo "make test    ruff + pytest on real QGIS, GDAL, qgis_process"
+	@echo "make test-lts  the suite on QGIS 3.40 LTR, Python 3.13, numpy 2 (Debian 13 root in .lts-root/)"
 	@echo "make bench   speed and memory of the fills and gap masks on large mosaics of the real samples"
 	@echo "make bench-quality  quality of every fill method and gap-mask method on fixed real-data cases"
 	@echo "make package plugin zip for QGIS 'Install from ZIP' in dist/"
@@ -45,6 +46,18 @@ lint: venv
 test: venv lint
 	$(VENV)/bin/python -m pytest -p no:cacheprovider tests
 
+# QGIS 3.40 LTR (Debian 13 root made with debootstrap; see scripts/lts_root.sh): every test
+# but those needing PyTorch, which has no CPU build for Python 3.13 on the registry.
+# The root is $LTS_ROOT (default .lts-root/).
+LTS_SCRIPT := scripts/lts_root.sh
+LTS_PY := /opt/gapfill-venv/bin/python
+
+lts-root:
+	$(LTS_SCRIPT) build
+
+test-lts: lts-root
+	$(LTS_SCRIPT) run $(LTS_PY) -m pytest -p no:cacheprovider --without-torch tests
+
 demo: venv
 	$(RUN) scripts/demo.py --output demo-output
 
@@ -64,4 +77,5 @@ package: deps
 
 clean:
 	rm -rf $(VENV) demo-output bench-output dist .pytest_cache .ruff_cache
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	$(LTS_SCRIPT) remove
+	find . -path ./.lts-root -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

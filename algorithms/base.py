@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorLayer,
@@ -27,7 +32,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.environment.dependency_folder import dependency_root
-from ..core.errors import Cancelled, GapfillError, MissingDependencyError
+from ..core.errors import Cancelled, GapfillError, MissingDependencyError, field_name
 from ..core.raster.fill_engine import FillReport
 from ..core.raster.output import check_not_inputs
 
@@ -40,6 +45,9 @@ GROUPS = {
     "environment": "Environment",
 }
 T = TypeVar("T")
+# `qgis_process help` prints each argument's default itself from QGIS 3.40 (seen there; 3.22 does
+# not): before, the parameter's help says it.
+HELP_SHOWS_DEFAULTS = Qgis.QGIS_VERSION_INT >= 34000
 
 
 class GapfillAlgorithm(QgsProcessingAlgorithm):
@@ -66,6 +74,15 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
     def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
         return str(ICONS / self.ICON)
 
+    def addParameter(  # noqa: N802 - QGIS API
+        self, parameter: QgsProcessingParameterDefinition, createOutput: bool = True  # noqa: N803
+    ) -> bool:
+        """Add a parameter; where `qgis_process help` would not show its default, its help
+        does (the search distance 100, the Whittaker λ 10, …)."""
+        if not HELP_SHOWS_DEFAULTS and (default := default_text(parameter)):
+            parameter.setHelp(f"{parameter.help()} Default: {default}.".strip())
+        return super().addParameter(parameter, createOutput)
+
     def add_advanced(self, *parameters: QgsProcessingParameterDefinition) -> None:
         """Add tuning knobs, folded under 'Advanced parameters' in the dialog."""
         for parameter in parameters:
@@ -75,11 +92,12 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(  # noqa: N802 - QGIS API
         self, parameters: dict[str, Any], context: QgsProcessingContext
     ) -> tuple[bool, str]:
-        """QGIS's checks, then: no output may be one of the inputs (nothing would be left of
-        the user's file), refused before any work in every algorithm."""
-        valid, message = super().checkParameterValues(parameters, context)
-        if not valid:
-            return valid, message
+        """QGIS's check of each value, then: no output may be one of the inputs (nothing would
+        be left of the user's file), refused before any work in every algorithm."""
+        for definition in self.parameterDefinitions():
+            message = _unacceptable(definition, parameters.get(definition.name()), context)
+            if message:
+                return False, message
         try:
             check_not_inputs(
                 self._input_files(parameters, context), self._output_files(parameters, context)
@@ -163,8 +181,46 @@ class DependencyFolderAlgorithm(GapfillAlgorithm):
         return dependency_root(Path(QgsApplication.qgisSettingsDirPath()))
 
 
+def default_text(parameter: QgsProcessingParameterDefinition) -> str:
+    """A parameter's default as `qgis_process run` takes it ('' when it has none to show)."""
+    default = parameter.defaultValue()
+    if default is None or default == "" or parameter.isDestination():
+        return ""
+    if isinstance(parameter, QgsProcessingParameterBoolean):
+        return "true" if default else "false"
+    if isinstance(parameter, QgsProcessingParameterEnum) and isinstance(default, int):
+        options = parameter.options()
+        return f"{default} ({options[default]})" if 0 <= default < len(options) else str(default)
+    if isinstance(parameter, QgsProcessingParameterNumber):
+        return f"{float(default):g}"
+    return f"'{default}'" if isinstance(default, str) else str(default)
 def _is_file(value: Any) -> bool:
     return isinstance(value, str | Path) and bool(str(value)) and Path(value).is_file()
+
+
+def _unacceptable(
+    definition: QgsProcessingParameterDefinition, value: Any, context: QgsProcessingContext
+) -> str:
+    """Why QGIS refuses `value`, with the range of a number ('' when acceptable). Raster files
+    are not loaded as layers here (QGIS's check would, and its renderer writes an .aux.xml of
+    statistics beside the user's file): their reading is checked when they are opened."""
+    if isinstance(definition, QgsProcessingParameterRasterLayer) and _is_file(value):
+        return ""
+    if isinstance(definition, QgsProcessingParameterMultipleLayers) and (
+        isinstance(value, list | tuple) and value and all(_is_file(v) for v in value)
+    ):
+        return ""
+    if definition.checkValueIsAcceptable(value, context):
+        return ""
+    message = f"Incorrect value for '{definition.description()}' ({definition.name()})"
+    if isinstance(definition, QgsProcessingParameterNumber):
+        message += f": give a number from {definition.minimum():g} to {definition.maximum():g}"
+    elif isinstance(definition, QgsProcessingParameterEnum):
+        options = ", ".join(f"{i} ({o})" for i, o in enumerate(definition.options()))
+        message += f": give one of {options}"
+    elif value in (None, "") and not definition.flags() & definition.FlagOptional:
+        message += ": it is required"
+    return message + "."
 
 
 def raster_source(layer: QgsRasterLayer, name: str) -> str:
@@ -179,14 +235,24 @@ def raster_source(layer: QgsRasterLayer, name: str) -> str:
 
 
 @contextmanager
-def domain_errors() -> Iterator[None]:
-    """Turn the engine's domain errors into Processing errors with the same message."""
+def domain_errors(option_name: Callable[[str], str] = field_name) -> Iterator[None]:
+    """Turn the engine's domain errors into Processing errors with the same message; the
+    options it names are named by `option_name` (an algorithm's parameters)."""
     try:
         yield
     except Cancelled as error:
         raise QgsProcessingException("Cancelled: no output was written.") from error
-    except (GapfillError, MissingDependencyError) as error:
+    except GapfillError as error:
+        raise QgsProcessingException(error.worded(option_name)) from error
+    except MissingDependencyError as error:
         raise QgsProcessingException(str(error)) from error
+
+
+def parameter_label(parameter: QgsProcessingParameterDefinition) -> str:
+    """A parameter as an error names it: its description up to the first note, and its name
+    for qgis_process ('Cloud masks for simulated gaps' (CLOUD_MASKS))."""
+    label = re.split(r" \(|:|,", parameter.description(), maxsplit=1)[0]
+    return f"'{label}' ({parameter.name()})"
 
 
 def run_core(

@@ -31,6 +31,7 @@ from ..core.masks.gap_mask import (
     parse_value_ranges,
 )
 from .base import GapfillAlgorithm, domain_errors, run_core
+from .styles import style_when_loaded
 
 # Numbers 0–4 keep their meaning for qgis_process users; new methods are appended.
 METHODS = [
@@ -306,6 +307,7 @@ class BuildGapMask(GapfillAlgorithm):
             f"{report.gaps} gap pixels ({100 * report.gap_fraction:.1f} % of the pixels with "
             f"data), {report.outside} pixels without data."
         )
+        style_when_loaded(context, output, "gap_mask")  # gap, clear, no data: a legend
         return {
             self.OUTPUT: output,
             self.GAP_FRACTION: report.gap_fraction,

@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFileDestination,
+    QgsProcessingUtils,
 )
 
 from ..core.environment.dependency_folder import dependency_root
@@ -36,7 +37,6 @@ class CheckEnvironment(GapfillAlgorithm):
     def displayName(self) -> str:  # noqa: N802 - QGIS API
         return self.tr("Check environment")
 
-
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
             "Reports what this QGIS can run: the QGIS, Python, numpy and GDAL versions; whether "
@@ -53,12 +53,16 @@ class CheckEnvironment(GapfillAlgorithm):
         )
         try_cuda.setFlags(try_cuda.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(try_cuda)
+        # optional: qgis_process (3.22) asks for every mandatory destination, even with a
+        # default; without one the report goes to a temporary file
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT,
                 self.tr("Report (JSON)"),
                 fileFilter="JSON files (*.json)",
                 defaultValue=QgsProcessing.TEMPORARY_OUTPUT,
+                optional=True,
+                createByDefault=True,
             )
         )
         self.addOutput(QgsProcessingOutputString(self.REPORT, self.tr("Report")))
@@ -77,5 +81,6 @@ class CheckEnvironment(GapfillAlgorithm):
         text = format_report(report)
         feedback.pushInfo(text)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        output = output or QgsProcessingUtils.generateTempFilename("environment.json")
         Path(output).write_text(json.dumps(report, indent=2), encoding="utf-8")
         return {self.OUTPUT: output, self.REPORT: text}

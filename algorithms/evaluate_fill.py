@@ -22,7 +22,12 @@ from qgis.core import (
 )
 
 from ..core.evaluate.evaluation import EvaluationSettings, evaluate_files, name_images
-from ..core.evaluate.metrics import NO_SCALING, SENTINEL2_REFLECTANCE, Scaling
+from ..core.evaluate.metrics import (
+    NO_SCALING,
+    SENTINEL2_L2A_OFFSET,
+    SENTINEL2_REFLECTANCE,
+    Scaling,
+)
 from ..core.evaluate.report import write_report
 from .base import GapfillAlgorithm, domain_errors, run_core
 
@@ -30,7 +35,7 @@ SCALINGS: list[tuple[str, Scaling | None]] = [
     ("Sentinel-2 reflectance: DN / 10000, clipped to [0, 1]", SENTINEL2_REFLECTANCE),
     (
         "Sentinel-2 L2A from processing baseline 04.00: (DN − 1000) / 10000, clipped to [0, 1]",
-        Scaling(offset=-1000.0),
+        SENTINEL2_L2A_OFFSET,
     ),
     ("Values as stored (no scaling)", NO_SCALING),
     ("Custom: the divisor, offset and clipping below", None),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from qgis.core import (
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -20,12 +18,13 @@ from qgis.core import (
 from ..core.learned import baselines
 from ..core.learned.bundled_models import choose_bundled_model
 from ..core.learned.model_card import read_card
-from ..core.learned.onnx_fill_raster import fill_raster_with_model
+from ..core.learned.onnx_fill_raster import fill_raster_with_model, parse_band_mapping
 from .base import (
     GapfillAlgorithm,
     domain_errors,
     fill_outputs,
     fill_results,
+    parameter_label,
     run_core,
     target_parameters,
 )
@@ -37,23 +36,6 @@ ROLE_PARAMETERS = [
     ("DEM", "dem", "Digital elevation model"),
 ]
 DEVICES = ["auto", "cpu", "cuda"]
-
-
-def parse_band_mapping(text: str) -> dict[str, list[int]]:
-    """'sar: 1, 2; target: 2 3 4' → {'sar': [1, 2], 'target': [2, 3, 4]} (1-based bands)."""
-    mapping: dict[str, list[int]] = {}
-    for part in (p.strip() for p in text.split(";")):
-        if not part:
-            continue
-        role, _, bands = part.partition(":")
-        try:
-            mapping[role.strip()] = [int(b) for b in re.split(r"[,\s]+", bands.strip()) if b]
-        except ValueError as error:
-            raise QgsProcessingException(
-                f"Band mapping '{part}' is not 'role: band, band, …' (1-based band numbers), "
-                "e.g. 'sar: 1, 2; target: 2, 3, 4, 8'."
-            ) from error
-    return mapping
 
 
 class FillWithModel(GapfillAlgorithm):
@@ -98,6 +80,7 @@ class FillWithModel(GapfillAlgorithm):
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        target_parameters(self)  # the image first: it is what the user came to fill
         self.addParameter(
             QgsProcessingParameterFile(
                 self.MODEL,
@@ -106,7 +89,6 @@ class FillWithModel(GapfillAlgorithm):
                 optional=True,
             )
         )
-        target_parameters(self)
         for key, _, label in ROLE_PARAMETERS:
             self.addParameter(QgsProcessingParameterRasterLayer(key, self.tr(label), optional=True))
         mapping = QgsProcessingParameterString(
@@ -172,6 +154,10 @@ class FillWithModel(GapfillAlgorithm):
         self.report_verdict(model, roles, feedback)
         margin = self.parameterAsInt(parameters, self.MARGIN, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        with domain_errors():
+            band_mapping = parse_band_mapping(
+                self.parameterAsString(parameters, self.BAND_MAPPING, context)
+            )
         report = run_core(
             fill_raster_with_model,
             feedback,
@@ -180,9 +166,7 @@ class FillWithModel(GapfillAlgorithm):
             output,
             roles,
             gap_mask_path=self.raster_path(parameters, self.GAP_MASK, context),
-            band_mapping=parse_band_mapping(
-                self.parameterAsString(parameters, self.BAND_MAPPING, context)
-            ),
+            band_mapping=band_mapping,
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             margin=None if margin < 0 else margin,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
@@ -192,40 +176,25 @@ class FillWithModel(GapfillAlgorithm):
         )
         return fill_results(report, output, feedback)
 
-    @staticmethod
-    def bundled_model(target: str, roles: dict[str, str], feedback: QgsProcessingFeedback) -> str:
+    def bundled_model(
+        self, target: str, roles: dict[str, str], feedback: QgsProcessingFeedback
+    ) -> str:
         from osgeo import gdal
 
         bands = gdal.OpenEx(target, gdal.OF_RASTER).RasterCount
-        with domain_errors():
+        label = parameter_label(self.parameterDefinition(self.MODEL))
+        with domain_errors(lambda _option: label):
             chosen = choose_bundled_model(set(roles), bands)
-        feedback.pushInfo(f"No model given: using the bundled model {chosen.path.name}.")
+        feedback.pushInfo(chosen.choice_message())
         return str(chosen.path)
 
     @staticmethod
     def report_verdict(model: str, roles: dict[str, str], feedback: QgsProcessingFeedback) -> None:
-        """Log the card's baseline verdict; warn when the model lost to a classical fill, or
-        when the user's other dates allow a classical fill it was not compared with."""
+        """Log the card's baseline verdict, with its warnings."""
         with domain_errors():
             card = read_card(model)
-        entry = baselines.of_metrics(card.validation_metrics)
-        if entry is None:
-            feedback.pushWarning(
-                "This model's card has no baseline verdict: nothing says it fills better than "
-                "the classical fills. Compare them on your data with 'Simulate gaps' and "
-                "'Evaluate fill'."
-            )
-            return
-        feedback.pushInfo(baselines.describe(entry))
-        if entry["verdict"] == baselines.LOSES:
-            feedback.pushWarning(
-                f"This model LOST to {entry['best_classical']} on its validation: "
-                f"{entry['summary']}"
-            )
-        dates = {"optical_before", "optical_after"} & set(roles)
-        if dates and baselines.HISTOGRAM not in entry.get("classical", []):
-            feedback.pushWarning(
-                "You gave other dates, and this model was never compared with histogram "
-                "matching from other dates ('Fill gaps from other dates'), usually the best "
-                "fill when other dates exist: compare both with 'Evaluate fill'."
-            )
+        described, warnings = baselines.fill_messages(card.validation_metrics, roles)
+        if described:
+            feedback.pushInfo(described)
+        for warning in warnings:
+            feedback.pushWarning(warning)

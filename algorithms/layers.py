@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureRequest,
+    QgsField,
     QgsProcessingContext,
     QgsProcessingFeatureSource,
     QgsProcessingFeedback,
     QgsWkbTypes,
 )
+from qgis.PyQt.QtCore import QVariant
 
 
 def features_in(
@@ -63,3 +66,13 @@ def polygons_wkt(
         for feature in features_in(source, crs, context, feedback, "area of interest polygons")
         if not feature.geometry().isNull()
     ]
+
+
+def new_field(name: str, kind: QVariant.Type) -> QgsField:
+    """A field of `kind` (QVariant.Int, .LongLong, .Double, .String): QGIS 3.38 and newer take
+    the type as the QMetaType of the same number (their QVariant form warns, deprecated)."""
+    if Qgis.QGIS_VERSION_INT >= 33800:
+        from qgis.PyQt.QtCore import QMetaType
+
+        return QgsField(name, QMetaType.Type(int(kind)))
+    return QgsField(name, kind)

@@ -8,7 +8,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
-    QgsField,
     QgsFields,
     QgsProcessing,
     QgsProcessingContext,
@@ -30,6 +29,7 @@ from ..core.prepare.raster_statistics import (
     raster_statistics,
 )
 from .base import GapfillAlgorithm, domain_errors, run_core
+from .layers import new_field
 
 MOMENTS = ("min", "max", "mean", "std")
 
@@ -41,11 +41,11 @@ def percentile_field(percent: float) -> str:
 
 def table_fields(percentiles: tuple[float, ...]) -> QgsFields:
     fields = QgsFields()
-    fields.append(QgsField("band", QVariant.Int))
-    fields.append(QgsField("name", QVariant.String))
-    fields.append(QgsField("count", QVariant.LongLong))
+    fields.append(new_field("band", QVariant.Int))
+    fields.append(new_field("name", QVariant.String))
+    fields.append(new_field("count", QVariant.LongLong))
     for name in (*MOMENTS, *map(percentile_field, percentiles), "percentile_error"):
-        fields.append(QgsField(name, QVariant.Double))
+        fields.append(new_field(name, QVariant.Double))
     return fields
 
 

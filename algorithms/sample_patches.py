@@ -7,7 +7,6 @@ from typing import Any
 from qgis.core import (
     QgsFeature,
     QgsFeatureSink,
-    QgsField,
     QgsFields,
     QgsGeometry,
     QgsPointXY,
@@ -37,7 +36,7 @@ from ..core.prepare.patch_sampling import (
     sample_patches,
 )
 from .base import GapfillAlgorithm, run_core
-from .layers import centres, features_in, polygons_wkt
+from .layers import centres, features_in, new_field, polygons_wkt
 
 SPLIT_LABELS = {
     "random": "Random (seeded)",
@@ -50,7 +49,7 @@ def location_fields() -> QgsFields:
     for name, kind in (("id", QVariant.Int), ("split", QVariant.String),
                        ("gap_fraction", QVariant.Double), ("valid_fraction", QVariant.Double),
                        ("patch_size", QVariant.Int), ("split_method", QVariant.String)):
-        fields.append(QgsField(name, kind))
+        fields.append(new_field(name, kind))
     return fields
 
 

@@ -28,9 +28,9 @@ from qgis.core import (
 )
 
 from ..core.dependencies import require
-from ..core.errors import Cancelled
+from ..core.errors import Cancelled, field_name
 from ..training.config import ARCHITECTURES, FIELDS, LOSSES, config_from_dict
-from .base import GapfillAlgorithm, domain_errors
+from .base import GapfillAlgorithm, domain_errors, parameter_label
 
 ARCHITECTURE_LABELS = {
     "unet-fusion": "U-Net fusion of any roles (small, the CPU default)",
@@ -42,12 +42,20 @@ ARCHITECTURE_LABELS = {
     "unet-pyramid": "U-Net residual on a pyramid fill from the clear pixels (single date)",
 }
 DEVICES = ["auto", "cpu", "cuda"]
+METRICS = ("MAE", "RMSE", "PSNR", "SSIM", "SAM")
+# the training options this algorithm sets, by parameter: an error naming one names the parameter
+OPTION_PARAMETERS = {
+    "dataset": "DATASET", "architecture": "ARCHITECTURE", "loss": "LOSS", "epochs": "EPOCHS",
+    "batch_size": "BATCH_SIZE", "learning_rate": "LEARNING_RATE", "device": "DEVICE",
+    "roles": "ROLES", "width": "WIDTH", "depth": "DEPTH", "patience": "PATIENCE", "seed": "SEED",
+    "cloud_masks": "CLOUD_MASKS", "resume": "RESUME", "output": "TRAINING_FOLDER",
+    "epoch_samples": "EPOCH_SAMPLES", "force_export": "FORCE_EXPORT", "export": "OUTPUT",
+}  # fmt: skip
 
 
 def default(option: str) -> Any:
     """The training package's default of an option: the algorithm's defaults are its own."""
     return FIELDS[option].default
-METRICS = ("MAE", "RMSE", "PSNR", "SSIM", "SAM")
 
 
 class TrainModel(GapfillAlgorithm):
@@ -77,27 +85,6 @@ class TrainModel(GapfillAlgorithm):
     BEST_EPOCH = "BEST_EPOCH"
     VERDICT = "VERDICT"
     # parameter → training option, for messages that name the parameter the user set
-    OPTIONS = {
-        "DATASET": "dataset",
-        "ARCHITECTURE": "architecture",
-        "LOSS": "loss",
-        "EPOCHS": "epochs",
-        "BATCH_SIZE": "batch_size",
-        "LEARNING_RATE": "learning_rate",
-        "DEVICE": "device",
-        "ROLES": "roles",
-        "WIDTH": "width",
-        "DEPTH": "depth",
-        "PATIENCE": "patience",
-        "SEED": "seed",
-        "CLOUD_MASKS": "cloud_masks",
-        "EPOCH_SAMPLES": "epoch_samples",
-        "FORCE_EXPORT": "force_export",
-        "RESUME": "resume",
-        "TRAINING_FOLDER": "output",
-        "OUTPUT": "export",
-    }
-
     GROUP = "train"
 
     def name(self) -> str:
@@ -142,8 +129,8 @@ class TrainModel(GapfillAlgorithm):
             "masks given (a raster, or 'path:values' for label rasters, e.g. "
             "'labels.tif:0,4'; several separated by ';').\n\n"
             "Needs PyTorch (torch), onnx and onnxruntime ('Install dependencies' with training). "
-            "Large networks need a GPU (device CUDA); the command line (python -m <plugin "
-            "folder>.training) does the same on servers."
+            "Large networks need a GPU (device CUDA); on servers without QGIS, the command line "
+            "'gapfill train' does the same (pip install of the plugin folder; see its README)."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
@@ -300,12 +287,10 @@ class TrainModel(GapfillAlgorithm):
                 QgsProcessingOutputNumber(metric, self.tr(f"Validation {metric} (gap pixels)"))
             )
 
-    def option_names(self) -> dict[str, str]:
-        """How the training package's messages name each option: by its parameter here."""
-        return {
-            option: f"'{self.parameterDefinition(key).description()}' ({key})"
-            for key, option in self.OPTIONS.items()
-        }
+    def option_name(self, option: str) -> str:
+        """A training option as this dialog and qgis_process call it."""
+        parameter = self.parameterDefinition(OPTION_PARAMETERS.get(option, ""))
+        return parameter_label(parameter) if parameter is not None else field_name(option)
 
     def processAlgorithm(  # noqa: N802 - QGIS API
         self,
@@ -325,7 +310,7 @@ class TrainModel(GapfillAlgorithm):
         loss = self.parameterAsEnum(parameters, self.LOSS, context)
         datasets = [self.parameterAsFile(parameters, self.DATASET, context)]
         datasets += self.parameterAsFileList(parameters, self.MORE_DATASETS, context)
-        with domain_errors():
+        with domain_errors(self.option_name):
             config = config_from_dict(
                 {
                     "dataset": [path for path in datasets if path],
@@ -363,7 +348,6 @@ class TrainModel(GapfillAlgorithm):
                     progress=lambda fraction: feedback.setProgress(100.0 * fraction),
                     cancelled=feedback.isCanceled,
                     log=feedback.pushInfo,
-                    names=self.option_names(),
                 )
             except Cancelled as error:
                 last = Path(folder) / "last.pt"

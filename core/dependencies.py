@@ -18,12 +18,20 @@ import numpy as np
 
 from .errors import MissingDependencyError
 
+PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?(\.exe)?$", re.IGNORECASE)
+
+
+def qgis_process_command(arguments: str) -> str:
+    """A `qgis_process run` command as the user types it, also where Debian 12's wrapper
+    passes an option QGIS 3.22 rejects and `qgis_process.bin` must be called instead."""
+    return f"`qgis_process run {arguments}` (Debian 12: `qgis_process.bin run {arguments}`)"
+
+
 INSTALLER_HINT = (
     "Install it with Gapfill's 'Install dependencies' algorithm (menu Plugins › Gapfill › "
-    "Install dependencies…, or `qgis_process run gapfill:installdependencies`), which puts it "
-    "in a folder of your QGIS profile and leaves QGIS's own Python packages untouched."
+    f"Install dependencies…, or {qgis_process_command('gapfill:installdependencies')}), which "
+    "puts it in a folder of your QGIS profile and leaves QGIS's own Python packages untouched."
 )
-PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?(\.exe)?$", re.IGNORECASE)
 
 
 def python_executable() -> str:
@@ -80,8 +88,13 @@ def require(module_name: str, purpose: str, distribution: str | None = None) -> 
         return importlib.import_module(module_name)
     except ImportError as error:
         distribution = distribution or module_name.split(".")[0]
-        raise MissingDependencyError(
+        problem = (
             f"{purpose} needs the Python package '{distribution}', which cannot be imported "
-            f"({error}). {INSTALLER_HINT} Or install it by hand into the Python that QGIS "
-            f"uses with:\n    {pip_command(distribution)}\nthen restart QGIS."
+            f"({error})."
+        )
+        raise MissingDependencyError(
+            f"{problem} {INSTALLER_HINT} Or install it by hand into the Python that QGIS uses "
+            f"with:\n    {pip_command(distribution)}\nthen restart QGIS.",
+            problem=problem,
+            distribution=distribution,
         ) from error

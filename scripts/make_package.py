@@ -10,9 +10,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = "gapfill"
-EXCLUDED_TOP = {"tests", "scripts", "benchmarks", "docs", ".ci", ".github"}
+EXCLUDED_TOP = {"tests", "scripts", "benchmarks", ".ci", ".github"}  # docs/ ships: help cites it
 EXCLUDED_FOLDERS = {("training", "recipes")}  # scripts that retrain the bundled models
-EXCLUDED_FILES = {"Makefile", "pyproject.toml", "requirements-dev.txt", ".gitignore"}
+EXCLUDED_FILES = {
+    "Makefile", "pyproject.toml", "requirements-dev.txt", "requirements-test.txt", ".gitignore"
+}
 
 
 def packaged_files() -> list[Path]:

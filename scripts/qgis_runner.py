@@ -7,6 +7,7 @@ symbolic link named `gapfill`, and QGIS settings live in a private folder
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,11 +25,23 @@ class QgisProcessError(RuntimeError):
     """qgis_process exited with an error; the message holds what it printed."""
 
 
+@functools.cache
 def executable() -> str:
-    """Debian's `qgis_process` wrapper passes --noversioncheck, which QGIS 3.22 rejects."""
-    for name in ("qgis_process.bin", "qgis_process"):
-        if found := shutil.which(name):
-            return found
+    """`qgis_process` as users call it, where its wrapper works (Debian 13, QGIS 3.40);
+    `qgis_process.bin` where the wrapper passes --noversioncheck, which QGIS 3.22 rejects
+    (Debian 12)."""
+    wrapper, binary = shutil.which("qgis_process"), shutil.which("qgis_process.bin")
+    if wrapper:
+        probe = subprocess.run(
+            [wrapper, "--version"],
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+            capture_output=True,
+            timeout=120,
+        )
+        if probe.returncode == 0 or not binary:
+            return wrapper
+    if binary:
+        return binary
     raise QgisProcessError("qgis_process not found: install QGIS (make deps).")
 
 

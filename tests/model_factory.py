@@ -1,20 +1,23 @@
-"""Small real ONNX models, built with PyTorch once per session, with their model cards.
+"""Small real ONNX models, built with the `onnx` package once per session, with their model cards.
 
 Each network concatenates its inputs and runs 3×3 convolutions, so its receptive field is known:
 `plain` reaches 2 px (two convolutions), `pooled` reaches 6 px and needs sizes that are
-multiples of 2 (average pooling, a convolution at half resolution, nearest upsampling).
+multiples of 2 (average pooling, a convolution at half resolution, nearest upsampling). The
+graphs are written node by node (no PyTorch), so the ONNX fills are tested where torch is not
+installed (the QGIS 3.40 root of `make test-lts`).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 S2_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 S1_BANDS = ("VV", "VH")
+FEATURES = 8
 
 
 @dataclass(frozen=True)
@@ -23,27 +26,53 @@ class BuiltModel:
     card: object  # gapfill.core.learned.model_card.ModelCard
 
 
-def build_network(in_channels: int, out_channels: int, pooled: bool, seed: int):
-    import torch
-    from torch import nn
+def build_network(
+    in_channels: int, out_channels: int, pooled: bool, seed: int
+) -> tuple[list, list]:
+    """Nodes and weights of the network on the input 'x' (output 'filled'): 3×3 convolutions
+    with ReLU, initialised like PyTorch's (uniform within 1/√fan-in)."""
+    from onnx import helper, numpy_helper
 
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.first = nn.Conv2d(in_channels, 8, 3, padding=1)
-            self.middle = nn.Conv2d(8, 8, 3, padding=1) if pooled else None
-            self.last = nn.Conv2d(8, out_channels, 3, padding=1)
+    rng = np.random.default_rng(seed)
+    nodes, weights = [], []
 
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            x = torch.relu(self.first(torch.cat(inputs, dim=1)))
-            if self.middle is not None:
-                x = nn.functional.avg_pool2d(x, 2)
-                x = torch.relu(self.middle(x))
-                x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-            return self.last(x)
+    def conv(source: str, target: str, channels_in: int, channels_out: int) -> None:
+        bound = 1.0 / np.sqrt(channels_in * 9)
+        for suffix, shape in (("w", (channels_out, channels_in, 3, 3)), ("b", (channels_out,))):
+            array = rng.uniform(-bound, bound, shape).astype(np.float32)
+            weights.append(numpy_helper.from_array(array, f"{target}_{suffix}"))
+        nodes.append(
+            helper.make_node(
+                "Conv", [source, f"{target}_w", f"{target}_b"], [target], pads=[1, 1, 1, 1]
+            )
+        )
 
-    torch.manual_seed(seed)
-    return Net().eval()
+    conv("x", "first", in_channels, FEATURES)
+    nodes.append(helper.make_node("Relu", ["first"], ["first_relu"]))
+    last_input = "first_relu"
+    if pooled:
+        nodes.append(
+            helper.make_node(
+                "AveragePool", ["first_relu"], ["pooled"], kernel_shape=[2, 2], strides=[2, 2]
+            )
+        )
+        conv("pooled", "middle", FEATURES, FEATURES)
+        nodes.append(helper.make_node("Relu", ["middle"], ["middle_relu"]))
+        scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+        weights.append(scales)
+        nodes.append(
+            helper.make_node(
+                "Resize",
+                ["middle_relu", "", "scales"],
+                ["upsampled"],
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            )
+        )
+        last_input = "upsampled"
+    conv(last_input, "filled", FEATURES, out_channels)
+    return nodes, weights
 
 
 def build_model(
@@ -58,33 +87,37 @@ def build_model(
     with_card: bool = True,
     fixed: bool = False,
 ) -> BuiltModel:
-    """Export a network taking `inputs` (name, role, bands, scaling per band) with its card.
+    """Write a network taking `inputs` (name, role, bands, scaling per band) with its card.
 
     `fixed`: static shapes, batches of 2 tiles of 32 × 32 px, instead of dynamic ones.
     """
-    import torch
+    import onnx
+    from onnx import TensorProto, helper
 
     from gapfill.core.learned.model_card import ModelCard, ModelInput, TensorCard, write_card
 
     channels = sum(len(bands) for _, _, bands, _ in inputs)
-    network = build_network(channels, len(output_bands), pooled, seed)
-    batch, size = (2, 32) if fixed else (1, 16)
-    dummies = tuple(torch.zeros(batch, len(bands), size, size) for _, _, bands, _ in inputs)
+    nodes, weights = build_network(channels, len(output_bands), pooled, seed)
     names = [input_name for input_name, _, _, _ in inputs]
-    axes = {0: "batch", 2: "height", 3: "width"}
+    nodes.insert(0, helper.make_node("Concat", names, ["x"], axis=1))
+
+    def shape(count: int) -> list:
+        return [2, count, 32, 32] if fixed else ["batch", count, "height", "width"]
+
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [
+            helper.make_tensor_value_info(input_name, TensorProto.FLOAT, shape(len(bands)))
+            for input_name, _, bands, _ in inputs
+        ],
+        [helper.make_tensor_value_info("filled", TensorProto.FLOAT, shape(len(output_bands)))],
+        initializer=weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
     path = folder / f"{name}.onnx"
-    with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            network,
-            dummies,
-            str(path),
-            dynamo=False,
-            input_names=names,
-            output_names=["filled"],
-            dynamic_axes=None if fixed else {key: axes for key in [*names, "filled"]},
-            opset_version=17,
-        )
+    onnx.save(model, str(path))
     card = ModelCard(
         name=name,
         inputs=tuple(

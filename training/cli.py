@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import Cancelled, GapfillError, MissingDependencyError
+from ..core.errors import Cancelled, GapfillError, MissingDependencyError, flag_name
 from .config import ARCHITECTURES, add_arguments, parse_train_args
 
 PROGRAM = f"python -m {__package__}" if __package__ else "training"
@@ -31,10 +31,10 @@ DEFAULT_CHANNELS = {
 }
 
 
-def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+def _parser(prog: str = PROGRAM) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The command-line parser, and its `train` sub-parser (re-parsed with YAML defaults)."""
     parser = argparse.ArgumentParser(
-        prog=PROGRAM,
+        prog=prog,
         description="Gapfill's headless training package: train gap-filling networks on patch "
         "datasets and export them as ONNX models with model cards.",
     )
@@ -116,9 +116,11 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     return parser, train
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROGRAM) -> int:
+    """Run a command; `prog` names the program in help texts (`gapfill train` from the
+    `gapfill` command line)."""
     argv = sys.argv[1:] if argv is None else argv
-    parser, train_parser = _parser()
+    parser, train_parser = _parser(prog)
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "train":
@@ -136,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted: the last completed epoch is in last.pt (--resume).", file=sys.stderr)
         return 130
-    except (GapfillError, MissingDependencyError, FileNotFoundError) as error:
+    except GapfillError as error:
+        print(f"error: {error.worded(flag_name)}", file=sys.stderr)
+        return 2
+    except (MissingDependencyError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -277,11 +277,6 @@ def parse_train_args(parser: argparse.ArgumentParser, argv: list[str] | None) ->
     return config_from_dict({name: arguments[name] for name in FIELDS})
 
 
-def cli_names() -> dict[str, str]:
-    """How messages name each option on the command line: its flag."""
-    return {name: "--" + name.replace("_", "-") for name in FIELDS}
-
-
 def config_dict(config: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 

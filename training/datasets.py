@@ -167,8 +167,8 @@ def _read_one(folder: Path) -> patch_dataset.Manifest:
     if not (folder / patch_dataset.MANIFEST).is_file():
         raise DatasetNotFoundError(
             f"No patch dataset in '{folder}': it has no {patch_dataset.MANIFEST}. Extract "
-            "patches with the 'Extract patches' algorithm, or write a dataset with "
-            "`python -m <plugin>.training make-dataset`."
+            "patches with the 'Extract patches' algorithm, or write a dataset with the "
+            "command line `gapfill train make-dataset`."
         )
     contract = patch_dataset.read_manifest(folder)
     roles, where = contract.roles, f"The dataset '{folder}'"

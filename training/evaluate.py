@@ -61,8 +61,9 @@ def _dataset(
     if truth == "target":
         if not cloud_masks:
             raise DatasetError(
-                "The dataset has no 'reference' role: give cloud masks (--cloud-masks) to "
-                "simulate the gaps to evaluate on."
+                "The dataset has no 'reference' role: give cloud masks ({cloud_masks}) to "
+                "simulate the gaps to evaluate on.",
+                options=("cloud_masks",),
             )
         shapes = CloudShapes.from_specs(cloud_masks)
     return PatchDataset(

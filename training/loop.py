@@ -49,7 +49,6 @@ from .config import (
     DEFAULT_LOSS,
     GAP_LOSSES,
     TrainConfig,
-    cli_names,
     config_dict,
     save_config,
 )
@@ -79,7 +78,6 @@ from .validation import (
 )
 
 LogFn = Callable[[str], None]
-Names = Mapping[str, str]  # option → how messages name it (a CLI flag, a Processing parameter)
 LOG_NAME, CURVES_NAME, MODEL_NAME = "log.csv", "curves.png", "model.onnx"
 CURVES_EVERY_S = 60.0
 LOG_COLUMNS = (
@@ -118,7 +116,6 @@ class Plan:
     scalings: dict[str, tuple[BandScaling, ...]]
     shapes: CloudShapes | None
     notes: list[str] = field(default_factory=list)
-    names: Names = field(default_factory=cli_names)
 
     @property
     def inputs(self) -> dict[str, int]:
@@ -168,9 +165,7 @@ class Plan:
         )
 
 
-def _roles(
-    config: TrainConfig, cls: type[GapfillNet], manifest: Manifest, names: Names
-) -> tuple[str, ...]:
+def _roles(config: TrainConfig, cls: type[GapfillNet], manifest: Manifest) -> tuple[str, ...]:
     available = available_roles(manifest)
     name = cls.architecture
     if config.roles:
@@ -190,8 +185,9 @@ def _roles(
             f"The architecture '{name}' needs the role(s) {', '.join(dict.fromkeys(missing))}, "
             f"which the dataset {manifest.where} does not have (it has "
             f"{', '.join(manifest.roles)}). Extract patches with those layers"
-            + ("" if cls.required_roles else f", or choose the input roles ({names['roles']})")
-            + "."
+            + ("" if cls.required_roles else ", or choose the input roles ({roles})")
+            + ".",
+            options=("roles",),
         )
     roles = tuple(role for role in INPUT_ROLES if role in set(wanted) | set(cls.required_roles))
     if not set(roles) - {"gap_mask"}:
@@ -199,29 +195,26 @@ def _roles(
     return roles
 
 
-def plan_run(
-    config: TrainConfig, log: LogFn = lambda _message: None, names: Names | None = None
-) -> Plan:
-    """Check the configuration against the dataset: roles, patch size, loss, gap simulation.
-    `names`: how messages name the options (default: the command line's flags)."""
-    names = {**cli_names(), **(names or {})}
+def plan_run(config: TrainConfig, log: LogFn = lambda _message: None) -> Plan:
+    """Check the configuration against the dataset: roles, patch size, loss, gap simulation."""
     if not config.dataset:
         raise GapfillError(
-            f"No dataset given: give the patch dataset folder ({names['dataset']})."
+            "No dataset given: give the patch dataset folder ({dataset}).", options=("dataset",)
         )
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
             raise GapfillError(
-                f"The option {names[name]} is {getattr(config, name)}; it must be ≥ 1."
+                f"The option {{{name}}} is {getattr(config, name)}; it must be ≥ 1.",
+                options=(name,),
             )
     if not config.learning_rate > 0:
         raise GapfillError(
-            f"The learning rate ({names['learning_rate']}) must be positive (got "
-            f"{config.learning_rate})."
+            f"The learning rate ({{learning_rate}}) must be positive (got {config.learning_rate}).",
+            options=("learning_rate",),
         )
     manifest = read_manifest(config.dataset)
     cls = architecture(config.architecture)
-    roles = _roles(config, cls, manifest, names)
+    roles = _roles(config, cls, manifest)
     truth = truth_role(manifest)
     loss = config.loss or DEFAULT_LOSS[cls.architecture]
     if loss == "adversarial" and not getattr(cls, "adversarial", False):
@@ -241,7 +234,8 @@ def plan_run(
             f"The patches are {patch} px, smaller than the {multiple} px that "
             f"'{cls.architecture}' needs (its sizes are multiples of {multiple} px). Extract "
             f"patches of {max(multiple, 64)} px or more, or choose a shallower network "
-            f"({names['depth']})."
+            "({depth}).",
+            options=("depth",),
         )
     notes = []
     size = patch // multiple * multiple
@@ -263,12 +257,14 @@ def plan_run(
                 else "Simulated gaps were asked for"
             )
             raise DatasetError(
-                f"{reason}, but no cloud-mask raster was given. Give some with "
-                f"{names['cloud_masks']} (e.g. eolearn_slovenia/cloud_mask.tif, "
-                "cloud_labels/labels.tif:0,4)."
+                f"{reason}, but no cloud-mask raster was given. Give some with {{cloud_masks}} "
+                "(e.g. eolearn_slovenia/cloud_mask.tif, cloud_labels/labels.tif:0,4).",
+                options=("cloud_masks",),
             )
         if len(config.gap_cover) != 2:
-            raise GapfillError(f"{names['gap_cover']} takes two fractions: lowest and highest.")
+            raise GapfillError(
+                "{gap_cover} takes two fractions: lowest and highest.", options=("gap_cover",)
+            )
         shapes = CloudShapes.from_specs(config.cloud_masks, tuple(config.gap_cover))
         notes.append(
             f"Simulated gaps from {len(shapes.masks)} cloud mask(s) of "
@@ -277,8 +273,9 @@ def plan_run(
     if loss in GAP_LOSSES and shapes is None and "gap_mask" not in manifest.roles:
         raise DatasetError(
             f"The loss {loss} learns on gap pixels only, and the dataset {manifest.where} has "
-            f"no gap mask and no simulated gaps: give cloud masks ({names['cloud_masks']}) to "
-            f"simulate gaps, or choose the loss l1 ({names['loss']})."
+            "no gap mask and no simulated gaps: give cloud masks ({cloud_masks}) to simulate "
+            "gaps, or choose the loss l1 ({loss}).",
+            options=("cloud_masks", "loss"),
         )
     if manifest.splits["train"] == 0:
         raise DatasetError(
@@ -288,7 +285,7 @@ def plan_run(
         )
     scalings = role_scalings(manifest, [*roles, truth])
     plan = Plan(
-        config, manifest, cls, roles, truth, loss, size, multiple, scalings, shapes, notes, names
+        config, manifest, cls, roles, truth, loss, size, multiple, scalings, shapes, notes
     )
     for note in notes:
         log(note)
@@ -603,26 +600,25 @@ def train(
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
     log: LogFn = print,
-    names: Names | None = None,
 ) -> TrainResult:
     """Train as `config` says; see the module docstring. Raises `core.errors.Cancelled` when
-    cancelled: `last.pt` then holds the last completed epoch and no ONNX file is written.
-    `names`: how messages name the options (default: the command line's flags)."""
+    cancelled: `last.pt` then holds the last completed epoch and no ONNX file is written."""
     rank, world, local_rank = _distributed()
     main = rank == 0
     say: LogFn = log if main else (lambda _message: None)
-    plan = plan_run(config, say, names)
-    names = plan.names
+    plan = plan_run(config, say)
     if not config.output:
         raise GapfillError(
-            f"No output folder given ({names['output']}): where checkpoints are written."
+            "No output folder given ({output}): where checkpoints are written.",
+            options=("output",),
         )
     folder = Path(config.output)
     last = folder / LAST
     if last.exists() and not config.resume:
         raise GapfillError(
-            f"The folder '{folder}' holds a previous run ({LAST}). Continue it with resume "
-            f"({names['resume']}), or choose another output folder."
+            f"The folder '{folder}' holds a previous run ({LAST}). Continue it with "
+            "{resume}, or choose another {output}.",
+            options=("resume", "output"),
         )
     if config.resume and not last.exists():
         raise GapfillError(f"Nothing to resume: '{last}' does not exist.")
@@ -640,17 +636,16 @@ def train(
             torch.distributed.destroy_process_group()
 
 
-def _resume(
-    folder: Path, model: GapfillNet, config: TrainConfig, names: Names
-) -> dict[str, Any]:
+def _resume(folder: Path, model: GapfillNet, config: TrainConfig) -> dict[str, Any]:
     """The checkpoint to continue from, checked against the network this config builds."""
     state = load_checkpoint(folder / LAST)
     if state["model_config"] != model.config():
         raise GapfillError(
             f"The run in '{folder}' trained {state['model_config']}; this configuration "
             f"builds {model.config()}. Resume with the same architecture, roles, width and "
-            f"depth ({names['architecture']}, {names['roles']}, {names['width']}, "
-            f"{names['depth']}), or start a new run in another folder."
+            "depth ({architecture}, {roles}, {width}, {depth}), or start a new run in another "
+            "folder.",
+            options=("architecture", "roles", "width", "depth"),
         )
     return state
 
@@ -702,7 +697,7 @@ def _train(
     best_state: dict[str, Any] = {}
     start, stale = 0, 0
     if config.resume:
-        state = _resume(folder, model, config, plan.names)
+        state = _resume(folder, model, config)
         model.load_state_dict(state["model"])
         stepper.load_state(state)
         for plateau, saved in zip(plateaus, state.get("schedulers", []), strict=False):

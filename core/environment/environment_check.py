@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dependencies import python_executable
+from ..dependencies import python_executable, qgis_process_command
 from ..errors import GapfillError
 from ..learned.onnx_session import CUDA, create_session, provider_used
 from .dependency_folder import current_folder, read_manifest
@@ -26,13 +26,13 @@ from .dependency_installer import DependencyInstallError, pip_fix, probe_python
 from .nvidia import driver_cuda_version, gpus
 
 INSTALL = (
-    "Run Plugins › Gapfill › Install dependencies… (or `qgis_process run "
-    "gapfill:installdependencies`), then restart QGIS."
+    "Run Plugins › Gapfill › Install dependencies… (or "
+    f"{qgis_process_command('gapfill:installdependencies')}), then restart QGIS."
 )
 INSTALL_TRAINING = (
     "Run Plugins › Gapfill › Install dependencies… with 'Also install what training needs' "
-    "checked (or `qgis_process run gapfill:installdependencies -- TRAINING=true`), then restart "
-    "QGIS."
+    "checked (or "
+    f"{qgis_process_command('gapfill:installdependencies -- TRAINING=true')}), then restart QGIS."
 )
 INSTALL_CPU_TORCH = (
     "To reclaim the space, run 'Remove dependencies', restart QGIS, then 'Install "
@@ -46,8 +46,8 @@ INSTALL_MASKS = (
 )
 DETECTORS = {"ukis_csmask": "ukis-csmask", "s2cloudless": "s2cloudless"}
 REMOVE = (
-    "Run 'Remove dependencies' (or `qgis_process run gapfill:removedependencies`), then restart "
-    "QGIS."
+    f"Run 'Remove dependencies' (or {qgis_process_command('gapfill:removedependencies')}), then "
+    "restart QGIS."
 )
 # y = relu(x) on a float vector (ONNX IR 7, opset 13), 63 bytes built with onnx.helper (the tests
 # rebuild it): a real model for a CUDA session without needing the `onnx` package.

@@ -51,7 +51,13 @@ class Scaling:
 
 
 SENTINEL2_REFLECTANCE = Scaling()
+SENTINEL2_L2A_OFFSET = Scaling(offset=-1000.0)  # L2A from processing baseline 04.00
 NO_SCALING = Scaling(divisor=1.0, clip=None)
+SCALING_PRESETS = {  # by the names the command line takes
+    "sentinel2": SENTINEL2_REFLECTANCE,
+    "sentinel2-l2a-offset": SENTINEL2_L2A_OFFSET,
+    "none": NO_SCALING,
+}
 
 
 @dataclass(frozen=True)

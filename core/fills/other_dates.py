@@ -22,7 +22,8 @@ from ..raster.access import (
     read_valid,
 )
 from ..raster.alignment import align_to_grid
-from ..raster.fill_engine import TargetImage, check_mask
+from ..raster.dates import resolve_dates
+from ..raster.fill_engine import TargetImage, check_mask, open_target
 from ..raster.sentinel2_bands import band_names
 from ..raster.validity import BandMasks
 
@@ -75,6 +76,18 @@ def open_other_dates(
     return others
 
 
+def open_temporal_inputs(
+    target_path: str,
+    mask_path: str | None,
+    paths: list[str],
+    mask_paths: list[str] | None = None,
+    dates_text: str = "",
+) -> tuple[TargetImage, date, list[OtherDate]]:
+    """The target, its date and the other dates on its grid, for a fill from other dates:
+    dates from `dates_text` (target first) or from each file."""
+    dates = resolve_dates([target_path, *paths], dates_text)
+    target = open_target(target_path, mask_path)
+    return target, dates[0], open_other_dates(target, paths, dates[1:], mask_paths)
 def build_other_date_masks(
     paths: list[str],
     settings: MaskSettings,

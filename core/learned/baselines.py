@@ -20,7 +20,7 @@ same image) is the protocol the project decides defaults on.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 BEATS, LOSES, NOT_MEASURED = "beats", "loses", "not measured"
@@ -200,3 +200,31 @@ def describe(entry: Mapping[str, Any]) -> str:
             if other.get("summary"):
                 lines.append(f"    {other['summary']}")
     return "\n".join(lines)
+
+
+def fill_messages(
+    validation_metrics: Mapping[str, Any], roles: Collection[str]
+) -> tuple[str, list[str]]:
+    """What a fill with a model says of its card's verdict: the verdict in words, and the
+    warnings (no verdict; the model lost; other dates given, but histogram matching, usually
+    the best fill from them, never compared). Both front ends (Processing, CLI) log them."""
+    entry = of_metrics(validation_metrics)
+    if entry is None:
+        return "", [
+            "This model's card has no baseline verdict: nothing says it fills better than the "
+            "classical fills. Compare them on your data ('Simulate gaps', then 'Evaluate fill')."
+        ]
+    warnings = []
+    if entry["verdict"] == LOSES:
+        warnings.append(
+            f"This model LOST to {entry['best_classical']} on its validation: {entry['summary']}"
+        )
+    if {"optical_before", "optical_after"} & set(roles) and HISTOGRAM not in entry.get(
+        "classical", []
+    ):
+        warnings.append(
+            "You gave other dates, and this model was never compared with histogram matching "
+            "from other dates ('Fill gaps from other dates'), usually the best fill when other "
+            "dates exist: compare both ('Evaluate fill')."
+        )
+    return describe(entry), warnings

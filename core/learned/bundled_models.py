@@ -48,6 +48,16 @@ class BundledModel:
             return f"{self.path.name}: no baseline verdict in its card"
         return f"{self.path.name}: {verdict['summary']}"
 
+    def choice_message(self) -> str:
+        """What a fill that chose this model says: the model and its held-out scores."""
+        scores = self.card.validation_metrics
+        held_out = (
+            f" (held out: PSNR {scores['psnr']:.2f} dB, SAM {scores['sam']:.2f}°)"
+            if {"psnr", "sam"} <= set(scores)
+            else ""
+        )
+        return f"No model given: using the bundled model {self.path.name}{held_out}."
+
     def needs(self) -> str:
         labels = [ROLE_LABELS[role] for role in sorted(self.roles)]
         bands = len(self.card.output.bands)
@@ -80,7 +90,8 @@ def choose_bundled_model(
             f"No bundled model is a default for these layers: a model that loses to a classical "
             f"fill on held-out pure gap filling is never chosen for you. {standings} Use the "
             "classical fill ('Fill gaps from other dates' with other dates, 'Fill gaps "
-            "spatially' otherwise), or give the model file (MODEL) to run it anyway."
+            "spatially' otherwise), or give the model file ({model}) to run it anyway.",
+            options=("model",),
         )
     given = ", ".join(f"a {ROLE_LABELS[role]}" for role in sorted(roles)) or "no other layer"
     choices = "; ".join(f"{model.path.name} needs {model.needs()}" for model in models)

@@ -8,6 +8,7 @@ the image.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,7 +26,13 @@ from ..raster.access import (
     read_valid,
 )
 from ..raster.alignment import align_to_grid, transformed_bounds
-from ..raster.fill_engine import FillReport, TargetImage, open_target, read_gaps
+from ..raster.fill_engine import (
+    FillReport,
+    TargetImage,
+    mask_coverage_messages,
+    open_target,
+    read_gaps,
+)
 from ..raster.output import GeoTiffWriter, atomic_path, cast_to
 from .model_card import INTERNAL_ROLES, ROLE_LABELS, ROLES, card_of_session
 from .onnx_fill import GAP, PREDICT, ModelRunner, TileJob, missing_role_error, run_tiles
@@ -63,6 +70,23 @@ class StripWriter:
         self.writer.dataset.FlushCache()
         self.pending = [held[:, count:]] if stop < end else []
         self.top = stop
+
+
+def parse_band_mapping(text: str) -> dict[str, list[int]]:
+    """'sar: 1, 2; target: 2 3 4' → {'sar': [1, 2], 'target': [2, 3, 4]} (1-based bands)."""
+    mapping: dict[str, list[int]] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        role, _, bands = part.partition(":")
+        try:
+            mapping[role.strip()] = [int(b) for b in re.split(r"[,\s]+", bands.strip()) if b]
+        except ValueError as error:
+            raise GapfillError(
+                f"Band mapping '{part}' is not 'role: band, band, …' (1-based band numbers), "
+                "e.g. 'sar: 1, 2; target: 2, 3, 4, 8'."
+            ) from error
+    return mapping
 
 
 def strip_blocks(grid: TileGrid) -> tuple[int, int]:
@@ -248,7 +272,7 @@ def fill_raster_with_model(
     sources = _open_sources(runner, target, role_paths, mapping, log)
     grid = runner.plan(target.grid.width, target.grid.height, tile_size, margin, log)
     width, height = grid.width, grid.height
-    report = FillReport()
+    report = FillReport(messages=mask_coverage_messages(target))
 
     def read(tile: Tile) -> TileJob:
         inside, rows_columns = source_window(grid.read_window(tile), width, height)

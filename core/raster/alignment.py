@@ -67,6 +67,18 @@ def check_overlap(grid: Grid, target: Grid, path: str, role: str) -> None:
         )
 
 
+def covered_fraction(source: Grid, target: Grid) -> float:
+    """The share of the target's extent inside the source's (bounding boxes in the target CRS):
+    below 1 when, e.g., a gap mask was cut from part of the image."""
+    if not source.georeferenced or not target.georeferenced:
+        return 1.0  # pixel grids of the same size (checked when aligned)
+    xmin, ymin, xmax, ymax = transformed_bounds(source, target.projection)
+    txmin, tymin, txmax, tymax = target.bounds
+    width = max(0.0, min(xmax, txmax) - max(xmin, txmin))
+    height = max(0.0, min(ymax, tymax) - max(ymin, tymin))
+    return min(1.0, width * height / ((txmax - txmin) * (tymax - tymin)))
+
+
 def transformed_bounds(grid: Grid, wkt: str) -> tuple[float, float, float, float]:
     """The grid's bounds in another CRS, from a densified outline."""
     source_srs, target_srs = osr.SpatialReference(), osr.SpatialReference()

@@ -33,7 +33,7 @@ from .access import (
     read_valid,
     window_count,
 )
-from .alignment import align_to_grid
+from .alignment import align_to_grid, covered_fraction
 from .output import GeoTiffWriter, atomic_path, cast_to
 from .pipeline import run_pipeline
 from .validity import BandMasks
@@ -53,6 +53,7 @@ class TargetImage:
     nodata: float
     descriptions: list[str]
     band_masks: BandMasks
+    mask_coverage: float = 1.0  # share of the target's extent the gap mask covers
 
     def known(self, window: Window, values: np.ndarray) -> np.ndarray:
         """Where the target has data, from its values already read (no second read)."""
@@ -76,10 +77,11 @@ def open_target(path: str, mask_path: str | None = None) -> TargetImage:
     """Open the target and its gap mask; a mask must be one integer band (1 = gap, 0 = clear)."""
     dataset = open_raster(path, "target image")
     grid = Grid.of(dataset)
-    mask = None
+    mask, coverage = None, 1.0
     if mask_path:
         mask = align_to_grid(mask_path, grid, "nearest", "gap mask")
         check_mask(mask, mask_path)
+        coverage = covered_fraction(Grid.of(open_raster(mask_path, "gap mask")), grid)
     dtype = numpy_dtype(dataset)
     nodata = nodata_value(dataset)
     return TargetImage(
@@ -91,6 +93,7 @@ def open_target(path: str, mask_path: str | None = None) -> TargetImage:
         nodata=default_nodata(dtype) if nodata is None else nodata,
         descriptions=band_descriptions(dataset),
         band_masks=BandMasks(dataset),
+        mask_coverage=coverage,
     )
 
 
@@ -115,16 +118,28 @@ def check_mask(mask: gdal.Dataset, path: str) -> None:
 def read_gaps(
     target: TargetImage, window: Window, values: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(known, gap) booleans: `known` where the target has data, `gap` where it must be filled.
+    """(known, gap) booleans: `known` where the target has data, `gap` where it must be filled:
+    the target's no-data, and where the gap mask has data and is not 0. Outside the mask's
+    extent and on its own no-data, clear pixels stay clear (they are copied, never changed).
     `values`: the target's bands over `window` when already read."""
     known = read_valid(target.dataset, window) if values is None else target.known(window, values)
     gap = ~known
     if target.mask is not None:
         x, y, w, h = window
         values = target.mask.GetRasterBand(1).ReadAsArray(x, y, w, h)
-        mask_known = read_valid(target.mask, window)
-        gap |= (values != 0) | ~mask_known
+        gap |= (values != 0) & read_valid(target.mask, window)
     return known, gap
+
+
+def mask_coverage_messages(target: TargetImage) -> list[str]:
+    """A warning when the gap mask covers only part of the target (see `read_gaps`)."""
+    if target.mask is None or target.mask_coverage >= 1 - 1e-6:
+        return []
+    return [
+        f"The gap mask covers {100 * target.mask_coverage:.1f} % of the target's extent; "
+        "outside it only the target's own no-data is filled, its clear pixels are copied "
+        "unchanged. Give a gap mask over the whole target to fill clouds there."
+    ]
 
 
 @dataclass
@@ -185,7 +200,7 @@ def fill_image(
     """Fill `target` block by block into `output` (GeoTIFF); `compute` returns the core block's
     filled values (bands, h, w) and a boolean (h, w) of the gap pixels it could fill (and the
     values of `side` when given). Both outputs appear only when the whole run succeeded."""
-    report = FillReport()
+    report = FillReport(messages=mask_coverage_messages(target))
     grid = target.grid
 
     def read(window: Window) -> Block:

@@ -1,14 +1,18 @@
 """The rules of the house (docs/architecture.md), checked on the source: each room of core/
-imports only the ground and the rooms below it; core/ and training/ never import QGIS; core/
-imports onnxruntime and torch only inside functions; imports inside the plugin are relative."""
+imports only the ground and the rooms below it; core/, training/ and cli/ never import QGIS
+(cli/ not the algorithms either); core/ and cli/ import onnxruntime and torch only inside
+functions; imports inside the plugin are relative; the engine's errors name no command-line
+flag."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "core"
+CLI = REPO / "cli"
 GROUND = ("errors", "progress", "dependencies")
 ROOMS = ("raster", "learned", "masks", "evaluate", "fills", "prepare", "environment")
 HEAVY = ("onnxruntime", "torch", "ukis_csmask", "s2cloudless", "lightgbm", "cv2")
@@ -72,9 +76,20 @@ def test_a_room_imports_only_the_ground_and_the_rooms_below_it() -> None:
 def test_core_and_training_never_import_qgis() -> None:
     wrong = [
         f"{relative(path)}: {module}"
-        for path in python_files(CORE) + python_files(REPO / "training")
+        for path in python_files(CORE) + python_files(REPO / "training") + python_files(CLI)
         for level, module in imports(path)
         if level == 0 and module.split(".")[0] in ("qgis", "processing")
+    ]
+    assert wrong == []
+
+
+def test_the_command_line_stands_on_core_and_training_only() -> None:
+    """cli/ is thin over core/ and training/ like the algorithms, and never goes through them."""
+    wrong = [
+        f"{relative(path)}: {'.' * level}{module}"
+        for path in python_files(CLI)
+        for level, module in imports(path)
+        if level >= 2 and module.split(".")[0] not in ("core", "training")
     ]
     assert wrong == []
 
@@ -82,7 +97,7 @@ def test_core_and_training_never_import_qgis() -> None:
 def test_core_imports_heavy_packages_only_inside_functions() -> None:
     wrong = [
         f"{relative(path)}: {module}"
-        for path in python_files(CORE)
+        for path in python_files(CORE) + python_files(CLI)
         for level, module in imports(path, top_level_only=True)
         if level == 0 and module.split(".")[0] in HEAVY
     ]
@@ -90,7 +105,7 @@ def test_core_imports_heavy_packages_only_inside_functions() -> None:
 
 
 def test_imports_inside_the_plugin_are_relative() -> None:
-    folders = ("core", "algorithms", "training")
+    folders = ("core", "algorithms", "training", "cli")
     plugin = [path for folder in folders for path in python_files(REPO / folder)]
     plugin = [path for path in plugin if RECIPES not in path.parents]  # scripts, not modules
     wrong = [
@@ -100,3 +115,21 @@ def test_imports_inside_the_plugin_are_relative() -> None:
         if level == 0 and module.split(".")[0] == "gapfill"
     ]
     assert wrong == []
+
+
+def test_errors_of_the_engine_name_no_command_line_flag() -> None:
+    """A raised error's text names options as `{field}` for each front end to word; a literal
+    `--flag` would reach Processing users (Train model) too. training/cli.py is a front end;
+    pip's options (in the installer's fixes) are no flag of ours."""
+    # pip's own options are exempt: the user types them as pip options in every front end
+    pip = r"(?!(?:index-url|extra-index-url|no-index|find-links)\b)"
+    flag = re.compile(r"(?<![\w-])--" + pip + r"[a-z][a-z-]*")
+    found = []
+    engine = [*python_files(CORE), *python_files(REPO / "training")]
+    for path in (p for p in engine if p.name != "cli.py" and RECIPES not in p.parents):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [n.value for n in ast.walk(node.exc)
+                         if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                found += [f"{relative(path)}:{node.lineno}" for text in texts if flag.search(text)]
+    assert not found, "errors naming command-line flags: " + ", ".join(found)

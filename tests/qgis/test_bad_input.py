@@ -210,3 +210,23 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(
     with pytest.raises(QgsProcessingException, match="same file as the input"):
         processing.run(algorithm, parameters)
     assert checksum(inputs[overwritten]) == before
+
+
+def test_a_mask_smaller_than_the_target_leaves_the_rest_unchanged(provider, series, tmp_path):
+    """Outside the gap mask's extent clear pixels are copied bit for bit, with a warning."""
+    gaps = np.zeros((128, 128), np.uint8)
+    gaps[40:80, 40:80] = 1
+    mask = write_mask(tmp_path / "corner.tif", gaps, like=series / TARGET)
+    feedback = RecordingFeedback()
+    result = processing.run(
+        "gapfill:fillspatial",
+        {"INPUT": str(series / TARGET), "GAP_MASK": mask, "OUTPUT": str(tmp_path / "out.tif")},
+        feedback=feedback,
+    )
+    filled, original = read(result["OUTPUT"]), read(series / TARGET)
+    outside = np.ones((256, 256), bool)
+    outside[:128, :128] = False
+    assert np.array_equal(filled[:, outside], original[:, outside])
+    assert not np.array_equal(filled[:, 40:80, 40:80], original[:, 40:80, 40:80])
+    assert result["FILLED_PIXELS"] == 40 * 40
+    assert any("covers 25.0 % of the target's extent" in w for w in feedback.warnings)

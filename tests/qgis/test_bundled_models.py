@@ -124,8 +124,9 @@ def test_the_defaults_respect_the_verdicts(provider, data_dir, tmp_path, with_sa
         assert result["FILLED_PIXELS"] == (read(parameters["GAP_MASK"])[0] == 1).sum() > 0
         return
     refusal = "never chosen for you" if fitting else "No bundled model fills a 13-band target"
-    with pytest.raises(QgsProcessingException, match=refusal):
+    with pytest.raises(QgsProcessingException, match=refusal) as error:
         processing.run("gapfill:fillgaps", parameters, feedback=feedback)
+    assert not fitting or "(MODEL) to run it anyway" in str(error.value)
     assert not (tmp_path / "filled.tif").exists()
 
 

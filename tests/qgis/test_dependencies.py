@@ -51,14 +51,34 @@ def test_check_environment_writes_text_and_json(qgis_processing, tmp_path):
     assert "ONNX fill on an NVIDIA GPU" in result["REPORT"]
 
 
-def test_check_sees_onnxruntime_and_torch_on_the_path(tmp_path):
-    report = check(QgisProcess(tmp_path / "qgis"), tmp_path / "env.json")
-    assert report["onnxruntime"]["importable"]
-    assert report["onnxruntime"]["version"] == onnxruntime_version()
-    assert report["torch"]["importable"] and report["torch"]["version"] == version("torch")
-    verdicts = report["verdicts"]
-    assert verdicts["onnx_cpu"]["ok"] and verdicts["training"]["ok"]
-    assert verdicts["classical"]["ok"] and verdicts["masks"]["ok"]
+@pytest.fixture(scope="module")
+def path_report(tmp_path_factory) -> dict:
+    """Check environment in a qgis_process with the test environment on PYTHONPATH."""
+    folder = tmp_path_factory.mktemp("path")
+    return check(QgisProcess(folder / "qgis"), folder / "env.json")
+
+
+def test_check_sees_onnxruntime_on_the_path(path_report):
+    assert path_report["onnxruntime"]["importable"]
+    assert path_report["onnxruntime"]["version"] == onnxruntime_version()
+    assert path_report["verdicts"]["onnx_cpu"]["ok"] and path_report["verdicts"]["classical"]["ok"]
+    assert path_report["verdicts"]["masks"]["ok"]
+
+
+@pytest.mark.torch
+def test_check_sees_torch_on_the_path(path_report):
+    assert path_report["torch"]["importable"]
+    assert path_report["torch"]["version"] == version("torch")
+    assert path_report["verdicts"]["training"]["ok"]
+
+
+def test_check_needs_no_output_from_qgis_process(tmp_path):
+    """`qgis_process run gapfill:checkenvironment` alone: the report goes to a temporary file."""
+    run = QgisProcess(tmp_path / "qgis").call(
+        ["--json", "run", "gapfill:checkenvironment", "--", "TRY_CUDA=false"]
+    )
+    results = json.loads(run.stdout)["results"]
+    assert results["OUTPUT"].endswith(".json") and "Classical fills" in results["REPORT"]
 
 
 def test_check_without_them_gives_the_fixes(tmp_path):
@@ -67,7 +87,9 @@ def test_check_without_them_gives_the_fixes(tmp_path):
     verdicts = report["verdicts"]
     assert verdicts["classical"]["ok"]
     assert verdicts["onnx_cpu"]["ok"] is False
-    assert "gapfill:installdependencies" in verdicts["onnx_cpu"]["fix"]
+    fix = verdicts["onnx_cpu"]["fix"]
+    assert "`qgis_process run gapfill:installdependencies`" in fix  # both spellings: Debian 12
+    assert "`qgis_process.bin run gapfill:installdependencies`" in fix
     assert verdicts["masks"]["ok"] is False and "MASKS=true" in verdicts["masks"]["fix"]
     assert "TRAINING=true" in verdicts["training"]["fix"]
     assert verdicts["onnx_gpu"]["ok"] is False and verdicts["onnx_gpu"]["fix"]

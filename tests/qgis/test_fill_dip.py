@@ -7,7 +7,7 @@ from osgeo import gdal
 from qgis_runner import QgisProcess
 from rasters import read
 
-pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
 
 CROP = [96, 96, 64, 64]
 

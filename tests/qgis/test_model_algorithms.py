@@ -1,12 +1,12 @@
 """Describe model and Fill gaps with a model in real QGIS and qgis_process, with small real ONNX
-models (built by PyTorch in the tests) on the georeferenced SEN12MS-CR sample."""
+models (built with onnx.helper in the tests) on the georeferenced SEN12MS-CR sample."""
 
 import json
 
 import numpy as np
 import processing
 import pytest
-from qgis.core import QgsProcessingException
+from qgis.core import QgsApplication, QgsProcessingException
 
 from feedback import RecordingFeedback
 from qgis_runner import QgisProcess, QgisProcessError
@@ -66,6 +66,12 @@ def test_a_model_that_lost_is_described_and_warned_about(models, sample, tmp_pat
     assert any("This model LOST to spatial IDW" in line for line in feedback.warnings)
 
 
+def test_the_target_image_comes_before_the_model(plugin):
+    algorithm = QgsApplication.processingRegistry().algorithmById("gapfill:fillgaps")
+    names = [p.name() for p in algorithm.parameterDefinitions()]
+    assert names[:3] == ["INPUT", "GAP_MASK", "MODEL"]
+
+
 def test_fill_with_model(models, sample, tmp_path):
     feedback = RecordingFeedback()
     result = processing.run(
@@ -120,5 +126,8 @@ def test_fill_with_model_in_qgis_process(models, sample, tmp_path):
 def test_missing_onnxruntime_gives_the_install_command(models, tmp_path):
     """QGIS's own Python without the venv: the plugin loads, the model algorithm explains."""
     qgis = QgisProcess(tmp_path / "bare", python_paths=[])
-    with pytest.raises(QgisProcessError, match=r"onnxruntime[\s\S]*-m pip install"):
+    with pytest.raises(QgisProcessError, match=r"onnxruntime[\s\S]*-m pip install") as error:
         qgis.run("gapfill:describemodel", {"MODEL": models["sen12"].path})
+    message = " ".join(str(error.value).split())  # qgis_process wraps long lines
+    assert "`qgis_process run gapfill:installdependencies`" in message
+    assert "`qgis_process.bin run gapfill:installdependencies`" in message

@@ -25,6 +25,11 @@ EXPECTED = {
 }
 
 
+def gapfill_algorithms() -> list:
+    """The provider's algorithms as registered now (a test below unloads and reloads it)."""
+    return QgsApplication.processingRegistry().providerById("gapfill").algorithms()
+
+
 def test_provider_lists_exactly_the_working_algorithms(provider):
     ids = {algorithm.id() for algorithm in provider.algorithms()}
     assert ids == EXPECTED
@@ -37,6 +42,33 @@ def test_provider_lists_exactly_the_working_algorithms(provider):
             assert parameter.description()
 
 
+def test_environment_algorithms_have_a_group_of_their_own(plugin):
+    environment = {a.id() for a in gapfill_algorithms() if a.groupId() == "environment"}
+    assert environment == {
+        "gapfill:checkenvironment",
+        "gapfill:installdependencies",
+        "gapfill:removedependencies",
+    }
+    assert {a.group() for a in gapfill_algorithms() if a.groupId() == "environment"} == {
+        "Environment"
+    }
+
+
+def test_help_texts_read_the_same_in_the_dialogs_html(plugin):
+    """The dialog shows help as HTML: text in angle brackets would vanish from it."""
+    from qgis.PyQt.QtGui import QTextDocument
+
+    for algorithm in gapfill_algorithms():
+        texts = [algorithm.shortHelpString()]
+        for parameter in algorithm.parameterDefinitions():
+            texts += [parameter.description(), parameter.help()]
+        for text in filter(None, texts):
+            document = QTextDocument()
+            document.setHtml("".join(f"<p>{line}</p>" for line in text.split("\n")))
+            shown = " ".join(document.toPlainText().split())
+            assert shown == " ".join(text.split()), f"{algorithm.id()}: {text}"
+
+
 def test_plugin_unloads_and_loads_again(plugin):
     registry = QgsApplication.processingRegistry()
     assert registry.algorithmById("gapfill:filltemporal") is not None
@@ -44,3 +76,4 @@ def test_plugin_unloads_and_loads_again(plugin):
     assert registry.providerById("gapfill") is None
     plugin.initProcessing()
     assert registry.providerById("gapfill") is plugin.provider
+

@@ -1,6 +1,8 @@
 """The algorithms in a separate `qgis_process` process, found through QGIS_PLUGINPATH, from the
 repository and from the packaged zip."""
 
+import configparser
+import re
 import subprocess
 import sys
 import zipfile
@@ -43,6 +45,21 @@ def qgis(tmp_path_factory):
 def test_list_shows_every_algorithm_and_none_is_deprecated(qgis):
     assert sorted(qgis.list_algorithms()) == EXPECTED
     assert "deprecated" not in qgis.call(["help", "gapfill:installdependencies"]).stdout.lower()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "parameter", "default"),
+    [
+        ("gapfill:fillspatial", "MAX_DISTANCE", "100"),
+        ("gapfill:filldip", "ITERATIONS", "300"),
+        ("gapfill:filltimeseries", "LAMBDA", "10"),
+    ],
+)
+def test_help_shows_the_defaults(qgis, algorithm, parameter, default):
+    """QGIS 3.40 prints 'Default value' itself; on 3.22 the parameter's help says it."""
+    text = qgis.call(["help", algorithm]).stdout
+    section = re.search(rf"^{parameter}: .*?(?=^[A-Z_]+: |\Z)", text, re.M | re.S)
+    assert section and re.search(rf"Default(?: value)?:\s*{default}(?:\.0)?\b", section[0])
 
 
 def test_mask_then_fill_chain(qgis, data_dir, tmp_path):
@@ -107,6 +124,13 @@ def test_packaged_zip_installs_and_runs(data_dir, tmp_path):
     with zipfile.ZipFile(archive) as content:
         names = content.namelist()
         assert "gapfill/metadata.txt" in names and "gapfill/__init__.py" in names
+        # the help texts point to docs/; the gap mask's style; the command line
+        assert {"gapfill/docs/patch_dataset.md", "gapfill/docs/architecture.md"} <= set(names)
+        assert {"gapfill/styles/gap_mask.qml", "gapfill/cli/main.py"} <= set(names)
+        metadata = configparser.ConfigParser()
+        metadata.read_string(content.read("gapfill/metadata.txt").decode("utf-8"))
+        general = metadata["general"]
+        assert general["changelog"].split()[0] == general["version"]  # newest entry first
         assert not [n for n in names if n.startswith(("gapfill/tests/", "gapfill/.venv/"))]
         content.extractall(tmp_path / "installed")
     qgis = QgisProcess(tmp_path / "qgis", plugin_folder=tmp_path / "installed" / "gapfill")

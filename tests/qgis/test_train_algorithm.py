@@ -85,11 +85,14 @@ def test_refusals(qgis_processing, dataset, tmp_path):
             TrainModel(),
             parameters(dataset, output, ARCHITECTURE=ARCHITECTURES.index("deepgapfill")),
         )
-    with pytest.raises(QgsProcessingException, match="32 px, smaller than the 64 px"):
+    with pytest.raises(QgsProcessingException, match="32 px, smaller than the 64 px") as error:
         processing.run(
             TrainModel(),
             parameters(dataset, output, ARCHITECTURE=ARCHITECTURES.index("pconv-unet"), DEPTH=6),
         )
+    # the option is named as this dialog and qgis_process call it, not as the command line does
+    assert "shallower network ('Depth' (DEPTH))." in str(error.value)
+    assert "--" not in str(error.value)
     assert not output.exists()
 
 

@@ -141,6 +141,8 @@ def test_errors_are_one_clear_message(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("error: No patch dataset in") and "Traceback" not in error
     assert main(["info", str(tmp_path / "nothing.txt")]) == 2
+    assert main(["train", "--dataset", str(tmp_path), "--epochs", "0"]) == 2  # named as a flag
+    assert "error: The option --epochs is 0; it must be ≥ 1." in capsys.readouterr().err
     config = tmp_path / "bad.yaml"
     config.write_text("epochz: 3\n")
     assert main(["train", "--config", str(config)]) == 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from gapfill.core.errors import Cancelled, GapfillError
+from gapfill.core.errors import Cancelled, GapfillError, flag_name
 from gapfill.core.learned.model_card import read_card
 from gapfill.training.checkpoints import load_checkpoint
 from gapfill.training.config import TrainConfig
@@ -152,15 +152,17 @@ def test_refusals(synthetic, make_synthetic, tmp_path):
     with pytest.raises(GapfillError, match="needs a discriminator"):
         train(config(loss="adversarial"), log=quiet)
     clear = make_synthetic(tmp_path / "clear", ("target", "sar"))
-    with pytest.raises(DatasetError, match="no 'reference' role.*--cloud-masks"):
+    with pytest.raises(DatasetError, match="no 'reference' role.*with 'cloud_masks'") as error:
         train(config(dataset=str(clear)), log=quiet)
+    assert "Give some with --cloud-masks (e.g." in error.value.worded(flag_name)
     no_gaps = make_synthetic(tmp_path / "no_gaps", ("target", "sar", "reference"))
-    with pytest.raises(DatasetError, match="learns on gap pixels only.*--cloud-masks"):
+    with pytest.raises(DatasetError, match="learns on gap pixels only") as error:
         train(config(dataset=str(no_gaps)), log=quiet)
+    assert "cloud masks (--cloud-masks)" in error.value.worded(flag_name)
     with pytest.raises(DatasetError, match="role\\(s\\) dem"):
         train(config(dataset=str(no_dates), roles=["target", "dem"]), log=quiet)
     train(config(export="none"), log=quiet)
-    with pytest.raises(GapfillError, match="previous run.*--resume"):
+    with pytest.raises(GapfillError, match="previous run.*with 'resume'"):
         train(config(), log=quiet)
     assert not (tmp_path / "missing").exists()
     with pytest.raises(GapfillError, match="Nothing to resume"):

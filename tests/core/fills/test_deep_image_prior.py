@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-pytest.importorskip("torch")
+from gapfill.core.fills.deep_image_prior import fill_arrays, fill_with_deep_image_prior
+from gapfill.core.raster.fill_engine import open_target
 
-from gapfill.core.fills.deep_image_prior import fill_arrays, fill_with_deep_image_prior  # noqa: E402
-from gapfill.core.raster.fill_engine import open_target  # noqa: E402
+pytestmark = pytest.mark.torch
 
 SIZE = 32
 

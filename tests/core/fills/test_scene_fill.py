@@ -19,7 +19,6 @@ from gapfill.core.fills.scene.layouts import REPORT, SELECT, TRAIN, ShapeSource,
 from gapfill.core.fills.scene.run import fill_scene_files
 from rasters import read
 
-pytest.importorskip("torch")
 SAMPLE = "4287"  # half cloudy: real cloud shapes on a real scene
 TINY = SceneSettings(budget_minutes=2, max_steps=40, bundled=False)
 
@@ -65,6 +64,7 @@ def test_splits_hold_every_role_and_shapes_are_the_scene_s(scene):
     assert not (laid & gap).any() and 0.15 < laid.sum() / region.sum() < 0.5
 
 
+@pytest.mark.torch  # the adapted network competes
 def test_fills_only_gaps_reports_and_is_reproducible(scene, tmp_path):
     first = run(scene, tmp_path / "a", report_folder=tmp_path / "a" / "report",
                 confidence_output=tmp_path / "a" / "confidence.tif")

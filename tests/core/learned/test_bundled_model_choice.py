@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gapfill.core.errors import GapfillError
+from gapfill.core.errors import GapfillError, flag_name
 from gapfill.core.learned import baselines
 from gapfill.core.learned.bundled_models import bundled_models, choose_bundled_model
 from gapfill.core.learned.model_card import read_card, write_card
@@ -41,7 +41,8 @@ def test_only_a_model_that_beat_the_classical_fills_is_chosen(models, tmp_path: 
         choose_bundled_model({"sar"}, 13, tmp_path)
     message = str(error.value)
     assert "never chosen for you" in message and "sen12.onnx: The model LOSES" in message
-    assert "give the model file (MODEL)" in message
+    assert "give the model file ('model')" in message
+    assert "give the model file (--model)" in error.value.worded(flag_name)
 
 
 def test_a_model_without_verdict_is_no_default(models, tmp_path: Path) -> None:

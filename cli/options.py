@@ -1,0 +1,43 @@
+"""Option types and checks every command shares."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..core.errors import GapfillError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number ≥ 1")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number ≥ 0")
+    return value
+
+
+def check_output(output: str, inputs: Iterable[str | None], overwrite: bool) -> None:
+    """Refuse an output that is one of the inputs (inputs are never modified), and an existing
+    file unless `overwrite`: a command line should not silently replace a result."""
+    target = Path(output)
+    for path in filter(None, inputs):
+        if target.exists() and Path(path).exists() and os.path.samefile(target, path):
+            raise GapfillError(
+                f"The output '{output}' is one of the inputs; inputs are never modified. "
+                "Choose another output file."
+            )
+    if target.exists() and not overwrite:
+        raise GapfillError(
+            f"The output '{output}' exists. Choose another file, or give --overwrite to "
+            "replace it."
+        )
