@@ -126,7 +126,7 @@ def test_the_defaults_respect_the_verdicts(provider, data_dir, tmp_path, with_sa
     refusal = "never chosen for you" if fitting else "No bundled model fills a 13-band target"
     with pytest.raises(QgsProcessingException, match=refusal) as error:
         processing.run("gapfill:fillgaps", parameters, feedback=feedback)
-    assert not fitting or "(MODEL) to run it anyway" in str(error.value)
+    assert not fitting or "give the model file ('ONNX model' (MODEL))" in str(error.value)
     assert not (tmp_path / "filled.tif").exists()
 
 
