@@ -36,6 +36,9 @@ class GapfillNet(nn.Module):
         unknown = [role for role in inputs if role not in INPUT_ROLES]
         if unknown:
             raise ValueError(f"unknown input roles {unknown}")
+        missing = [role for role in self.required_roles if role not in inputs]
+        if missing:
+            raise ValueError(f"{self.architecture} needs the roles {', '.join(missing)}")
         self.inputs = {role: int(inputs[role]) for role in INPUT_ROLES if role in inputs}
         self.roles = tuple(self.inputs)
         self.out_channels = int(out_channels)

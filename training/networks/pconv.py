@@ -76,9 +76,6 @@ class PConvUNet(GapfillNet):
         self, inputs: Mapping[str, int], out_channels: int, width: int = 0, depth: int = 0
     ) -> None:
         super().__init__(inputs, out_channels, width, depth)
-        missing = [role for role in self.required_roles if role not in self.inputs]
-        if missing:
-            raise ValueError(f"pconv-unet needs the roles {missing}")
         if self.depth < 1:
             raise ValueError("pconv-unet needs at least 1 level")
         self.image_roles = tuple(role for role in self.roles if role != "gap_mask")

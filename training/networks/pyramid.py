@@ -78,9 +78,6 @@ class UNetPyramid(UNetFusion):
         self, inputs: Mapping[str, int], out_channels: int, width: int = 0, depth: int = 0
     ) -> None:
         super().__init__(inputs, out_channels, width, depth)
-        missing = [role for role in self.required_roles if role not in self.inputs]
-        if missing:
-            raise ValueError(f"unet-pyramid needs the roles {', '.join(missing)}")
         if self.inputs["target"] != out_channels:
             raise ValueError(
                 f"unet-pyramid needs a target with the {out_channels} output bands, not "
