@@ -34,7 +34,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..core.environment.dependency_folder import dependency_root
 from ..core.errors import Cancelled, GapfillError, MissingDependencyError, field_name
 from ..core.raster.fill_engine import FillReport
-from ..core.raster.output import check_not_inputs
+from ..core.raster.output import check_not_inputs, check_output_file
 
 ICONS = Path(__file__).resolve().parent.parent / "icons"
 GROUPS = {
@@ -99,9 +99,12 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
             if message:
                 return False, message
         try:
-            check_not_inputs(
-                self._input_files(parameters, context), self._output_files(parameters, context)
-            )
+            outputs = self._output_files(parameters, context)
+            for definition in self.destinationParameterDefinitions():
+                name, kind = definition.name(), definition.type()
+                if name in outputs and kind in ("rasterDestination", "fileDestination"):
+                    check_output_file(name, outputs[name], kind == "rasterDestination")
+            check_not_inputs(self._input_files(parameters, context), outputs)
         except GapfillError as error:
             return False, str(error)
         return True, ""
@@ -212,8 +215,17 @@ def _unacceptable(
         return ""
     if definition.checkValueIsAcceptable(value, context):
         return ""
+    if isinstance(definition, QgsProcessingParameterEnum) and definition.usesStaticStrings():
+        if str(value).isdigit() and int(value) < len(definition.options()):
+            return ""  # the option's number, as `qgis_process help` offers it
     message = f"Incorrect value for '{definition.description()}' ({definition.name()})"
-    if isinstance(definition, QgsProcessingParameterNumber):
+    layers = (QgsProcessingParameterRasterLayer, QgsProcessingParameterMultipleLayers)
+    missing = [v for v in (value if isinstance(value, list | tuple) else [value])
+               if isinstance(v, str) and v and not Path(v.split("|")[0]).exists()]
+    if isinstance(definition, layers) and missing:
+        message += (f": '{missing[0]}' does not exist, neither as a file nor as a layer of the "
+                    "project. Check the path")
+    elif isinstance(definition, QgsProcessingParameterNumber):
         message += f": give a number from {definition.minimum():g} to {definition.maximum():g}"
     elif isinstance(definition, QgsProcessingParameterEnum):
         options = ", ".join(f"{i} ({o})" for i, o in enumerate(definition.options()))

@@ -111,7 +111,9 @@ class FillTimeSeries(GapfillAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterFile(
-                self.MODEL, self.tr("Time-series ONNX model"), extension="onnx", optional=True
+                self.MODEL,
+                self.tr("Time-series ONNX model (default: the bundled one for this many dates)"),
+                extension="onnx", optional=True,
             )
         )
         device = QgsProcessingParameterEnum(
@@ -138,11 +140,6 @@ class FillTimeSeries(GapfillAlgorithm):
     ) -> dict[str, Any]:
         method = METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
         model = self.parameterAsFile(parameters, self.MODEL, context)
-        if method == "model" and not model:
-            raise QgsProcessingException(
-                "The STPConv method needs a time-series ONNX model (e.g. the bundled "
-                "models/stpconv-s5p-co.onnx)."
-            )
         source: str | list[str] | None = self.raster_path(parameters, self.INPUT, context)
         if source is None:
             source = self.raster_paths(parameters, self.RASTERS, context)

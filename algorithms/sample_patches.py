@@ -219,6 +219,12 @@ class SamplePatches(GapfillAlgorithm):
             feedback.pushInfo(f"{len(locations)} locations drawn by you are measured.")
         aoi_source = self.parameterAsSource(parameters, self.AOI, context)
         aoi = polygons_wkt(aoi_source, crs, context, feedback) if aoi_source else []
+        if aoi_source is not None and not aoi:
+            raise QgsProcessingException(
+                "The area of interest layer has no polygon (it is empty, or its features have "
+                "no geometry): patches would be drawn from the whole image. Draw the area, or "
+                "leave the parameter empty to sample everywhere."
+            )
         settings = self.settings(parameters, context)
         report = run_core(
             sample_patches, feedback, target,

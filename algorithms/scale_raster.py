@@ -114,10 +114,14 @@ class ScaleRaster(GapfillAlgorithm):
     def enum_string(
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
     ) -> str | None:
-        """An enum's key; an unknown key given by a script is passed on, so that the engine's
-        message names it and lists the known ones (QGIS would silently drop it)."""
-        value = self.parameterAsEnumString(parameters, name, context)
+        """An enum's key, given as the key or as its number (what `qgis_process help` offers);
+        an unknown key given by a script is passed on, so that the engine's message names it
+        and lists the known ones (QGIS would silently drop it)."""
         given = parameters.get(name)
+        options = self.parameterDefinition(name).options()
+        if isinstance(given, int | str) and str(given).isdigit() and int(given) < len(options):
+            return options[int(given)]
+        value = self.parameterAsEnumString(parameters, name, context)
         return value or (given if isinstance(given, str) and given else None)
 
     def processAlgorithm(  # noqa: N802 - QGIS API

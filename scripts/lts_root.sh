@@ -90,8 +90,10 @@ in_root() {
         mount --bind "$repo" "$root$repo"
         if [ -d "$data" ]; then mount --bind -o ro "$data" "$root$data"; fi
         if [ -n "$git_dir" ]; then mount --bind -o ro "$git_dir" "$root$git_dir"; fi
+        # PROJ_DATA: the pyproj of Debian (s2cloudless needs it) looks for the PROJ data under
+        # sys.prefix, here the test venv: point it at the system data.
         exec chroot "$root" /usr/bin/env -i \
-            HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+            PROJ_DATA=/usr/share/proj HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             PIP_CERT=/etc/gapfill/host-ca.crt SSL_CERT_FILE=/etc/gapfill/host-ca.crt \
             PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive \

@@ -377,7 +377,14 @@ def read_mask_bands(spec: CloudMaskSpec) -> list[np.ndarray]:
     if not path.is_file():
         raise DatasetNotFoundError(f"The cloud-mask file '{path}' does not exist.")
     if path.suffix.lower() == ".npy":
-        array = np.load(path)
+        try:
+            array = np.load(path, allow_pickle=False)  # a pickle could run code: never loaded
+        except (OSError, ValueError) as error:
+            raise DatasetError(
+                f"The cloud-mask file '{path}' is not a plain numeric .npy array ({error}). "
+                "Pickled arrays are refused for safety: save a numeric array with numpy.save, "
+                "or give a GeoTIFF."
+            ) from error
     else:
         from ..core.raster.access import open_raster, read_bands
 

@@ -255,9 +255,15 @@ def check_python(info: PythonInfo) -> None:
 
 def split_arguments(text: str) -> list[str]:
     """Words typed by the user ('' → []), quoted as in this system's shell."""
-    if os.name == "nt":  # keep backslashes in Windows paths
-        return [word.strip('"') for word in shlex.split(text, posix=False)]
-    return shlex.split(text)
+    try:
+        if os.name == "nt":  # keep backslashes in Windows paths
+            return [word.strip('"') for word in shlex.split(text, posix=False)]
+        return shlex.split(text)
+    except ValueError as error:  # e.g. an unbalanced quote
+        raise GapfillError(
+            f"'{text}' cannot be read as a list of words ({error}): close every quote, or "
+            "leave the quotes out (e.g. onnxruntime==1.31.1 torch)."
+        ) from error
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

@@ -40,6 +40,7 @@ NOISE_CHANNELS = 6
 WIDTH = 32
 MULTIPLE = 4  # the network downsamples twice
 CHUNK = 1024  # pixels per side of a block handed to the tiler
+MIN_CLEAR_PIXELS = 64  # a tile with fewer clear target pixels has nothing to fit
 
 
 @dataclass
@@ -260,6 +261,9 @@ def fill_arrays(
     histories = []
     for index, (x, y, w, h) in enumerate(plan):
         rows, columns = slice(y, y + h), slice(x, x + w)
+        if target_valid[rows, columns].sum() < MIN_CLEAR_PIXELS:
+            histories.append([])  # nothing of the target to fit: left unfilled, not invented
+            continue
 
         def tile_progress(fraction: float, index: int = index) -> None:
             progress((index + fraction) / len(plan))
@@ -280,7 +284,9 @@ def fill_arrays(
         weight = np.outer(ramp_window(h, ramp), ramp_window(w, ramp))
         total[:, rows, columns] += fit.values * weight
         weight_sum[rows, columns] += weight
-    return scaling.invert(total / weight_sum), histories
+    with np.errstate(invalid="ignore", divide="ignore"):
+        blended = np.where(weight_sum > 0, total / weight_sum, np.nan)
+    return scaling.invert(blended), histories
 
 
 # --------------------------------------------------------------------------- raster
@@ -307,6 +313,12 @@ def fill_with_deep_image_prior(
     sources = sources or []
     if tile_size < 16:
         raise GapfillError(f"The tile size must be at least 16 pixels (got {tile_size}).")
+    if min(target.grid.width, target.grid.height) < 16:
+        raise GapfillError(
+            f"The target '{target.path}' is {target.grid.width}×{target.grid.height} px; Deep "
+            "Image Prior needs at least 16 × 16 px to learn the image. Use 'Fill gaps "
+            "spatially' for tiny images."
+        )
     overlap = min(overlap, tile_size // 2)
     block_size = max(block_size, tile_size)
     grid = target.grid
@@ -350,6 +362,6 @@ def fill_with_deep_image_prior(
         halo=overlap,
         block_size=block_size,
         workers=1,
-        require_clear=not sources,
+        require_clear=True,  # it learns the image from its clear pixels
         cancelled=cancelled,
     )

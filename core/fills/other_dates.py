@@ -26,6 +26,7 @@ from ..raster.dates import resolve_dates
 from ..raster.fill_engine import TargetImage, check_mask, open_target
 from ..raster.sentinel2_bands import band_names
 from ..raster.validity import BandMasks
+from ..raster.value_range import check_same_scale, sample_spread
 
 
 @dataclass
@@ -60,7 +61,14 @@ def open_other_dates(
             "per image, in the same order, or none."
         )
     others = []
+    band_numbers = list(range(1, target.bands + 1))
+    target_spread = sample_spread(target.dataset, band_numbers)
     for index, (path, when) in enumerate(zip(paths, dates, strict=True)):
+        if Path(path).resolve() == Path(target.path).resolve():
+            raise GapfillError(
+                f"The other-date image '{path}' is the target itself: it has no values for the "
+                "target's gaps. Give images of the same place taken on other dates."
+            )
         dataset = align_to_grid(path, target.grid, "bilinear", f"other-date image {index + 1}")
         bands = data_band_count(dataset)
         if bands != target.bands:
@@ -68,6 +76,9 @@ def open_other_dates(
                 f"The other-date image '{path}' has {bands} bands but the target has "
                 f"{target.bands}. Give images of the same product with the same bands."
             )
+        role = f"other-date image {index + 1}"
+        check_same_scale(target_spread, sample_spread(open_raster(path, role), band_numbers), path,
+                         role, "target")
         mask = None
         if masks and masks[index]:
             mask = align_to_grid(masks[index], target.grid, "nearest", f"gap mask {index + 1}")

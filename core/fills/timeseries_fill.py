@@ -69,14 +69,23 @@ def band_times(dataset: gdal.Dataset) -> np.ndarray | None:
     """Days since the first date (fractional when descriptions carry a time, e.g.
     2015-07-11T10:00:08) when every band description holds a date and they increase strictly;
     None otherwise (the bands are then taken as equally spaced)."""
-    found = [_moment(text or "") for text in band_descriptions(dataset)]
+    texts = band_descriptions(dataset)
+    found = [_moment(text or "") for text in texts]
     if len(found) < 2 or any(moment is None for moment in found):
         return None
     days = np.array(
         [(moment - found[0]).total_seconds() / 86400 for moment in found],  # type: ignore[operator]
         dtype=np.float64,
     )
-    return days if np.all(np.diff(days) > 0) else None
+    steps = np.diff(days)
+    if np.any(steps <= 0):
+        band = int(np.argmax(steps <= 0)) + 2
+        raise GapfillError(
+            f"The band dates of the time series do not increase: band {band} is "
+            f"'{texts[band - 1]}', after '{texts[band - 2]}'. Order the bands by date (each "
+            "date once), or turn off the use of band dates (equal spacing)."
+        )
+    return days
 
 
 def read_validity(dataset: gdal.Dataset, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -272,7 +281,10 @@ def fill_time_series(
     margin, multiple = 0, 1
     if method == "model":
         if not model_path:
-            raise GapfillError("The model method needs an ONNX time-series model.")
+            from ..learned.bundled_models import choose_time_series_model
+
+            model_path = choose_time_series_model(dates).path
+            log(f"No model given: using the bundled time-series model {model_path.name}.")
         from ..learned.model_card import card_of_session
         from ..learned.onnx_session import create_session
 
@@ -340,4 +352,14 @@ def fill_time_series(
                 progress((index + 1) / len(windows))
         finally:
             writer.close()
+        if report.clear == 0:  # refused before the output appears
+            hint = (
+                " The gap mask marks every observed value as a gap: if it uses 1 = valid, "
+                "invert it (Gapfill's masks use 1 = gap, 0 = clear)."
+                if mask is not None else ""
+            )
+            raise GapfillError(
+                f"The time series '{input_path}' has no observed value left to fill from "
+                f"(every pixel of every date is no-data or a gap).{hint}"
+            )
     return report

@@ -99,3 +99,19 @@ def choose_bundled_model(
         f"No bundled model fills a {bands}-band target from {given}. Bundled models: "
         f"{choices or 'none'}. Give the layers one of them needs, or choose a model file."
     )
+
+
+def choose_time_series_model(dates: int, folder: Path = MODELS_FOLDER) -> BundledModel:
+    """The bundled time-series model (time_series and gap_mask inputs) for a stack of `dates`
+    bands; refuses with the date counts the bundled ones take."""
+    models = [m for m in bundled_models(folder) if m.card.input_for("time_series") is not None]
+    for model in models:
+        if len(model.card.input_for("time_series").bands) == dates:
+            return model
+    counts = ", ".join(
+        f"{m.path.name}: {len(m.card.input_for('time_series').bands)} dates" for m in models
+    )
+    raise GapfillError(
+        f"No bundled time-series model takes {dates} dates ({counts or 'none is bundled'}). "
+        "Give a time-series model file made for this many dates, or another method."
+    )

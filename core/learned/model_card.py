@@ -27,6 +27,8 @@ from typing import Any, Literal, get_args
 from ..dependencies import require
 from ..errors import GapfillError
 
+MAX_CONTEXT_MARGIN = 1024  # px per side
+MAX_TILE_SIZE = 8192  # px per side
 CARD_KEY = "gapfill_model_card"  # key of the card in the ONNX model's metadata_props
 CARD_FORMAT = "gapfill-model-card"
 CARD_VERSION = 1
@@ -434,6 +436,16 @@ def validate_card(card: ModelCard, source: str = "the model") -> None:
             )
     if card.context_margin < 0:
         problems.append(f"context_margin is {card.context_margin}; it must be 0 or more pixels")
+    elif card.context_margin > MAX_CONTEXT_MARGIN:
+        problems.append(
+            f"context_margin is {card.context_margin} px; more than {MAX_CONTEXT_MARGIN} px of "
+            "context per side is no network's need (and would not fit in memory)"
+        )
+    if not 1 <= card.recommended_tile_size <= MAX_TILE_SIZE:
+        problems.append(
+            f"recommended_tile_size is {card.recommended_tile_size}; it must be 1 to "
+            f"{MAX_TILE_SIZE} px"
+        )
     if card.size_multiple < 1:
         problems.append(f"size_multiple is {card.size_multiple}; it must be 1 or more")
     elif card.recommended_tile_size % card.size_multiple:

@@ -185,8 +185,22 @@ class ModelRunner:
                 name: np.concatenate([batch, np.zeros((missing, *batch.shape[1:]), batch.dtype)])
                 for name, batch in feeds.items()
             }
-        output = self.session.run([self.card.output.name], feeds, run_options)[0]
+        try:
+            output = self.session.run([self.card.output.name], feeds, run_options)[0]
+        except Exception as error:  # ONNX Runtime's own failures (bad shapes, types, …)
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise GapfillError(
+                f"The network of {self.source} failed on its inputs ({reason}). Its card "
+                "probably does not describe the network (band counts, input names or sizes): "
+                "check it with 'Describe model', or export the model again."
+            ) from error
         expected = (grid.tile_height, grid.tile_width)
+        bands = len(self.card.output.bands)
+        if output.ndim == 4 and output.shape[1] != bands:
+            raise GapfillError(
+                f"The network of {self.source} returned {output.shape[1]} bands where its card "
+                f"names {bands}: the card does not describe the network. Export it again."
+            )
         if output.ndim != 4 or output.shape[2:] != expected:
             raise GapfillError(
                 f"The network of {self.source} returned an output of shape {output.shape} for "

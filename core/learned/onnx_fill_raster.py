@@ -8,6 +8,7 @@ the image.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +35,9 @@ from ..raster.fill_engine import (
     read_gaps,
 )
 from ..raster.output import GeoTiffWriter, atomic_path, cast_to
-from .model_card import INTERNAL_ROLES, ROLE_LABELS, ROLES, card_of_session
+from ..raster.value_range import sample_spread
+from .input_scale import check_output_scale, checked_input
+from .model_card import INTERNAL_ROLES, ROLE_LABELS, ROLES, ModelCard, card_of_session
 from .onnx_fill import GAP, PREDICT, ModelRunner, TileJob, missing_role_error, run_tiles
 from .onnx_session import Device, LogFn, create_session, no_log
 from .tiling import Tile, TileGrid, pick, source_window
@@ -208,6 +211,30 @@ def _open_sources(
     return sources
 
 
+def _card_for_values(
+    card: ModelCard,
+    target: TargetImage,
+    target_bands: list[int],
+    sources: Mapping[str, _Source],
+    role_paths: Mapping[str, str],
+    log: LogFn,
+) -> ModelCard:
+    """The card checked against the values of its inputs (`input_scale`): refused when a layer
+    is on another scale, with linear SAR converted to dB where the card wants dB."""
+    check_output_scale(card, "the model")
+    inputs = []
+    for item in card.inputs:
+        if item.role == "target":
+            spread = sample_spread(target.dataset, target_bands)
+            item = checked_input(item, spread, target.path, "target image", log)
+        elif item.role in sources:
+            path, label = role_paths[item.role], ROLE_LABELS[item.role]
+            spread = sample_spread(open_raster(path, label), sources[item.role].bands)
+            item = checked_input(item, spread, path, label, log)
+        inputs.append(item)
+    return dataclasses.replace(card, inputs=tuple(inputs))
+
+
 def _target_bands(
     runner: ModelRunner, target: TargetImage, mapping: list[int] | None, log: LogFn
 ) -> list[int]:
@@ -270,6 +297,7 @@ def fill_raster_with_model(
     band_rows = [band - 1 for band in target_bands]
     in_order = band_rows == list(range(target.bands))
     sources = _open_sources(runner, target, role_paths, mapping, log)
+    runner.card = _card_for_values(runner.card, target, target_bands, sources, role_paths, log)
     grid = runner.plan(target.grid.width, target.grid.height, tile_size, margin, log)
     width, height = grid.width, grid.height
     report = FillReport(messages=mask_coverage_messages(target))

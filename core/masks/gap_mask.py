@@ -429,6 +429,13 @@ def build_gap_mask(
             )
         finally:
             writer.close()
+        missing = report.gaps if method == "nodata" else report.outside  # pixels without data
+        if report.pixels and missing == report.pixels:  # refused before the mask appears
+            raise GapfillError(
+                f"The target image '{target_path}' has no pixel with data (every pixel is "
+                "no-data, NaN or masked): there is nothing to mask. Check the file and its "
+                "no-data value."
+            )
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,10 +33,17 @@ def open_raster(path: str | Path, role: str = "raster") -> gdal.Dataset:
         dataset = gdal.Open(str(path), gdal.GA_ReadOnly)
         reason = gdal.GetLastErrorMsg()
     if dataset is None:
-        raise RasterOpenError(
-            f"The {role} '{path}' cannot be opened as a raster ({reason or 'unknown format'}). "
-            "Check that the file exists, is readable and is a format GDAL reads (e.g. GeoTIFF)."
-        )
+        file = Path(path)
+        if not file.exists() and "/vsi" not in str(path):
+            what = "does not exist. Check the path"
+        elif file.is_file() and file.stat().st_size == 0:
+            what = "is empty (0 bytes): it was not written completely. Make it again"
+        elif file.is_file() and not os.access(file, os.R_OK):
+            what = "cannot be read (no permission). Give read permission or copy it"
+        else:
+            what = (f"is not a raster GDAL can read ({reason or 'unknown format'}). Give a "
+                    "raster file (e.g. GeoTIFF); check that it is not a text file renamed")
+        raise RasterOpenError(f"The {role} '{path}' {what}.")
     if dataset.RasterCount == 0:
         raise RasterOpenError(f"The {role} '{path}' has no raster bands.")
     return dataset
@@ -142,17 +150,22 @@ def data_band_count(dataset: gdal.Dataset) -> int:
 def read_valid(dataset: gdal.Dataset, window: Window) -> np.ndarray:
     """Boolean (h, w): True where every data band has data (no-data values, mask bands, and the
     alpha band that warping adds: GDAL treats an alpha band as a mask only on 2- and 4-band
-    datasets, so it is read explicitly)."""
+    datasets, so it is read explicitly). NaN and ±inf are never data, with or without a
+    no-data value (GDAL's mask bands count them valid when none is set)."""
     x, y, w, h = window
     valid = np.ones((h, w), dtype=bool)
     if data_band_count(dataset) < dataset.RasterCount:
         valid &= dataset.GetRasterBand(dataset.RasterCount).ReadAsArray(x, y, w, h) > 0
+    floating = np.issubdtype(numpy_dtype(dataset), np.floating)
+    masked = True  # still to apply the mask bands
     for index in range(1, data_band_count(dataset) + 1):
         band = dataset.GetRasterBand(index)
-        if band.GetMaskFlags() == gdal.GMF_ALL_VALID:
-            continue
-        valid &= band.GetMaskBand().ReadAsArray(x, y, w, h) > 0
-        if band.GetMaskFlags() & gdal.GMF_PER_DATASET:
+        if floating:
+            valid &= np.isfinite(band.ReadAsArray(x, y, w, h))
+        if masked and band.GetMaskFlags() != gdal.GMF_ALL_VALID:
+            valid &= band.GetMaskBand().ReadAsArray(x, y, w, h) > 0
+            masked = not band.GetMaskFlags() & gdal.GMF_PER_DATASET
+        elif not floating and not masked:
             break
     return valid
 

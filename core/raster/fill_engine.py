@@ -256,8 +256,9 @@ def fill_image(
         report.clear = report.pixels - report.gaps
         if require_clear and report.clear == 0:
             raise GapfillError(
-                f"The target '{target.path}' is entirely in gaps and there is no other source "
-                "to fill it from. Use 'Fill gaps from other dates' with images of other dates."
+                f"The target '{target.path}' is entirely in gaps: this fill has no clear pixel "
+                "to learn or interpolate from. Use 'Fill gaps from other dates' with images of "
+                "other dates."
             )
     if report.gaps == 0:
         report.messages.append(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,33 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def check_output_file(name: str, path: str, raster: bool) -> None:
+    """Refuse, before any work, an output that cannot be written as asked: a folder, a folder
+    nobody can write to, or (rasters) a name whose extension is not GeoTIFF's, which would
+    receive GeoTIFF bytes under another format's name."""
+    target = Path(path)
+    if target.is_dir():
+        raise GapfillError(
+            f"The output {name} '{path}' is a folder; give a file name inside it (e.g. "
+            f"'{target / ('result.tif' if raster else 'result.json')}')."
+        )
+    if raster and target.suffix.lower() not in GEOTIFF_SUFFIXES:
+        raise GapfillError(
+            f"The output {name} '{path}' does not end in .tif: Gapfill writes GeoTIFF files. "
+            "Give a .tif name (convert afterwards with Raster › Conversion › Translate if "
+            "another format is needed)."
+        )
+    folder = next((f for f in target.absolute().parents if f.exists()), None)
+    if folder is not None and not os.access(folder, os.W_OK):
+        raise GapfillError(
+            f"The output {name} '{path}' cannot be written: '{folder}' is not writable. "
+            "Choose a folder you can write to."
+        )
+
+
 def check_not_inputs(inputs: dict[str, list[str]], outputs: dict[str, str]) -> None:
     """Refuse an output that is one of the inputs (or another output), before any work: writing
     it would destroy the user's data. `inputs`: parameter → files; `outputs`: parameter → file
@@ -56,6 +85,30 @@ def check_not_inputs(inputs: dict[str, list[str]], outputs: dict[str, str]) -> N
         taken[real] = name
 
 
+class Terminated(GapfillError):
+    """The process was asked to stop (SIGTERM) while writing an output."""
+
+
+@contextmanager
+def _termination_raises() -> Iterator[None]:
+    """While an output is written by the main thread, SIGTERM raises `Terminated` there, so
+    the partial file is removed on the way out instead of being left behind by a killed
+    process; the previous handler comes back afterwards. (Other threads cannot take signals:
+    QGIS desktop runs algorithms there and stops them by cancelling.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise Terminated(f"Stopped by signal {signum}: no output was written.")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
@@ -66,7 +119,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(handle)
     os.unlink(temporary)
     try:
-        yield Path(temporary)
+        with _termination_raises():
+            yield Path(temporary)
         os.replace(temporary, final)
     finally:
         for leftover in (temporary, temporary + ".aux.xml"):

@@ -230,3 +230,135 @@ def test_a_mask_smaller_than_the_target_leaves_the_rest_unchanged(provider, seri
     assert not np.array_equal(filled[:, 40:80, 40:80], original[:, 40:80, 40:80])
     assert result["FILLED_PIXELS"] == 40 * 40
     assert any("covers 25.0 % of the target's extent" in w for w in feedback.warnings)
+
+
+def converted_copy(source, path, convert) -> str:
+    """A Float32 copy of `source` (grid, band names kept) with its values passed through
+    `convert`."""
+    gdal.Translate(str(path), str(source), outputType=gdal.GDT_Float32)
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    for index in range(dataset.RasterCount):
+        band = dataset.GetRasterBand(index + 1)
+        band.WriteArray(convert(band.ReadAsArray().astype(np.float64)))
+    dataset = None
+    return str(path)
+
+
+@pytest.fixture
+def sample(data_dir):
+    folder = data_dir / "sen12mscr"
+    return {role: str(folder / f"4287_{name}.tif")
+            for role, name in (("INPUT", "s2_cloudy"), ("GAP_MASK", "cloudmask"), ("SAR", "s1"))}
+
+
+def model_fill(parameters, tmp_path, feedback=None):
+    return processing.run(
+        "gapfill:fillgaps",
+        {**parameters, "DEVICE": 1, "OUTPUT": str(tmp_path / "out.tif")},
+        feedback=feedback,
+    )
+
+
+def test_reflectance_where_the_model_wants_digital_numbers_is_refused(
+    provider, sample, tmp_path
+):
+    reflectance = converted_copy(sample["INPUT"], tmp_path / "r.tif", lambda v: v / 10000)
+    assert_refused(
+        "on another scale", tmp_path, lambda: model_fill({**sample, "INPUT": reflectance}, tmp_path)
+    )
+
+
+def test_linear_backscatter_is_converted_to_db_and_said(provider, sample, tmp_path):
+    linear = converted_copy(sample["SAR"], tmp_path / "linear.tif", lambda v: 10 ** (v / 10))
+    reference = read(model_fill(sample, tmp_path)["OUTPUT"])
+    feedback = RecordingFeedback()
+    (tmp_path / "out.tif").unlink()
+    result = model_fill({**sample, "SAR": linear}, tmp_path, feedback)
+    assert any("linear backscatter" in line and "converted to dB" in line
+               for line in feedback.lines + feedback.warnings)
+    difference = np.abs(read(result["OUTPUT"]).astype(float) - reference)
+    assert difference.max() <= 2  # the same fill, up to float rounding
+
+
+def test_an_other_date_on_another_scale_or_the_target_itself_is_refused(
+    provider, series, tmp_path
+):
+    scaled = converted_copy(series / OTHER, tmp_path / "r.tif", lambda v: v / 10000)
+    assert_refused("on different scales", tmp_path,
+                   lambda: fill(series, tmp_path, OTHER_DATES=[scaled],
+                                DATES="2018-03-07, 2018-03-22"))
+    assert_refused("is the target itself", tmp_path,
+                   lambda: fill(series, tmp_path, OTHER_DATES=[str(series / TARGET)],
+                                DATES="2018-03-07, 2018-03-22"))
+
+
+def test_a_card_whose_output_scale_is_absurd_is_refused(provider, sample, tmp_path):
+    import dataclasses
+
+    from gapfill.core.learned.bundled_models import MODELS_FOLDER
+    from gapfill.core.learned.model_card import read_card, write_card
+
+    source = MODELS_FOLDER / "s1s2_unet_small.onnx"
+    card = read_card(source)
+    absurd = tuple(dataclasses.replace(s, scale=1e-9, clip_min=None, clip_max=None)
+                   for s in card.output.scaling)
+    model = tmp_path / "absurd.onnx"
+    import onnx
+
+    proto = write_card(onnx.load(str(source)), dataclasses.replace(
+        card, output=dataclasses.replace(card.output, scaling=absurd)))
+    model.write_bytes(proto.SerializeToString())
+    assert_refused("is inconsistent", tmp_path,
+                   lambda: model_fill({**sample, "MODEL": str(model)}, tmp_path))
+
+
+def test_an_image_without_any_data_is_refused_by_every_mask_method(provider, series, tmp_path):
+    empty = converted_copy(series / TARGET, tmp_path / "nan.tif", lambda v: v * np.nan)
+    for method in (0, 4):  # spectral, no-data
+        parameters = {"INPUT": empty, "METHOD": method, "OUTPUT": str(tmp_path / "out.tif")}
+        assert_refused("has no (valid pixel|pixel with data)", tmp_path,
+                       lambda p=parameters: processing.run("gapfill:buildgapmask", p))
+
+
+def test_nothing_is_written_beside_the_inputs(provider, series, tmp_path):
+    """Masks, fills from other dates and spatial fills, run from file paths: the inputs'
+    folder holds afterwards exactly what it held before."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in (TARGET, OTHER):
+        (inputs / name).write_bytes((series / name).read_bytes())
+    before = sorted(p.name for p in inputs.iterdir())
+    out = tmp_path / "out"
+    out.mkdir()
+    mask = processing.run("gapfill:buildgapmask", {
+        "INPUT": str(inputs / TARGET), "METHOD": 0, "OUTPUT": str(out / "mask.tif")})["OUTPUT"]
+    processing.run("gapfill:filltemporal", {
+        "INPUT": str(inputs / TARGET), "GAP_MASK": mask, "OTHER_DATES": [str(inputs / OTHER)],
+        "DATES": "2018-03-07, 2018-03-22", "OUTPUT": str(out / "t.tif")})
+    processing.run("gapfill:fillspatial", {
+        "INPUT": str(inputs / TARGET), "GAP_MASK": mask, "OUTPUT": str(out / "s.tif")})
+    assert sorted(p.name for p in inputs.iterdir()) == before
+
+
+def test_outputs_that_cannot_be_written_as_asked_are_refused(provider, series, tmp_path):
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    spatial = {"INPUT": str(series / TARGET)}
+    refusals = ((folder, "is a folder"), (tmp_path / "out.png", "does not end in .tif"))
+    for output, message in refusals:
+        assert_refused(message, tmp_path, lambda o=output: processing.run(
+            "gapfill:fillspatial", {**spatial, "OUTPUT": str(o)}))
+    assert_refused("is a folder", tmp_path, lambda: processing.run(
+        "gapfill:checkenvironment", {"TRY_CUDA": False, "OUTPUT": str(folder)}))
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_files_that_are_not_rasters_say_what_they_are(provider, tmp_path):
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    empty = tmp_path / "empty.tif"
+    empty.write_bytes(b"")
+    for path, message in ((text, "is not a raster GDAL can read"), (empty, "is empty"),
+                          (tmp_path / "missing.tif", "does not exist")):
+        assert_refused(message, tmp_path, lambda p=path: processing.run(
+            "gapfill:fillspatial", {"INPUT": str(p), "OUTPUT": str(tmp_path / "out.tif")}))

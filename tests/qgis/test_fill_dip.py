@@ -1,6 +1,7 @@
 """Fill with Deep Image Prior through Processing and through qgis_process, on dip_scotland."""
 
 import numpy as np
+import processing
 import pytest
 from osgeo import gdal
 
@@ -56,3 +57,23 @@ def test_qgis_process(scotland, tmp_path):
     qgis = QgisProcess(tmp_path / "qgis")
     result = qgis.run("gapfill:filldip", parameters(scotland, tmp_path / "out.tif"))
     check(scotland, result["results"]["OUTPUT"])
+
+
+def test_nothing_is_invented_where_there_is_nothing_to_learn_from(provider, scotland, tmp_path):
+    """A target entirely in gaps is refused (no black image 'filled' to 100 %), and so is an
+    image too small for the network."""
+    from qgis.core import QgsProcessingException
+
+    full = tmp_path / "full.tif"
+    gdal.Translate(str(full), str(scotland["cloud_mask"]), scaleParams=[[0, 0, 1, 1]],
+                   outputType=gdal.GDT_Byte)
+    assert read(full).min() == 1
+    with pytest.raises(QgsProcessingException, match="entirely in gaps"):
+        processing.run("gapfill:filldip", {**parameters(scotland, tmp_path / "out.tif"),
+                                           "GAP_MASK": str(full)})
+    tiny = tmp_path / "tiny.tif"
+    gdal.Translate(str(tiny), str(scotland["s2_mean_2019_rgb"]), srcWin=[0, 0, 1, 1])
+    with pytest.raises(QgsProcessingException, match="needs at least 16 × 16 px"):
+        processing.run("gapfill:filldip", {**parameters(scotland, tmp_path / "out.tif"),
+                                           "INPUT": str(tiny), "GAP_MASK": None})
+    assert not (tmp_path / "out.tif").exists()

@@ -33,15 +33,38 @@ def test_fill_s5p_block_keeps_observations(qgis_processing, data_dir, tmp_path, 
     assert (filled[~observed] != np.float32(nodata)).sum() == result["FILLED_PIXELS"]
 
 
-def test_model_method_needs_a_model(qgis_processing, data_dir, tmp_path):
+def test_model_method_without_a_model_takes_the_bundled_one(qgis_processing, data_dir, tmp_path):
+    import processing
+
+    from feedback import RecordingFeedback
+
+    feedback = RecordingFeedback()
+    result = processing.run(
+        FillTimeSeries(),
+        {"INPUT": str(s5p_block(data_dir)), "METHOD": 2, "DEVICE": 1,
+         "OUTPUT": str(tmp_path / "o.tif")},
+        feedback=feedback,
+    )
+    assert result["FILLED_PIXELS"] > 0
+    assert any("bundled time-series model stpconv-s5p-co.onnx" in line for line in feedback.lines)
+
+
+def test_band_dates_that_do_not_increase_are_refused(qgis_processing, data_dir, tmp_path):
     import processing
     from qgis.core import QgsProcessingException
 
-    with pytest.raises(QgsProcessingException, match="needs a time-series ONNX model"):
+    series = tmp_path / "series.tif"
+    gdal.Translate(str(series), str(s5p_block(data_dir)))
+    dataset = gdal.Open(str(series), gdal.GA_Update)
+    for index in range(dataset.RasterCount):  # two bands on one date
+        dataset.GetRasterBand(index + 1).SetDescription(f"2020-01-{min(index, 14) + 1:02d}")
+    dataset = None
+    with pytest.raises(QgsProcessingException, match="band dates of the time series do not"):
         processing.run(
             FillTimeSeries(),
-            {"INPUT": str(s5p_block(data_dir)), "METHOD": 2, "OUTPUT": str(tmp_path / "o.tif")},
+            {"INPUT": str(series), "METHOD": 1, "OUTPUT": str(tmp_path / "o.tif")},
         )
+    assert not (tmp_path / "o.tif").exists()
 
 
 def test_through_qgis_process(data_dir, tmp_path):
@@ -96,3 +119,24 @@ def test_list_of_single_date_rasters(qgis_processing, data_dir, tmp_path):
     assert np.array_equal(filled[1][40:], original[1][40:])
     assert result["FILLED_PIXELS"] >= 40 * 40
     assert (filled[1][:40, :40] != -2).all()
+
+
+def test_a_mask_with_the_opposite_convention_is_refused(qgis_processing, data_dir, tmp_path):
+    """A mask of 1 = valid makes every observation a gap: refused with the hint, no output."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    source = gdal.Open(str(s5p_block(data_dir)))
+    observed = source.ReadAsArray() != np.float32(source.GetRasterBand(1).GetNoDataValue())
+    mask = gdal.GetDriverByName("GTiff").Create(
+        str(tmp_path / "valid.tif"), source.RasterXSize, source.RasterYSize,
+        source.RasterCount, gdal.GDT_Byte)
+    mask.WriteArray(observed.astype(np.uint8))  # 1 = valid: the wrong way round
+    mask = None
+    with pytest.raises(QgsProcessingException, match="if it uses 1 = valid, invert it"):
+        processing.run(
+            FillTimeSeries(),
+            {"INPUT": str(s5p_block(data_dir)), "GAP_MASK": str(tmp_path / "valid.tif"),
+             "METHOD": 0, "OUTPUT": str(tmp_path / "o.tif")},
+        )
+    assert not (tmp_path / "o.tif").exists()

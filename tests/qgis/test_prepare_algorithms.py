@@ -123,6 +123,12 @@ def test_scale_and_unscale_round_trip(data_dir, tmp_path):
     )["OUTPUT"]
     np.testing.assert_array_equal(read(restored), read(source))
     assert same_georeference(restored, source)
+    by_number = processing.run(  # the option's number, as `qgis_process help` offers it
+        ScaleRaster(),
+        {"INPUT": str(source), "STATISTICS": statistics, "METHOD": 0,
+         "OUTPUT": str(tmp_path / "by_number.tif")},
+    )["OUTPUT"]
+    np.testing.assert_array_equal(read(by_number), read(scaled))
 
 
 def test_scale_refuses_ambiguous_or_unknown_sources(data_dir, tmp_path):
@@ -174,6 +180,11 @@ def test_drawn_polygons_and_area_of_interest_in_another_crs(data_dir, tmp_path):
     )
     xs = [f.geometry().asPoint().x() for f in QgsVectorLayer(result["OUTPUT"]).getFeatures()]
     assert xs and max(xs) < (xmin + xmax) / 2
+    with pytest.raises(QgsProcessingException, match="area of interest layer has no polygon"):
+        processing.run(SamplePatches(), {  # an empty AOI would otherwise mean everywhere
+            "INPUT": str(target), "AOI": memory_layer("Polygon", UTM, []), "PATCH_SIZE": 32,
+            "OUTPUT": str(tmp_path / "empty.gpkg")})
+    assert not (tmp_path / "empty.gpkg").exists()
 
 
 def test_extract_from_points_in_another_crs(sampled, mask, data_dir, tmp_path):

@@ -152,3 +152,33 @@ def test_plugin_loads_without_onnxruntime_or_torch(tmp_path):
         )
         assert probe.returncode != 0, f"{module} is importable without the venv"
     assert sorted(qgis.list_algorithms()) == EXPECTED
+
+
+def test_sigterm_leaves_no_partial_file(data_dir, tmp_path):
+    """A qgis_process run stopped by SIGTERM while it writes removes its hidden partial output."""
+    import signal
+    import time
+
+    from osgeo import gdal
+
+    from qgis_runner import executable
+
+    source = data_dir / "sen12mscr_ts" / "s2_2018-03-07.tif"
+    large = tmp_path / "large.vrt"  # 4096² px, 13 bands: seconds of work
+    gdal.Translate(str(large), str(source), format="VRT", width=4096, height=4096)
+    out = tmp_path / "out"
+    out.mkdir()
+    qgis = QgisProcess(tmp_path / "qgis")
+    run = subprocess.Popen(
+        [executable(), "run", "gapfill:buildgapmask", "--", f"INPUT={large}", "METHOD=0",
+         f"OUTPUT={out / 'mask.tif'}"],
+        env=qgis.environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*partial*")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    assert list(out.glob(".*partial*")), "the run never started writing"
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode != 0
+    assert list(out.iterdir()) == [], stderr[-2000:]

@@ -157,3 +157,13 @@ def test_make_dataset_follows_the_contract(sen12):
     assert manifest.splits == {"train": 24, "validation": 8}
     assert set(manifest.roles) == {"target", "reference", "sar", "gap_mask"}
     assert manifest.roles["target"].bands[8] == "B8A"
+
+
+def test_a_pickled_cloud_mask_is_refused_without_running_it(tmp_path):
+    """A .npy holding Python objects would need unpickling, which can run code: refused."""
+    from gapfill.training.datasets import CloudMaskSpec, read_mask_bands
+
+    path = tmp_path / "mask.npy"
+    np.save(path, np.array([{"not": "numbers"}], dtype=object), allow_pickle=True)
+    with pytest.raises(GapfillError, match="Pickled arrays are refused"):
+        read_mask_bands(CloudMaskSpec(str(path)))

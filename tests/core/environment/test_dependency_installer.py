@@ -46,7 +46,7 @@ from gapfill.core.environment.environment_check import (
     format_report,
     verdicts,
 )
-from gapfill.core.errors import Cancelled
+from gapfill.core.errors import Cancelled, GapfillError
 
 
 @pytest.fixture(scope="session")
@@ -361,6 +361,8 @@ def test_split_arguments():
         "/a b",
         "--no-index",
     ]
+    with pytest.raises(GapfillError, match="close every quote"):
+        split_arguments("torch 'onnx")
 
 
 def test_relu_model_is_the_one_onnx_helper_builds():

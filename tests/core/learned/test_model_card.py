@@ -160,6 +160,8 @@ SEMANTIC_PROBLEMS = [
     ("inputs.0.bands", ["red", "nir", "blue"], r"takes bands nir that the output does not have"),
     ("output.bands", ["red", "red", "blue"], r"the output lists bands red more than once"),
     ("context_margin", -1, r"context_margin is -1"),
+    ("context_margin", 100000, r"context_margin is 100000 px; more than 1024 px"),
+    ("recommended_tile_size", 100000, r"recommended_tile_size is 100000; it must be 1 to 8192"),
     ("recommended_tile_size", 4, r"recommended_tile_size 4 leaves nothing inside"),
     ("size_multiple", 0, r"size_multiple is 0"),
     ("name", " ", r"name is empty"),

@@ -403,3 +403,27 @@ def test_band_mapping_picks_bands_by_number(models, sen12, filled, tmp_path: Pat
     np.testing.assert_array_equal(read(tmp_path / "same.tif"), reference)
     np.testing.assert_array_equal(swapped[:, ~gap], reference[:, ~gap])
     assert (swapped[:, gap] != reference[:, gap]).mean() > 0.1
+
+
+def test_a_card_that_lies_about_a_band_count_fails_in_one_paragraph(models, tmp_path) -> None:
+    """A graph with a free channel count cannot show the lie before it runs: ONNX Runtime's
+    failure becomes a GapfillError that points at the card."""
+    import dataclasses
+
+    import onnx
+
+    from gapfill.core.learned.model_card import write_card
+
+    proto = onnx.load(str(models["plain"].path))
+    radar = next(i for i in proto.graph.input if i.name == "radar")
+    radar.type.tensor_type.shape.dim[1].dim_param = "channels"
+    card = models["plain"].card
+    lying = dataclasses.replace(card, inputs=tuple(
+        dataclasses.replace(i, bands=("VV", "VH"), scaling=i.scaling * 2)
+        if i.role == "sar" else i for i in card.inputs))
+    path = tmp_path / "lying.onnx"
+    path.write_bytes(write_card(proto, lying).SerializeToString())
+    sources, gap = scene(16, 16)
+    sources["sar"] = np.concatenate([sources["sar"]] * 2)
+    with pytest.raises(GapfillError, match="card probably does not describe the network"):
+        fill_arrays(create_session(path, "cpu"), lying, sources, gap, tile_size=16)
