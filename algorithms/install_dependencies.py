@@ -33,6 +33,7 @@ class InstallDependencies(DependencyFolderAlgorithm):
     DRY_RUN = "DRY_RUN"
     PIP_OPTIONS = "PIP_OPTIONS"
     REQUIREMENTS = "REQUIREMENTS"
+    REPLACE = "REPLACE"
     FOLDER = "FOLDER"
     INSTALLED = "INSTALLED"
     COMMANDS = "COMMANDS"
@@ -45,18 +46,21 @@ class InstallDependencies(DependencyFolderAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
-            "Installs what the learned fills (onnxruntime), training (torch), the cloud "
-            "detectors of Build gap mask (ukis-csmask, s2cloudless) and Fill many scenes (Dask "
-            "distributed) need into "
+            "Installs what the learned fills (onnxruntime), training (torch, onnx, PyYAML), "
+            "the cloud detectors of Build gap mask (ukis-csmask, s2cloudless) and Fill many "
+            "scenes (Dask distributed) need into "
             "Gapfill's own folder of your QGIS profile (python/gapfill-deps), never into QGIS's "
             "Python packages, with the pip of the Python that QGIS runs. Automatic build: "
             "onnxruntime-gpu with NVIDIA's CUDA and cuDNN pip packages when an NVIDIA driver is "
             "present (Linux, Windows; large download), the CPU build otherwise. Every package "
-            "QGIS's Python ships (numpy first) is pinned to its installed version; pip's plan is "
-            "checked before anything is installed, and the new packages must import next to "
-            "GDAL before they are put in use. A failed or cancelled install leaves the previous "
-            "one in use. Dry run: only prints the pip commands. Restart QGIS afterwards if "
-            "onnxruntime or torch was already loaded. 'Remove dependencies' undoes it."
+            "QGIS's Python ships (numpy first) is pinned to its installed version (onnx 1.17.0 "
+            "for QGIS's numpy 1); pip's plan is checked before anything is installed, and the "
+            "new packages must import next to GDAL before they are put in use. A failed or "
+            "cancelled install leaves the previous one in use. A CPU request (or Automatic "
+            "without an NVIDIA driver) never installs a CUDA build of PyTorch: when pip would "
+            "(the PyTorch CPU index unreachable), the install is refused with the fix. Dry run: "
+            "only prints the pip commands. Restart QGIS afterwards if onnxruntime or torch was "
+            "already loaded. 'Remove dependencies' undoes it."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
@@ -74,7 +78,9 @@ class InstallDependencies(DependencyFolderAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterBoolean(
-                self.TRAINING, self.tr("Also install PyTorch (for training)"), defaultValue=False
+                self.TRAINING,
+                self.tr("Also install what training needs (PyTorch, onnx, PyYAML)"),
+                defaultValue=False,
             )
         )
         self.addParameter(
@@ -110,9 +116,18 @@ class InstallDependencies(DependencyFolderAlgorithm):
             optional=True,
         )
         requirements.setHelp(
-            self.tr("Space-separated, e.g. 'onnxruntime-gpu==1.18.1' for an older CUDA.")
+            self.tr(
+                "Space-separated, e.g. 'onnxruntime-gpu==1.18.1' for an older CUDA. They are "
+                "added to what is installed (each package installed before is kept at its "
+                "version), unless 'Replace what is installed' is checked."
+            )
         )
-        self.add_advanced(options, requirements)
+        replace = QgsProcessingParameterBoolean(
+            self.REPLACE,
+            self.tr("Replace what is installed (instead of adding these packages to it)"),
+            defaultValue=False,
+        )
+        self.add_advanced(options, requirements, replace)
         self.addOutput(QgsProcessingOutputString(self.FOLDER, self.tr("Folder in use")))
         self.addOutput(QgsProcessingOutputString(self.INSTALLED, self.tr("Installed packages")))
         self.addOutput(QgsProcessingOutputString(self.COMMANDS, self.tr("pip commands")))
@@ -135,6 +150,7 @@ class InstallDependencies(DependencyFolderAlgorithm):
                 requirements=split_arguments(
                     self.parameterAsString(parameters, self.REQUIREMENTS, context)
                 ),
+                replace=self.parameterAsBoolean(parameters, self.REPLACE, context),
                 pip_options=split_arguments(
                     self.parameterAsString(parameters, self.PIP_OPTIONS, context)
                 ),

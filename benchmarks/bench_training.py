@@ -97,6 +97,7 @@ def train_epoch(dataset: Path, output: Path, args: argparse.Namespace, amp: bool
         "width": args.width, "depth": args.depth, "loss": "carl", "epochs": 1,
         "batch_size": args.batch_size, "learning_rate": 1e-4, "device": args.device,
         "amp": amp, "seed": 0, "augment": False, "progress_bar": False, "export": "none",
+        "epoch_samples": 0,
     })
     start = time.perf_counter()
     result = train(config, log=lambda line: print(line, file=sys.stderr))

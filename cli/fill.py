@@ -181,6 +181,8 @@ def roles(arguments: argparse.Namespace) -> dict[str, str]:
 def model_fill(
     arguments: argparse.Namespace, session: Session, progress: ProgressFn, cancelled: CancelledFn
 ) -> tuple[FillReport, Facts]:
+    from ..core.learned.baselines import fill_messages
+    from ..core.learned.model_card import read_card
     from ..core.learned.onnx_fill_raster import fill_raster_with_model, parse_band_mapping
     from ..core.raster.access import data_band_count, open_raster
 
@@ -190,11 +192,13 @@ def model_fill(
 
         bands = data_band_count(open_raster(arguments.image, "target image"))
         chosen = choose_bundled_model(set(roles(arguments)), bands)
-        info, warning = chosen.choice_messages()
-        session.info(info)
-        if warning:
-            session.warn(warning)
+        session.info(chosen.choice_message())
         model = str(chosen.path)
+    described, warnings = fill_messages(read_card(model).validation_metrics, roles(arguments))
+    if described:
+        session.info(described)
+    for warning in warnings:
+        session.warn(warning)
     report = fill_raster_with_model(
         model,
         arguments.image,

@@ -52,3 +52,36 @@ def wheel_folder(base: Path) -> Path:
 def pip_options(folder: Path) -> list[str]:
     """pip options that install from `folder` only."""
     return ["--no-index", "--find-links", str(folder)]
+
+
+def build_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A minimal pure-Python wheel (one module, its METADATA and RECORD) that pip resolves and
+    installs like any other: a package of the test's own, e.g. one that depends on NVIDIA
+    packages as PyPI's CUDA build of torch does."""
+    import base64
+    import hashlib
+    import zipfile
+
+    module = name.replace("-", "_")
+    info = f"{module}-{version}.dist-info"
+    files = {
+        f"{module}/__init__.py": f"__version__ = {version!r}\n",
+        f"{info}/METADATA": "\n".join(
+            ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+            + [f"Requires-Dist: {item}" for item in requires]
+        )
+        + "\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: gapfill-tests\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    records = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        records.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join([*records, f"{info}/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel

@@ -9,6 +9,6 @@ qgis, and imports torch only in the modules that train (not at package import).
 
 Layout by role: `config` (options, YAML), `datasets` (patch datasets, augmentation, simulated
 gaps), `networks/` (architectures and their registry), `losses`, `loop` (training), `validation`
-(metrics), `checkpoints`, `curves`, `export` (ONNX and model card), `evaluate`, `make_dataset`,
-`cli`.
+(metrics, the collapsed-band guard), `assessment` (the baseline verdict of every run),
+`checkpoints`, `curves`, `export` (ONNX and model card), `evaluate`, `make_dataset`, `cli`.
 """

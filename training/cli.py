@@ -51,6 +51,11 @@ def _parser(prog: str = PROGRAM) -> tuple[argparse.ArgumentParser, argparse.Argu
     export.add_argument("--licence", default="")
     export.add_argument("--tile-size", type=int, default=0, help="recommended tile size")
     export.add_argument(
+        "--force",
+        action="store_true",
+        help="export even when output bands collapsed (flat or stuck at a bound)",
+    )
+    export.add_argument(
         "--parity-size",
         type=int,
         nargs=2,
@@ -60,7 +65,9 @@ def _parser(prog: str = PROGRAM) -> tuple[argparse.ArgumentParser, argparse.Argu
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on a dataset split")
     evaluate.add_argument("model", help="ONNX model or checkpoint (.pt)")
-    evaluate.add_argument("--dataset", required=True, help="patch dataset folder")
+    evaluate.add_argument(
+        "--dataset", required=True, nargs="+", help="patch dataset folder(s), read as one"
+    )
     evaluate.add_argument("--split", default="validation", choices=["train", "validation"])
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -92,6 +99,14 @@ def _parser(prog: str = PROGRAM) -> tuple[argparse.ArgumentParser, argparse.Argu
         help="one scene: role=raster pairs on one pixel grid (repeat for more scenes)",
     )
     source.add_argument("--sen12mscr", metavar="FOLDER", help="SEN12MS-CR samples folder")
+    make.add_argument(
+        "--validation-scene",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="ROLE=RASTER",
+        help="a scene whose patches all go to validation (split by scene; repeat for more)",
+    )
     make.add_argument("--ids", nargs="*", default=[], help="SEN12MS-CR sample ids (default: all)")
     make.add_argument("--patch-size", type=int, default=64)
     make.add_argument("--stride", type=int, default=0, help="default: the patch size")
@@ -157,6 +172,7 @@ def _export(arguments: argparse.Namespace) -> int:
         licence=arguments.licence,
         tile_size=arguments.tile_size,
         parity_size=arguments.parity_size,
+        force=arguments.force,
         log=print,
     )
     print(f"Wrote '{arguments.output}'.\n{describe_card(card)}")
@@ -273,23 +289,28 @@ def _make_dataset(arguments: argparse.Namespace) -> int:
     if arguments.sen12mscr:
         scenes = sen12mscr_scenes(arguments.sen12mscr, arguments.ids)
     else:
-        scenes = []
-        for pairs in arguments.scene:
-            scene = {}
-            for pair in pairs:
-                role, separator, raster = pair.partition("=")
-                if not separator:
-                    raise GapfillError(f"'{pair}' is not ROLE=RASTER (e.g. target=s2.tif).")
-                scene[role] = raster
-            scenes.append(scene)
+        scenes = [_scene(pairs) for pairs in arguments.scene]
+    held = [_scene(pairs) for pairs in arguments.validation_scene]
     manifest = write_dataset(
         arguments.output,
         scenes,
         arguments.patch_size,
         stride=arguments.stride or None,
-        validation=arguments.validation,
+        validation=0.0 if held else arguments.validation,
         seed=arguments.seed,
         overwrite=arguments.overwrite,
+        validation_scenes=held,
     )
     print(manifest.describe())
     return 0
+
+
+def _scene(pairs: list[str]) -> dict[str, str]:
+    """ROLE=RASTER words as a scene."""
+    scene = {}
+    for pair in pairs:
+        role, separator, raster = pair.partition("=")
+        if not separator:
+            raise GapfillError(f"'{pair}' is not ROLE=RASTER (e.g. target=s2.tif).")
+        scene[role] = raster
+    return scene

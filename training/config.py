@@ -1,5 +1,10 @@
 """The training configuration: one dataclass, read from YAML into argparse defaults.
 
+The defaults are the recipe measured on held-out places (benchmarks/bench_training_defaults.py,
+BENCHMARKS.md "Training defaults"): the U-Net fusion (width 32, 3 levels), L1 + 0.1 × spectral
+angle on the gap pixels, learning rate 2e-3 with a cosine decay, 10 epochs of at least 512
+samples (small datasets drawn again with fresh crops, flips and gaps), flips and rotations.
+
 Every option is also a command-line flag (`--batch-size 16`, `--no-augment`), and a YAML file
 given with `--config` sets the defaults that flags then override. The resolved configuration is
 saved as `config.yaml` next to the run's outputs. No torch here: the QGIS algorithm imports this
@@ -18,18 +23,22 @@ from typing import Any, Literal, get_args
 from ..core.dependencies import require
 from ..core.errors import GapfillError
 
-Architecture = Literal["unet-fusion", "deepgapfill", "dsen2cr", "pconv-unet", "cgan", "unet-blend"]
+Architecture = Literal[
+    "unet-fusion", "deepgapfill", "dsen2cr", "pconv-unet", "cgan", "unet-blend", "unet-pyramid"
+]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 Loss = Literal["", "l1", "l2", "carl", "masked-l1", "pconv", "adversarial", "masked-l1-sam"]
 LOSSES: tuple[str, ...] = get_args(Loss)[1:]
 DEFAULT_LOSS = {
-    "unet-fusion": "l1",
+    "unet-fusion": "masked-l1-sam",
     "deepgapfill": "l2",
     "dsen2cr": "carl",
     "pconv-unet": "pconv",
     "cgan": "adversarial",
     "unet-blend": "l1",
+    "unet-pyramid": "masked-l1-sam",
 }
+GAP_LOSSES = ("masked-l1", "masked-l1-sam")  # learn on the gap pixels only
 Schedule = Literal["cosine", "plateau", "step", "none"]
 Monitor = Literal["mae", "loss", "psnr"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -45,7 +54,14 @@ class ConfigError(GapfillError):
 class TrainConfig:
     """Every option of a training run; `help` of each field is its flag's help."""
 
-    dataset: str = field(default="", metadata={"help": "patch dataset folder (manifest.json)"})
+    dataset: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "patch dataset folder(s) (manifest.json); several (one per scene) are read "
+            "as one",
+            "paths": True,
+        },
+    )
     output: str = field(
         default="", metadata={"help": "run folder: checkpoints, log, curves, config, model"}
     )
@@ -72,9 +88,9 @@ class TrainConfig:
     gan_l1_weight: float = field(
         default=100.0, metadata={"help": "weight of L1 next to the adversarial loss"}
     )
-    epochs: int = field(default=20, metadata={"help": "epochs to train (in all, with resume)"})
+    epochs: int = field(default=10, metadata={"help": "epochs to train (in all, with resume)"})
     batch_size: int = field(default=8, metadata={"help": "patches per batch (per process)"})
-    learning_rate: float = field(default=1e-3, metadata={"help": "initial learning rate"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "initial learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     schedule: Schedule = field(default="cosine", metadata={"help": "learning-rate schedule"})
     patience: int = field(
@@ -90,13 +106,23 @@ class TrainConfig:
         default=-1, metadata={"help": "DataLoader workers (-1 = 0 on CPU, up to 4 on CUDA)"}
     )
     augment: bool = field(default=True, metadata={"help": "random flips and rotations"})
+    epoch_samples: int = field(
+        default=512,
+        metadata={
+            "help": "samples per epoch at least: a smaller training split is drawn again, each "
+            "draw with its own crop, flips and simulated gaps (0 = one pass)"
+        },
+    )
     simulate_gaps: SimulateGaps = field(
         default="auto",
         metadata={"help": "simulated gaps from cloud shapes (auto: when no reference role)"},
     )
     cloud_masks: list[str] = field(
         default_factory=list,
-        metadata={"help": "cloud-mask rasters (PATH or PATH:gap values, e.g. labels.tif:0,4)"},
+        metadata={
+            "help": "cloud-mask rasters (PATH or PATH:gap values, e.g. labels.tif:0,4)",
+            "paths": True,
+        },
     )
     gap_cover: list[float] = field(
         default_factory=lambda: [0.05, 0.6],
@@ -107,6 +133,9 @@ class TrainConfig:
         default=0, metadata={"help": "use the first N validation patches"}
     )
     resume: bool = field(default=False, metadata={"help": "continue from <output>/last.pt"})
+    force_export: bool = field(
+        default=False, metadata={"help": "export even when output bands collapsed"}
+    )
     export: str = field(
         default="",
         metadata={"help": "ONNX path ('' = <output>/model.onnx, 'none' = no export)"},
@@ -152,9 +181,12 @@ def coerce(name: str, value: Any) -> Any:
     kind = _base_type(hint)
     try:
         if kind is list:
-            items = value if isinstance(value, (list, tuple)) else str(value).split()
-            if isinstance(value, str) and not value.strip():
-                items = []
+            if isinstance(value, (list, tuple)):
+                items = list(value)
+            elif FIELDS[name].metadata.get("paths"):  # one path, spaces and all
+                items = [str(value)] if str(value).strip() else []
+            else:
+                items = str(value).split()
             item = _item_type(hint)
             return [item(entry) for entry in items]
         if kind is bool:

@@ -7,7 +7,7 @@ An ONNX model is fed as the fill engine feeds it (its card's roles, bands and sc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +17,15 @@ from ..core.errors import GapfillError
 from ..core.learned.model_card import BandScaling, card_of_session
 from ..core.learned.onnx_session import Device, create_session
 from ..core.progress import CancelledFn, never_cancelled
+from .assessment import assess, cloud_shapes, log_assessment
 from .datasets import CloudShapes, DatasetError, PatchDataset, read_manifest, truth_role
-from .validation import metrics_row, validate
+from .validation import batches, collapsed_bands, metrics_row, validate
 
 LogFn = Callable[[str], None]
 
 
-def batches(dataset: PatchDataset, size: int) -> Iterator[dict[str, Any]]:
-    """Stacked samples, without torch."""
-    for start in range(0, len(dataset), size):
-        samples = [dataset[index] for index in range(start, min(start + size, len(dataset)))]
-        yield _stack(samples)
-
-
-def _stack(samples: Sequence[Any]) -> Any:
-    if isinstance(samples[0], dict):
-        return {key: _stack([sample[key] for sample in samples]) for key in samples[0]}
-    return np.stack(samples)
-
-
 def _dataset(
-    folder: str | Path,
+    folder: str | Path | Sequence[str | Path],
     split: str,
     roles: Mapping[str, Sequence[str]],
     scalings: Mapping[str, Sequence[BandScaling]],
@@ -49,13 +37,14 @@ def _dataset(
     seed: int,
 ) -> PatchDataset:
     manifest = read_manifest(folder)
+    folder = manifest.where
     truth = truth_role(manifest)
     for role, bands in [*roles.items(), (truth, output_bands)]:
         if role == "gap_mask":
             continue  # always available, one band
         if role not in manifest.roles:
             raise DatasetError(
-                f"The model needs the role '{role}', which the dataset '{folder}' does not have."
+                f"The model needs the role '{role}', which the dataset {folder} does not have."
             )
         if tuple(manifest.roles[role].bands) != tuple(bands):
             raise DatasetError(
@@ -91,7 +80,7 @@ def _dataset(
 
 def evaluate_model(
     model: str | Path,
-    dataset: str | Path,
+    dataset: str | Path | Sequence[str | Path],
     *,
     split: str = "validation",
     batch_size: int = 8,
@@ -138,13 +127,32 @@ def evaluate_model(
     result = validate(
         predict, batches(data, batch_size), output_scaling, output_bands, cancelled=cancelled
     )
+    shapes, source = cloud_shapes(data.manifest, cloud_masks, ())
+    verdict = assess(
+        predict,
+        data.manifest,
+        list(roles),
+        {**scalings, data.truth: output_scaling},
+        output_scaling,
+        output_bands,
+        data.size,
+        shapes,
+        source,
+        seed=seed,
+        limit=limit,
+        batch_size=batch_size,
+        cancelled=cancelled,
+    )
+    log_assessment(verdict, log)
     return {
         "model": str(path),
-        "dataset": str(dataset),
+        "dataset": data.manifest.where,
         "split": split,
         "patches": len(data),
         "evaluated_on": result.note,
         **metrics_row(result.metrics),
+        "collapsed_bands": collapsed_bands(result.health),
+        "baselines": verdict,
     }
 
 

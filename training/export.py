@@ -248,6 +248,16 @@ def check_parity(
     return difference
 
 
+def checkpoint_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The validation metrics of the checkpoint's own epoch (not of the best epoch)."""
+    if state.get("metrics"):
+        return dict(state["metrics"])
+    epoch = state.get("epoch")
+    row = next((row for row in state.get("history", []) if row.get("epoch") == epoch), {})
+    keys = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae")
+    return {"epoch": epoch, **{key: row[key] for key in keys if row.get(key) is not None}}
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     output: str | Path,
@@ -257,19 +267,49 @@ def export_checkpoint(
     licence: str = "",
     tile_size: int = 0,
     parity_size: Sequence[int] | None = None,
+    force: bool = False,
     log: LogFn = lambda _message: None,
 ) -> ModelCard:
-    """Export the network of a checkpoint (best.pt or last.pt of a run) with its card."""
+    """Export the network of a checkpoint (best.pt or last.pt of a run) with its card: the
+    metrics of that checkpoint's epoch and its baseline verdict (measured now when the
+    checkpoint has none). A network with collapsed output bands is refused unless `force`."""
+    from .assessment import assess_state, log_assessment
+
     state = load_checkpoint(checkpoint)
     model = model_from_config(state["model_config"])
     model.load_state_dict(state["model"])
     config = state.get("config", {})
-    best = state.get("best") or {}
+    assessment = state.get("assessment")
+    if assessment is None:
+        try:
+            assessment = assess_state(state)
+        except (GapfillError, FileNotFoundError, KeyError) as error:
+            log(
+                "WARNING: no baseline verdict for the card: the training data cannot be read "
+                f"({error})."
+            )
+            assessment = {}
+        else:
+            log_assessment(assessment, log)
+    collapsed = dict(assessment.get("collapsed_bands") or state.get("collapsed_bands") or {})
+    if collapsed and not force:
+        listing = ", ".join(f"{band} {reason}" for band, reason in collapsed.items())
+        raise ExportError(
+            f"Not exported: {len(collapsed)} output band(s) of '{checkpoint}' collapsed "
+            f"({listing}): "
+            "the model would fill them with one flat value. Train longer or with a lower "
+            "learning rate; to export it anyway, force the export."
+        )
+    if collapsed:
+        log(f"WARNING: exporting despite {len(collapsed)} collapsed output band(s), as forced.")
+    metrics = checkpoint_metrics(state)
+    if assessment:
+        metrics["baselines"] = assessment
     return export_model(
         model,
         state["card"],
         output,
-        metrics=best.get("metrics") or {},
+        metrics=metrics,
         name=name or config.get("name", ""),
         description=description or config.get("description", ""),
         licence=licence or config.get("licence", ""),

@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from ..core.errors import GapfillError
-from ..core.evaluate.metrics import NO_SCALING
 from ..core.learned.model_card import BandScaling
 from ..core.progress import (
     CancelledFn,
@@ -44,8 +43,15 @@ from ..core.progress import (
     never_cancelled,
     no_progress,
 )
+from .assessment import assess_checkpoint
 from .checkpoints import BEST, LAST, load_checkpoint, save_checkpoint
-from .config import DEFAULT_LOSS, TrainConfig, config_dict, save_config
+from .config import (
+    DEFAULT_LOSS,
+    GAP_LOSSES,
+    TrainConfig,
+    config_dict,
+    save_config,
+)
 from .curves import write_curves
 from .datasets import (
     INPUT_ROLES,
@@ -62,7 +68,14 @@ from .datasets import (
 from .export import card_info, export_checkpoint, scalings_of
 from .losses import gan_loss, reconstruction_loss
 from .networks import GapfillNet, architecture, flops_per_pixel, get_model, parameter_count
-from .validation import METRIC_KEYS, metric_scaling, metrics_row, validate
+from .validation import (
+    METRIC_KEYS,
+    collapse_warning,
+    collapsed_bands,
+    evaluation_scaling,
+    metrics_row,
+    validate,
+)
 
 LogFn = Callable[[str], None]
 LOG_NAME, CURVES_NAME, MODEL_NAME = "log.csv", "curves.png", "model.onnx"
@@ -79,6 +92,7 @@ LOG_COLUMNS = (
     "sam",
     "ndvi_mae",
     "evaluated",
+    "collapsed_bands",
     "seconds",
     "samples_per_second",
 )
@@ -123,6 +137,7 @@ class Plan:
             shapes=self.shapes,
             seed=config.seed,
             limit=config.train_limit if split == "train" else config.validation_limit,
+            samples=config.epoch_samples if split == "train" else 0,
         )
 
     def card_info(self) -> dict[str, Any]:
@@ -135,7 +150,7 @@ class Plan:
         )
         gaps = "simulated from real cloud masks" if self.shapes is not None else "the dataset's"
         text = (
-            f"{manifest.folder.name}: {manifest.splits['train']} training and "
+            f"{manifest.name}: {manifest.splits['train']} training and "
             f"{manifest.splits['validation']} validation patches of {manifest.patch_size} px "
             f"({manifest.split_method or 'unknown'} split, seed {manifest.seed}); truth: "
             f"{self.truth}; gaps: {gaps}" + (f"; sources {sources}" if sources else "")
@@ -168,7 +183,7 @@ def _roles(config: TrainConfig, cls: type[GapfillNet], manifest: Manifest) -> tu
     if missing:
         raise DatasetError(
             f"The architecture '{name}' needs the role(s) {', '.join(dict.fromkeys(missing))}, "
-            f"which the dataset '{manifest.folder}' does not have (it has "
+            f"which the dataset {manifest.where} does not have (it has "
             f"{', '.join(manifest.roles)}). Extract patches with those layers"
             + ("" if cls.required_roles else ", or choose the input roles ({roles})")
             + ".",
@@ -193,7 +208,10 @@ def plan_run(config: TrainConfig, log: LogFn = lambda _message: None) -> Plan:
                 options=(name,),
             )
     if not config.learning_rate > 0:
-        raise GapfillError(f"The learning rate must be positive (got {config.learning_rate}).")
+        raise GapfillError(
+            f"The learning rate ({{learning_rate}}) must be positive (got {config.learning_rate}).",
+            options=("learning_rate",),
+        )
     manifest = read_manifest(config.dataset)
     cls = architecture(config.architecture)
     roles = _roles(config, cls, manifest)
@@ -252,10 +270,23 @@ def plan_run(config: TrainConfig, log: LogFn = lambda _message: None) -> Plan:
             f"Simulated gaps from {len(shapes.masks)} cloud mask(s) of "
             f"{', '.join(config.cloud_masks)}."
         )
+    if loss in GAP_LOSSES and shapes is None and "gap_mask" not in manifest.roles:
+        raise DatasetError(
+            f"The loss {loss} learns on gap pixels only, and the dataset {manifest.where} has "
+            "no gap mask and no simulated gaps: give cloud masks ({cloud_masks}) to simulate "
+            "gaps, or choose the loss l1 ({loss}).",
+            options=("cloud_masks", "loss"),
+        )
     if manifest.splits["train"] == 0:
-        raise DatasetError(f"The dataset '{manifest.folder}' has no training patch.")
+        raise DatasetError(
+            f"The dataset {manifest.where} has no training patch (its validation split has "
+            f"{manifest.splits['validation']}). Sample and extract patches again with a "
+            "training share."
+        )
     scalings = role_scalings(manifest, [*roles, truth])
-    plan = Plan(config, manifest, cls, roles, truth, loss, size, multiple, scalings, shapes, notes)
+    plan = Plan(
+        config, manifest, cls, roles, truth, loss, size, multiple, scalings, shapes, notes
+    )
     for note in notes:
         log(note)
     return plan
@@ -434,6 +465,7 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     stopped_early: bool = False
+    assessment: dict[str, Any] = field(default_factory=dict)  # the card's `baselines`
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -453,29 +485,56 @@ def _device(name: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def _schedulers(optimizers: list[torch.optim.Optimizer], config: TrainConfig) -> list[Any]:
-    schedulers: list[Any] = []
-    for optimizer in optimizers:
-        if config.schedule == "cosine":
-            schedulers.append(
-                torch.optim.lr_scheduler.CosineAnnealingLR(
-                    optimizer, T_max=config.epochs, eta_min=config.learning_rate * 0.01
-                )
-            )
-        elif config.schedule == "step":
-            schedulers.append(
-                torch.optim.lr_scheduler.StepLR(optimizer, max(1, config.epochs // 3), 0.1)
-            )
-        elif config.schedule == "plateau":
-            schedulers.append(
-                torch.optim.lr_scheduler.ReduceLROnPlateau(
-                    optimizer,
-                    mode="min",  # the monitored value is negated when higher is better
-                    factor=0.5,
-                    patience=max(1, config.patience // 2 if config.patience else 2),
-                )
-            )
-    return schedulers
+@dataclass(frozen=True)
+class RatePlan:
+    """The learning rate of epochs start + 1 … end: `rate` at the first, then the schedule's
+    decay towards `floor` (cosine), or a tenth every third of the epochs (step), or constant
+    (none; plateau: `ReduceLROnPlateau` lowers it). Kept in checkpoints: a resumed run
+    follows the same plan; one resumed to more epochs continues from the rate it had reached
+    down to the floor over the new epochs, so the rate never climbs back."""
+
+    start: int
+    end: int
+    rate: float
+    floor: float
+    kind: str
+
+    @classmethod
+    def of(cls, config: TrainConfig, epochs: int | None = None) -> RatePlan:
+        rate = config.learning_rate
+        return cls(0, epochs or config.epochs, rate, rate * 0.01, config.schedule)
+
+    def at(self, epoch: int) -> float:
+        steps = max(1, self.end - self.start)
+        position = min(max(epoch - self.start - 1, 0), steps - 1)
+        if self.kind == "cosine" and self.rate > self.floor:
+            wave = (1 + math.cos(math.pi * position / steps)) / 2
+            return self.floor + (self.rate - self.floor) * wave
+        if self.kind == "step":
+            return self.rate * 0.1 ** (position // max(1, steps // 3))
+        return self.rate
+
+    def extended(self, done: int, epochs: int) -> RatePlan:
+        """The plan of a run resumed after epoch `done` to `epochs` in all."""
+        if epochs == self.end:
+            return self
+        rate = self.at(min(done + 1, self.end))
+        return dataclasses.replace(self, start=done, end=epochs, rate=rate)
+
+
+def _plateaus(optimizers: list[torch.optim.Optimizer], config: TrainConfig) -> list[Any]:
+    """`ReduceLROnPlateau` per optimizer when the schedule is 'plateau' (else none)."""
+    if config.schedule != "plateau":
+        return []
+    return [
+        torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="min",  # the monitored value is negated when higher is better
+            factor=0.5,
+            patience=max(1, config.patience // 2 if config.patience else 2),
+        )
+        for optimizer in optimizers
+    ]
 
 
 def _monitored(config: TrainConfig, row: Mapping[str, Any]) -> float | None:
@@ -577,6 +636,33 @@ def train(
             torch.distributed.destroy_process_group()
 
 
+def _resume(folder: Path, model: GapfillNet, config: TrainConfig) -> dict[str, Any]:
+    """The checkpoint to continue from, checked against the network this config builds."""
+    state = load_checkpoint(folder / LAST)
+    if state["model_config"] != model.config():
+        raise GapfillError(
+            f"The run in '{folder}' trained {state['model_config']}; this configuration "
+            f"builds {model.config()}. Resume with the same architecture, roles, width and "
+            "depth ({architecture}, {roles}, {width}, {depth}), or start a new run in another "
+            "folder.",
+            options=("architecture", "roles", "width", "depth"),
+        )
+    return state
+
+
+def _epoch_metrics(
+    row: Mapping[str, Any], note: str, scaling: tuple[BandScaling, ...]
+) -> dict[str, Any]:
+    """What a card records of one epoch's validation."""
+    measured = evaluation_scaling(scaling)
+    return {
+        "epoch": row["epoch"],
+        **{key: row[key] for key in METRIC_KEYS if row.get(key) is not None},
+        "evaluated_on": f"{note} of the validation split",
+        "metric_scaling": measured.describe() if measured else "network values (no scaling)",
+    }
+
+
 def _train(
     plan: Plan,
     folder: Path,
@@ -604,29 +690,33 @@ def _train(
     config = dataclasses.replace(
         config, roles=list(model.roles), loss=plan.loss, width=model.width, depth=model.depth
     )
-    if main:
-        folder.mkdir(parents=True, exist_ok=True)
-        save_config(config, folder)
     stepper = Stepper(model, plan.loss, config, device, distributed=distributed)
-    schedulers = _schedulers(stepper.optimizers, config)
+    plateaus = _plateaus(stepper.optimizers, config)
+    rates = RatePlan.of(config)
     history: list[dict[str, Any]] = []
     best_state: dict[str, Any] = {}
     start, stale = 0, 0
     if config.resume:
-        state = load_checkpoint(folder / LAST)
-        if state["model_config"] != model.config():
-            raise GapfillError(
-                f"The run in '{folder}' trained {state['model_config']}; this configuration "
-                f"builds {model.config()}. Resume with the same architecture, roles, width and "
-                "depth, or start a new run in another folder."
-            )
+        state = _resume(folder, model, config)
         model.load_state_dict(state["model"])
         stepper.load_state(state)
-        for scheduler, saved in zip(schedulers, state.get("schedulers", []), strict=False):
-            scheduler.load_state_dict(saved)
+        for plateau, saved in zip(plateaus, state.get("schedulers", []), strict=False):
+            plateau.load_state_dict(saved)
         history, best_state = list(state["history"]), dict(state.get("best") or {})
         start, stale = int(state["epoch"]), int(state.get("stale_epochs", 0))
+        saved = state.get("rate_plan")
+        before = RatePlan(**saved) if saved else RatePlan.of(config, state["config"]["epochs"])
+        rates = before.extended(start, config.epochs)
         log(f"Resuming '{folder}' after epoch {start}.")
+        if rates != before:
+            log(
+                f"The run planned {before.end} epochs and now {config.epochs}: the learning "
+                f"rate continues from {rates.rate:.3g} ({config.schedule}) over epochs "
+                f"{start + 1}–{config.epochs}, without climbing back."
+            )
+    if main:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_config(config, folder)
     train_set = plan.dataset("train", config.augment)
     validation_set = plan.dataset("validation", False)
     cuda = device.type == "cuda"
@@ -651,13 +741,19 @@ def _train(
     info = plan.card_info()
     output_scaling = scalings_of(info["output"]["scaling"])
     margin = model.context_margin
+    repeats = (
+        f" (each of the {train_set.patches} patches about {len(train_set) / train_set.patches:.1f}"
+        " times per epoch, with its own crop, flips and gaps)"
+        if len(train_set) > train_set.patches
+        else ""
+    )
     log(
         f"Training {model.architecture} (width {model.width}, depth {model.depth}; "
         f"{parameter_count(model.exported()):,} parameters, "
         f"{flops_per_pixel(model) / 1e3:.0f} kFLOP/px, context margin {margin} px, sizes "
         f"multiple of {model.size_multiple} px) on {', '.join(plan.roles)} → {plan.truth}; "
-        f"loss {plan.loss}; {len(train_set)} training / {len(validation_set)} validation samples "
-        f"of {plan.size} px; device {device}"
+        f"loss {plan.loss}; {len(train_set)} training samples per epoch{repeats} / "
+        f"{len(validation_set)} validation samples of {plan.size} px; device {device}"
         + (" with mixed precision" if stepper.amp else "")
         + (f"; {world} processes" if distributed else "")
         + "."
@@ -670,6 +766,10 @@ def _train(
     for epoch in range(start + 1, config.epochs + 1):
         train_set.set_epoch(epoch)
         sampler.set_epoch(epoch)
+        if not plateaus:
+            for optimizer in stepper.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = rates.at(epoch)
         began = time.perf_counter()
         total, seen = 0.0, 0
         bar = _bar(loader, interactive, f"epoch {epoch}/{config.epochs}", steps)
@@ -686,7 +786,7 @@ def _train(
             "learning_rate": stepper.optimizers[0].param_groups[0]["lr"],
             "train_loss": train_loss,
         }
-        stop = False
+        stop, improved, collapsed = False, False, {}
         if main:
             validation = validate(
                 lambda batch: stepper.predict(to_device(batch, device)),
@@ -697,9 +797,11 @@ def _train(
                 cancelled=cancelled,
             )
             seconds = time.perf_counter() - began
+            collapsed = collapsed_bands(validation.health)
             row.update(
                 validation_loss=None if math.isnan(validation.loss) else validation.loss,
                 **metrics_row(validation.metrics),
+                collapsed_bands=" ".join(collapsed),
                 seconds=seconds,
                 samples_per_second=seen * world / seconds,
             )
@@ -707,18 +809,13 @@ def _train(
             value = _monitored(config, row)
             improved = value is not None and (not best_state or value < best_state["value"])
             stale = 0 if improved else stale + 1
-            metrics = {key: row[key] for key in METRIC_KEYS if row[key] is not None}
+            metrics = _epoch_metrics(row, validation.note, output_scaling)
             if improved:
                 best_state = {
                     "epoch": epoch,
                     "value": value,
                     "monitor": config.monitor,
-                    "metrics": {
-                        "epoch": epoch,
-                        **metrics,
-                        "evaluated_on": f"{validation.note} of the validation split",
-                        "metric_scaling": (metric_scaling(output_scaling) or NO_SCALING).describe(),
-                    },
+                    "metrics": metrics,
                 }
             if config.patience and stale >= config.patience:
                 log(f"Early stop: no progress of the {config.monitor} for {stale} epochs.")
@@ -726,20 +823,20 @@ def _train(
         else:
             value = None
         value, stop = _agree(value if value is not None else train_loss, stop, distributed, device)
-        for scheduler in schedulers:
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(value)
-            else:
-                scheduler.step()
+        for plateau in plateaus:
+            plateau.step(value)
         if main:
             state = {
                 "epoch": epoch,
                 "model_config": model.config(),
                 "model": model.state_dict(),
                 **stepper.state(),
-                "schedulers": [scheduler.state_dict() for scheduler in schedulers],
+                "schedulers": [plateau.state_dict() for plateau in plateaus],
+                "rate_plan": dataclasses.asdict(rates),
                 "history": history,
                 "best": best_state,
+                "metrics": metrics,
+                "collapsed_bands": collapsed,
                 "stale_epochs": stale,
                 "config": config_dict(config),
                 "card": info,
@@ -753,19 +850,23 @@ def _train(
                 write_curves(folder / CURVES_NAME, history)
                 drawn = time.monotonic()
             log(_epoch_line(row, config.epochs, validation.note))
+            if collapsed:
+                log(collapse_warning(collapsed, f"at epoch {epoch} (validation gap pixels)"))
         done = epoch
         if stop:
             stopped_early = True
             break
     progress(1.0)
-    onnx_path = None
+    onnx_path, assessment = None, {}
     curves = folder / CURVES_NAME
-    if main and config.export.lower() != "none":
-        onnx_path = Path(config.export) if config.export else folder / MODEL_NAME
+    if main:
         source = best if best.exists() else folder / LAST
         check_cancelled(cancelled)
-        export_checkpoint(source, onnx_path, log=log)
-        log(f"Model written to '{onnx_path}' (from {source.name}).")
+        assessment = assess_checkpoint(source, log=log, cancelled=cancelled)
+        if config.export.lower() != "none":
+            onnx_path = Path(config.export) if config.export else folder / MODEL_NAME
+            export_checkpoint(source, onnx_path, force=config.force_export, log=log)
+            log(f"Model written to '{onnx_path}' (from {source.name}).")
     return TrainResult(
         folder=folder,
         last=folder / LAST,
@@ -778,4 +879,5 @@ def _train(
         metrics=dict(best_state.get("metrics", {})) if best_state else {},
         history=history,
         stopped_early=stopped_early,
+        assessment=assessment,
     )

@@ -98,8 +98,15 @@ def write_dataset(
     validation: float = 0.2,
     seed: int = 0,
     overwrite: bool = False,
+    validation_scenes: Sequence[Scene] = (),
+    validation_stride: int | None = None,
 ) -> Manifest:
-    """Cut `scenes` into patches and write them as a dataset folder; returns its manifest."""
+    """Cut `scenes` into patches and write them as a dataset folder; returns its manifest.
+
+    Split at random (`validation` of the patches), or by scene: with `validation_scenes`,
+    every patch of `scenes` is for training and every patch of `validation_scenes` (cut with
+    `validation_stride`, default the patch size) for validation, so that validation never
+    sees a place trained on (neighbouring SEN12MS-CR patches overlap by half)."""
     if not scenes:
         raise DatasetError("No scene given: give at least one set of rasters.")
     if patch_size < 1:
@@ -107,6 +114,8 @@ def write_dataset(
     if not 0 <= validation < 1:
         raise DatasetError(f"The validation fraction {validation} must be in [0, 1).")
     stride = stride or patch_size
+    held = len(scenes)
+    scenes = [*scenes, *validation_scenes]
     output = Path(output)
     if output.exists() and any(output.iterdir()):
         if not overwrite:
@@ -127,14 +136,18 @@ def write_dataset(
     rows = []
     for index, sources in enumerate(loaded):
         height, width = next(iter(sources.values())).values.shape[1:]
-        for row in range(0, height - patch_size + 1, stride):
-            for col in range(0, width - patch_size + 1, stride):
+        step = stride if index < held else validation_stride or patch_size
+        for row in range(0, height - patch_size + 1, step):
+            for col in range(0, width - patch_size + 1, step):
                 rows.append((index, col, row))
     if not rows:
         raise DatasetError(f"The scenes are smaller than one {patch_size} px patch.")
-    rng = np.random.default_rng(seed)
-    is_validation = np.zeros(len(rows), dtype=bool)
-    is_validation[rng.permutation(len(rows))[: round(validation * len(rows))]] = True
+    if validation_scenes:
+        is_validation = np.array([scene >= held for scene, _, _ in rows])
+    else:
+        rng = np.random.default_rng(seed)
+        is_validation = np.zeros(len(rows), dtype=bool)
+        is_validation[rng.permutation(len(rows))[: round(validation * len(rows))]] = True
     splits = {
         "train": [r for r, v in zip(rows, is_validation, strict=True) if not v],
         "validation": [r for r, v in zip(rows, is_validation, strict=True) if v],
@@ -190,7 +203,7 @@ def write_dataset(
         geotransform=(0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
         pixel_size=(1.0, 1.0),
         splits={split: len(splits[split]) for split in SPLITS},
-        split_method="random",
+        split_method="by scene" if validation_scenes else "random",
         roles=roles_info,
         seed=seed,
         skipped={"off_image": 0, "nodata": 0},

@@ -16,6 +16,7 @@ The packages go into a new generation folder of `<profile>/python/gapfill-deps` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ from .dependency_folder import (
     POINTER,
     current_folder,
     generations,
+    read_manifest,
 )
 from .nvidia import driver_cuda_version
 
@@ -70,9 +72,15 @@ IMPORT_NAMES = {
     "onnxruntime": "onnxruntime",
     "onnxruntime-gpu": "onnxruntime",
     "torch": "torch",
+    "onnx": "onnx",
+    "pyyaml": "yaml",
     "ukis-csmask": "ukis_csmask",
     "s2cloudless": "s2cloudless",
 }
+# What training needs beside torch: onnx (export) and PyYAML (its configuration files). onnx
+# 1.18 and later are built against numpy 2; 1.17.0 is the last one for QGIS's numpy 1.
+TRAINING_EXTRAS = {1: ("onnx==1.17.0", "pyyaml"), None: ("onnx", "pyyaml")}
+CUDA_TORCH_PACKAGES = ("nvidia-", "triton")  # what PyPI's CUDA build of torch pulls in
 # The cloud detectors of Build gap mask, at the versions measured in BENCHMARKS.md. ukis-csmask
 # runs on the onnxruntime installed beside it; s2cloudless brings LightGBM, OpenCV and
 # sentinelhub.
@@ -144,12 +152,14 @@ class PythonInfo:
 
 @dataclass(frozen=True)
 class Choice:
-    """What to ask pip for on this machine."""
+    """What to ask pip for on this machine; `cpu_only`: no CUDA build may come in (a CPU
+    build was asked for, or the automatic choice found no usable NVIDIA driver)."""
 
     requirements: list[str]
     pip_options: list[str] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cpu_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,12 +278,14 @@ def choose_packages(
     training: bool,
     system: str,
     cuda: tuple[int, int] | None,
+    numpy_version: str | None = None,
     masks: bool = False,
     distributed: bool = False,
 ) -> Choice:
-    """onnxruntime's CPU or GPU build, torch when training is asked for, the cloud detectors
-    (ukis-csmask, s2cloudless) when masks are, and Dask distributed (Fill many scenes) when
-    `distributed`, for this machine.
+    """onnxruntime's CPU or GPU build; when training is asked for torch, onnx and PyYAML (onnx
+    at a version built for the major version of QGIS's numpy, `numpy_version`); the cloud
+    detectors (ukis-csmask, s2cloudless) when masks are; Dask distributed (Fill many scenes)
+    when `distributed`; for this machine.
 
     The GPU builds come with NVIDIA's CUDA and cuDNN pip packages (no system CUDA needed), limited
     by a constraint to the CUDA major versions the driver (`cuda`) runs.
@@ -312,7 +324,8 @@ def choose_packages(
             )
     options: list[str] = []
     if training:
-        requirements.append("torch")
+        numpy_major = int(numpy_version.split(".")[0]) if numpy_version else None
+        requirements += ["torch", *TRAINING_EXTRAS.get(numpy_major, TRAINING_EXTRAS[None])]
         if gpu_platform and not use_gpu:
             options = ["--extra-index-url", TORCH_INDEX + "cpu"]
         elif system == "Windows" and cuda is not None:  # PyPI has CPU-only torch for Windows
@@ -320,7 +333,58 @@ def choose_packages(
             options = ["--extra-index-url", TORCH_INDEX + index]
     if distributed:
         requirements.append(DASK_PACKAGE)
-    return Choice(requirements, options, constraints, notes)
+    return Choice(requirements, options, constraints, notes, cpu_only=not use_gpu)
+
+
+def requirement_name(requirement: str) -> str:
+    """The distribution a pip requirement names: 'onnx==1.17.0' → 'onnx'."""
+    return canonical(re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0])
+
+
+def added_to(
+    previous: dict[str, Any], requirements: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The requirements of an install that adds `requirements` to the generation in use
+    (its manifest `previous`): what it asked for, each at the version it installed, unless
+    named again; and the pip options it was installed with."""
+    asked = {requirement_name(item) for item in requirements}
+    versions = previous.get("installed", {})
+    installed = {canonical(name): version for name, version in versions.items()}
+    kept = []
+    for item in previous.get("requirements", []):
+        name = requirement_name(item)
+        if name in asked:
+            continue
+        extras = re.search(r"\[[^\]]*\]", item)
+        pin = f"=={installed[name]}" if name in installed else ""
+        kept.append(name + (extras.group(0) if extras else "") + pin)
+    return [*kept, *requirements], list(previous.get("pip_options", []))
+
+
+def refuse_cuda_torch(plan: dict[str, str], options: Sequence[str]) -> None:
+    """Refuse a plan that brings a CUDA build of torch when a CPU build was asked for."""
+    cuda = sorted(name for name in plan if canonical(name).startswith(CUDA_TORCH_PACKAGES))
+    torch = next((version for name, version in plan.items() if canonical(name) == "torch"), None)
+    if torch is None or not (cuda or "+cu" in torch):
+        return
+    index = TORCH_INDEX + "cpu"
+    reached = index in " ".join(options)
+    raise DependencyInstallError(
+        f"Refused: pip resolved torch {torch} with {len(cuda)} NVIDIA CUDA packages "
+        f"({', '.join(cuda[:4])}{', …' if len(cuda) > 4 else ''}; several GB), a CUDA build, "
+        "although a CPU build was asked for (or no usable NVIDIA driver was found). "
+        + (
+            f"The PyTorch CPU index {index} was given but pip took PyPI's CUDA build: it was "
+            "probably not reachable. "
+            if reached
+            else ""
+        )
+        + "Nothing was changed. Fix: make the CPU index reachable and put it first (Extra pip "
+        f"options: '--index-url {index} --extra-index-url https://pypi.org/simple'), or "
+        "install from a CPU wheel of torch downloaded elsewhere (https://download.pytorch.org"
+        "/whl/cpu/torch/, a file named torch-<version>+cpu-…whl, with the other packages' "
+        "wheels; Extra pip options: '--no-index --find-links /folder/of/wheels')."
+    )
 
 
 def constraints_text(info: PythonInfo, extra: Sequence[str]) -> str:
@@ -510,6 +574,7 @@ def install_dependencies(
     masks: bool = False,
     distributed: bool = False,
     requirements: Sequence[str] | None = None,
+    replace: bool = False,
     pip_options: Sequence[str] = (),
     python: str | None = None,
     dry_run: bool = False,
@@ -519,22 +584,42 @@ def install_dependencies(
 ) -> InstallResult:
     """Install the packages Gapfill needs into a new generation of `root` and switch to it.
 
-    `requirements` replaces the automatic choice (onnxruntime's build for this machine, torch when
-    `training`, ukis-csmask and s2cloudless when `masks`, Dask distributed when `distributed`);
-    `pip_options` are added to every pip call (an index, `--find-links`, `--no-index`, a
-    proxy). `python` defaults to the Python that QGIS runs. A dry run logs the constraints and
-    the commands, and writes nothing. This process's `sys.path` is not touched:
-    `dependency_folder.activate` does that.
+    `requirements` replaces the automatic choice (onnxruntime's build for this machine; torch,
+    onnx and PyYAML when `training`; ukis-csmask and s2cloudless when `masks`; Dask distributed
+    when `distributed`) and is added to
+    what the generation in use holds (each package it asked for, at the version it installed),
+    unless `replace`; `pip_options` are added to every pip call (an index, `--find-links`,
+    `--no-index`, a proxy). When a CPU build is asked for (or no NVIDIA driver is found), a plan
+    bringing a CUDA build of torch is refused. `python` defaults to the Python that QGIS runs. A
+    dry run logs the constraints and the commands, and writes nothing. This process's `sys.path`
+    is not touched: `dependency_folder.activate` does that.
     """
     root = Path(root)
     info = probe_python(python or python_executable(), root)
-    choice = choose_packages(build, training, platform.system(), driver_cuda_version(), masks,
-                             distributed)
+    choice = choose_packages(
+        build,
+        training,
+        platform.system(),
+        driver_cuda_version(),
+        info.shipped.get("numpy"),
+        masks,
+        distributed,
+    )
     if requirements:
-        choice = Choice(list(requirements), [], choice.constraints)
+        requirements, kept_options = list(requirements), []
+        previous = current_folder(root)
+        if previous is not None and not replace:
+            requirements, kept_options = added_to(read_manifest(previous), requirements)
+            log(
+                f"Adding to what {previous.name} holds (replace it instead with 'Replace what "
+                f"is installed'): {' '.join(requirements)}"
+            )
+        choice = dataclasses.replace(
+            choice, requirements=requirements, pip_options=kept_options, notes=[]
+        )
     for note in choice.notes:
         log(note)
-    options = [*choice.pip_options, *pip_options]
+    options = list(dict.fromkeys([*choice.pip_options, *pip_options]))
     constraints, report = root / "constraints.txt", root / "plan.json"
     pins = constraints_text(info, choice.constraints)
     resolve = resolve_command(info, constraints, report, options, choice.requirements)
@@ -560,6 +645,8 @@ def install_dependencies(
         raise DependencyInstallError(resolution_failure(lines, info))
     plan = read_plan(report)
     refuse_shipped(plan, info.shipped)
+    if choice.cpu_only:
+        refuse_cuda_torch(plan, options)
     if not plan:
         log("QGIS's Python already has every package asked for: nothing to install.")
         return InstallResult(current_folder(root), {}, [command_line(resolve)], choice.notes)
@@ -568,6 +655,7 @@ def install_dependencies(
     manifest = {
         "installed": plan,
         "requirements": choice.requirements,
+        "pip_options": choice.pip_options,
         "python": info.executable,
         "python_version": info.version,
         "kept": info.shipped,

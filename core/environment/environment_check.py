@@ -2,8 +2,9 @@
 
 Reports the versions of QGIS (given by the caller), Python, numpy and GDAL; whether onnxruntime
 imports, its build and execution providers, and whether a CUDA session really opens and runs; the
-NVIDIA driver; torch and its CUDA; the cloud detectors of Build gap mask; the plugin's dependency
-folder; then a verdict per feature.
+NVIDIA driver; torch and its CUDA (a CUDA build without a usable GPU is flagged, with what it
+weighs) and onnx; the cloud detectors of Build gap mask; the plugin's dependency folder; then a
+verdict per feature.
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ INSTALL = (
     f"{qgis_process_command('gapfill:installdependencies')}), then restart QGIS."
 )
 INSTALL_TRAINING = (
-    "Run Plugins › Gapfill › Install dependencies… with 'Also install PyTorch' checked (or "
+    "Run Plugins › Gapfill › Install dependencies… with 'Also install what training needs' "
+    "checked (or "
     f"{qgis_process_command('gapfill:installdependencies -- TRAINING=true')}), then restart QGIS."
+)
+INSTALL_CPU_TORCH = (
+    "To reclaim the space, run 'Remove dependencies', restart QGIS, then 'Install "
+    "dependencies' with the ONNX Runtime build on CPU and training checked: it installs the "
+    "CPU build of PyTorch (about 0.2 GB)."
 )
 INSTALL_MASKS = (
     "Run Plugins › Gapfill › Install dependencies… with 'Also install the cloud detectors' "
@@ -140,12 +147,28 @@ def onnxruntime_section(root: Path, driver: bool, try_cuda: bool) -> dict[str, A
     return section
 
 
+def folder_megabytes(folders: list[Path]) -> float:
+    """The size of the files under `folders` (MB)."""
+    total = 0
+    for folder in folders:
+        for path in folder.rglob("*"):
+            try:
+                if path.is_file() and not path.is_symlink():
+                    total += path.stat().st_size
+            except OSError:
+                continue
+    return total / 1e6
+
+
 def torch_section(root: Path) -> dict[str, Any]:
+    """torch, whether it is a CUDA build, and what it and its NVIDIA libraries weigh."""
     torch, error = _import("torch")
     if torch is None:
         return {"importable": False, "error": error}
     location = _location(torch)
     available = bool(torch.cuda.is_available())
+    site = location.parent
+    parts = [location, *(site / name for name in ("nvidia", "triton") if (site / name).is_dir())]
     return {
         "importable": True,
         "version": torch.__version__,
@@ -154,7 +177,16 @@ def torch_section(root: Path) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "cuda_available": available,
         "device": torch.cuda.get_device_name(0) if available else None,
+        "size_mb": round(folder_megabytes(parts)),
     }
+
+
+def onnx_section() -> dict[str, Any]:
+    """The `onnx` package, which exporting a trained model needs."""
+    onnx, error = _import("onnx")
+    if onnx is None:
+        return {"importable": False, "error": error}
+    return {"importable": True, "version": onnx.__version__, "location": str(_location(onnx))}
 
 
 def detectors_section() -> dict[str, Any]:
@@ -280,13 +312,30 @@ def verdicts(report: dict[str, Any], root: Path) -> dict[str, dict[str, Any]]:
         cpu = verdict(True, f"onnxruntime {ort['version']} from {ort['location']}.")
     else:
         cpu = verdict(False, f"onnxruntime does not import ({ort['error']}).", install_fix(python))
-    if torch["importable"]:
+    onnx = report.get("onnx", {"importable": True})
+    if torch["importable"] and torch["cuda"] and not torch["cuda_available"]:
+        training = verdict(
+            True,
+            f"torch {torch['version']} is a CUDA build (CUDA {torch['cuda']}, "
+            f"{torch['size_mb'] / 1e3:.1f} GB with its NVIDIA libraries in {torch['location']}), "
+            "but no GPU is usable here: training runs on the CPU, and the CUDA libraries only "
+            "take space.",
+            INSTALL_CPU_TORCH,
+        )
+    elif torch["importable"]:
         where = "CUDA available" if torch["cuda_available"] else "no CUDA: training on the CPU"
         training = verdict(True, f"torch {torch['version']} ({where}).")
     else:
         training = verdict(
             False,
             f"torch does not import ({torch['error']}).",
+            install_fix(python, INSTALL_TRAINING),
+        )
+    if torch["importable"] and not onnx["importable"]:
+        training = verdict(
+            False,
+            f"torch {torch['version']} imports, but onnx does not ({onnx['error']}): a trained "
+            "model could not be exported.",
             install_fix(python, INSTALL_TRAINING),
         )
     return {
@@ -313,6 +362,7 @@ def check_environment(*, qgis_version: str, root: Path, try_cuda: bool = True) -
     }
     report["onnxruntime"] = onnxruntime_section(root, cuda is not None, try_cuda)
     report["torch"] = torch_section(root)
+    report["onnx"] = onnx_section()
     report["cloud_detectors"] = detectors_section()
     report["dependency_folder"] = folder_section(root)
     report["verdicts"] = verdicts(report, root)
@@ -351,9 +401,17 @@ def format_report(report: dict[str, Any]) -> str:
     if torch["importable"]:
         cuda = f"CUDA {torch['cuda']}, " if torch["cuda"] else ""
         state = "available" if torch["cuda_available"] else "not available"
-        lines.append(f"torch {torch['version']} ({cuda}GPU {state}) from {torch['location']}")
+        lines.append(
+            f"torch {torch['version']} ({cuda}GPU {state}; {torch['size_mb']} MB) from "
+            f"{torch['location']}"
+        )
     else:
         lines.append(f"torch: not importable ({torch['error']})")
+    onnx = report["onnx"]
+    if onnx["importable"]:
+        lines.append(f"onnx {onnx['version']} from {onnx['location']}")
+    else:
+        lines.append(f"onnx: not importable ({onnx['error']})")
     for name, item in report["cloud_detectors"].items():
         state = item["version"] if item["importable"] else f"not importable ({item['error']})"
         lines.append(f"{name}: {state}")

@@ -2,7 +2,8 @@
 
 So that *Fill gaps with a model* works without a model file: given the layers a user has (SAR,
 earlier and later dates, DEM) and the target's band count, it picks the bundled model that
-uses the most of them and needs nothing else.
+uses the most of them and needs nothing else, among those whose card's baseline verdict says
+they beat the classical fills (`baselines`): a model that loses to one is not a default.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import GapfillError
+from . import baselines
 from .model_card import ROLE_LABELS, ModelCard, read_card
 
 MODELS_FOLDER = Path(__file__).resolve().parents[2] / "models"
@@ -27,39 +30,33 @@ class BundledModel:
         """The layers it needs beside the target and its gap mask."""
         return frozenset(item.role for item in self.card.auxiliary_inputs)
 
-    def outscored_by(self) -> tuple[str, dict[str, float]] | None:
-        """The classical fill that beat it on held-out PSNR or SAM (the card's
-        `classical_means`), the best by PSNR, with its scores; None if none did."""
-        metrics = self.card.validation_metrics
-        if not {"psnr", "sam"} <= set(metrics):
-            return None
-        better = [
-            (method, scores)
-            for method, scores in dict(metrics.get("classical_means", {})).items()
-            if {"psnr", "sam"} <= set(scores)
-            and (scores["psnr"] > metrics["psnr"] or scores["sam"] < metrics["sam"])
-        ]
-        return max(better, key=lambda item: item[1]["psnr"], default=None)
+    @property
+    def verdict(self) -> dict[str, Any] | None:
+        """The card's baseline verdict (`baselines.of_metrics`), when it has one."""
+        return baselines.of_metrics(self.card.validation_metrics)
 
-    def choice_messages(self) -> tuple[str, str | None]:
-        """What a fill that chose this model says: the model and its held-out scores, and a
-        warning when a classical fill scored better on those cases."""
+    @property
+    def is_default(self) -> bool:
+        """Only a model that beat every classical fill it was compared with is ever chosen."""
+        verdict = self.verdict
+        return verdict is not None and verdict["verdict"] == baselines.BEATS
+
+    def standing(self) -> str:
+        """Its verdict in a few words, for messages."""
+        verdict = self.verdict
+        if verdict is None:
+            return f"{self.path.name}: no baseline verdict in its card"
+        return f"{self.path.name}: {verdict['summary']}"
+
+    def choice_message(self) -> str:
+        """What a fill that chose this model says: the model and its held-out scores."""
         scores = self.card.validation_metrics
         held_out = (
             f" (held out: PSNR {scores['psnr']:.2f} dB, SAM {scores['sam']:.2f}°)"
             if {"psnr", "sam"} <= set(scores)
             else ""
         )
-        info = f"No model given: using the bundled model {self.path.name}{held_out}."
-        outscored = self.outscored_by()
-        if outscored is None:
-            return info, None
-        method, best = outscored
-        return info, (
-            f"On its held-out cases, {method} scored better than this model (PSNR "
-            f"{best['psnr']:.2f} dB, SAM {best['sam']:.2f}°): consider the classical fills "
-            "(from other dates, or spatial)."
-        )
+        return f"No model given: using the bundled model {self.path.name}{held_out}."
 
     def needs(self) -> str:
         labels = [ROLE_LABELS[role] for role in sorted(self.roles)]
@@ -76,15 +73,26 @@ def choose_bundled_model(
     roles: Collection[str], bands: int, folder: Path = MODELS_FOLDER
 ) -> BundledModel:
     """The bundled model that fills a `bands`-band target from the layers of `roles` alone,
-    using as many of them as possible; refuses with what each bundled model needs."""
+    using as many of them as possible, among those whose card says they beat every classical
+    fill (a model that loses to one is never a default); refuses with what each needs."""
     models = bundled_models(folder)
     fitting = [
         model
         for model in models
         if model.roles <= set(roles) and len(model.card.output.bands) == bands
     ]
+    defaults = [model for model in fitting if model.is_default]
+    if defaults:
+        return max(defaults, key=lambda model: (len(model.roles), model.path.name))
     if fitting:
-        return max(fitting, key=lambda model: (len(model.roles), model.path.name))
+        standings = " ".join(model.standing() for model in fitting)
+        raise GapfillError(
+            f"No bundled model is a default for these layers: a model that loses to a classical "
+            f"fill on held-out pure gap filling is never chosen for you. {standings} Use the "
+            "classical fill ('Fill gaps from other dates' with other dates, 'Fill gaps "
+            "spatially' otherwise), or give the model file ({model}) to run it anyway.",
+            options=("model",),
+        )
     given = ", ".join(f"a {ROLE_LABELS[role]}" for role in sorted(roles)) or "no other layer"
     choices = "; ".join(f"{model.path.name} needs {model.needs()}" for model in models)
     raise GapfillError(

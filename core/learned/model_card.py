@@ -331,6 +331,16 @@ def _describe_tensor(tensor: TensorCard) -> list[str]:
 
 def describe_card(card: ModelCard) -> str:
     """The card in readable form, for users to see what a model needs before running it."""
+    from . import baselines
+
+    metrics = {key: value for key, value in card.validation_metrics.items() if key != "baselines"}
+    entry = baselines.of_metrics(card.validation_metrics)
+    verdict_text = (
+        baselines.describe(entry)
+        if entry
+        else "Baseline verdict: none (the card does not compare the model with the classical "
+        "fills; measure it with 'Evaluate fill' next to 'Fill gaps spatially')"
+    )
     lines = [f"Model: {card.name}" + (f" ({card.architecture})" if card.architecture else "")]
     lines += [card.description] if card.description else []
     lines += [f"Licence: {card.licence or 'not stated'}"]
@@ -347,8 +357,8 @@ def describe_card(card: ModelCard) -> str:
     lines += [
         f"Context margin: {card.context_margin} px; tile sizes: multiples of "
         f"{card.size_multiple} px, {card.recommended_tile_size} px recommended",
-        "Validation metrics: "
-        + (json.dumps(dict(card.validation_metrics)) if card.validation_metrics else "none"),
+        "Validation metrics: " + (json.dumps(metrics) if metrics else "none"),
+        verdict_text,
         f"Card format version: {card.version}",
     ]
     return "\n".join(lines)

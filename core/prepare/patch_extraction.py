@@ -312,6 +312,13 @@ def extract_patches(
                 progress(done / max(len(patches), 1))
         for writer in writers.values():
             writer.close()
+        if capacity["train"] and not counts["train"]:
+            raise GapfillError(
+                f"No training patch could be extracted: the {capacity['train']} training "
+                f"locations all hit no-data in some role ({skipped['nodata']} skipped in all); "
+                "a dataset without training patches cannot train a model. Sample the locations "
+                "again on these rasters (Sample patch locations)."
+            )
         if not sum(counts.values()):
             raise GapfillError(
                 f"No patch could be extracted: of {len(points)} locations, {skipped['off_image']} "
@@ -335,7 +342,13 @@ def extract_patches(
         check_cancelled(cancelled)
         move_into(built, folder)
     report = ExtractionReport(folder, counts, skipped, manifest)
-    for split in SPLITS:
-        if not counts[split]:
-            report.messages.append(f"The dataset has no {split} patch.")
+    if not counts["validation"]:
+        report.messages.append(
+            "The dataset has no validation patch: training will not measure itself, nor give "
+            "its verdict against the classical fills."
+        )
+    if not counts["train"]:
+        report.messages.append(
+            "The dataset has NO TRAINING PATCH: it can evaluate a model, not train one."
+        )
     return report

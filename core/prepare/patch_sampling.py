@@ -316,6 +316,26 @@ def split_patches(
     return validation, dropped
 
 
+def no_training_error(
+    kept: int, chosen: dict[str, np.ndarray], settings: SamplingSettings, grid: Grid
+) -> str:
+    """Why a split left no training patch, and what to change (a dataset without training
+    patches cannot train anything: refused rather than written)."""
+    why = f"The split left no training patch: of {kept} patches that passed the filters, "
+    why += f"{chosen[VALIDATION].size} went to validation"
+    if settings.split == "blocks":
+        side = settings.block_patches * settings.step
+        blocks = -(-grid.width // side) * -(-grid.height // side)
+        return (
+            why + f" and the training patches touching them were dropped: the spatial blocks "
+            f"are {side} px wide (split block side {settings.block_patches} × stride "
+            f"{settings.step} px), so this {grid.width}×{grid.height} px image holds only "
+            f"{blocks} of them. Lower the split block side, use the random split, or sample a "
+            "larger image."
+        )
+    return why + ". Lower the validation fraction, or sample more patches."
+
+
 def cap(selected: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
     """At most `limit` of the `selected` indices (a seeded draw, kept in order)."""
     if not limit or selected.size <= limit:
@@ -434,10 +454,8 @@ def sample_patches(
         report.messages.append(
             "No validation patch: raise the validation fraction, or sample more patches."
         )
-    if not chosen[TRAIN].size:
-        report.messages.append(
-            "No training patch: lower the validation fraction, or sample more patches."
-        )
+    if not chosen[TRAIN].size and settings.validation_fraction < 1:
+        raise GapfillError(no_training_error(kept.size, chosen, settings, grid))
     split_of = {int(i): split for split, indices in chosen.items() for i in indices}
     for number, index in enumerate(sorted(split_of), start=1):
         x, y = centre_of(grid, int(cols[index]), int(rows[index]), size)

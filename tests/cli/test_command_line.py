@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from gapfill.cli.main import main
+from gapfill.core.learned.bundled_models import MODELS_FOLDER, bundled_models
 from gapfill.core.masks.gap_mask import check_scl_classes
 from rasters import read, same_georeference
 
@@ -69,15 +70,26 @@ def test_spatial_fill_both_methods_fill_every_gap(series, mask, tmp_path, capsys
 
 
 def test_model_fill_with_the_bundled_model(data_dir, tmp_path, capsys):
+    """Without --model, the bundled model for these layers runs only if its card's verdict
+    says it beat the classical fills; given, it runs, and the verdict is logged (with a
+    warning when it lost)."""
     folder = data_dir / "sen12mscr_georef"
     cloudy = folder / "ROIs1868_summer_19_p30_s2_cloudy.tif"
     code, _, _ = gapfill(capsys, "mask", cloudy, "-o", tmp_path / "mask.tif")
-    code, result, err = gapfill(
-        capsys, "fill", "model", cloudy, "--sar", folder / "ROIs1868_summer_19_p30_s1.tif",
-        "--gap-mask", tmp_path / "mask.tif", "--device", "cpu", "-o", tmp_path / "filled.tif",
-    )  # fmt: skip
-    assert code == 0 and Path(result["model"]).name == "s1s2_unet_small.onnx"
-    assert "using the bundled model s1s2_unet_small.onnx" in err
+    layers = [cloudy, "--sar", folder / "ROIs1868_summer_19_p30_s1.tif", "--gap-mask",
+              tmp_path / "mask.tif", "--device", "cpu"]  # fmt: skip
+    bundled = next(model for model in bundled_models() if model.roles == {"sar"})
+    code, result, err = gapfill(capsys, "fill", "model", *layers, "-o", tmp_path / "auto.tif")
+    if bundled.is_default:
+        assert code == 0 and f"using the bundled model {bundled.path.name}" in err
+    else:
+        assert code == 2 and "never chosen for you" in err and "(--model)" in err
+        assert not (tmp_path / "auto.tif").exists()
+    code, result, err = gapfill(capsys, "fill", "model", *layers, "--model", bundled.path,
+                                "-o", tmp_path / "filled.tif")  # fmt: skip
+    assert code == 0 and Path(result["model"]) == MODELS_FOLDER / "s1s2_unet_small.onnx"
+    assert "Baseline verdict: the model" in err
+    assert ("This model LOST" in err) == (not bundled.is_default)
     assert result["unfilled_pixels"] == 0 and result["filled_pixels"] > 0
 
 
@@ -224,6 +236,7 @@ def test_ctrl_c_cancels_and_leaves_no_output(data_dir, plugin_path, tmp_path):
         sys.executable, "-m", "gapfill.cli", "fill", "model", str(cloudy),
         "--sar", str(folder / "ROIs1868_summer_19_p30_s1.tif"), "--gap-mask",
         str(tmp_path / "mask.tif"), "--tile-size", "56", "--device", "cpu", "-o", str(output),
+        "--model", str(MODELS_FOLDER / "s1s2_unet_small.onnx"),
     ]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(plugin_path)},

@@ -1,6 +1,8 @@
 """Every algorithm refuses bad input with a message naming the problem and the fix, and a
 failed or cancelled run leaves no output behind."""
 
+from pathlib import Path
+
 import numpy as np
 import processing
 import pytest
@@ -252,9 +254,12 @@ def sample(data_dir):
 
 
 def model_fill(parameters, tmp_path, feedback=None):
+    """The bundled Sentinel-1 + Sentinel-2 model by default, given by its file (it is no
+    default of the fill)."""
+    model = Path(__file__).resolve().parents[2] / "models" / "s1s2_unet_small.onnx"
     return processing.run(
         "gapfill:fillgaps",
-        {**parameters, "DEVICE": 1, "OUTPUT": str(tmp_path / "out.tif")},
+        {"MODEL": str(model), **parameters, "DEVICE": 1, "OUTPUT": str(tmp_path / "out.tif")},
         feedback=feedback,
     )
 

@@ -47,9 +47,11 @@ def test_same_refusal_as_processing(provider, series, tmp_path, capsys):
     with pytest.raises(QgsProcessingException) as refused:
         processing.run(
             "gapfill:buildgapmask",
-            {"INPUT": series[0], "METHOD": 1, "SCL_CLASSES": "42", "OUTPUT": str(tmp_path / "p")},
+            {"INPUT": series[0], "METHOD": 1, "SCL_CLASSES": "42",
+             "OUTPUT": str(tmp_path / "p.tif")},
         )
     capsys.readouterr()
-    arguments = ["mask", series[0], "--method", "scl", "--classes", "42", "-o", str(tmp_path / "c")]
+    arguments = ["mask", series[0], "--method", "scl", "--classes", "42",
+                 "-o", str(tmp_path / "c.tif")]
     assert main([*arguments, "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["error"] == str(refused.value)

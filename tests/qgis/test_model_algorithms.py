@@ -9,7 +9,6 @@ import pytest
 from qgis.core import QgsApplication, QgsProcessingException
 
 from feedback import RecordingFeedback
-from gapfill.core.learned.bundled_models import choose_bundled_model
 from qgis_runner import QgisProcess, QgisProcessError
 from rasters import read, same_georeference
 
@@ -32,6 +31,39 @@ def test_describe_model(provider, models):
     assert "sar" in result["DESCRIPTION"] and "VV" in result["DESCRIPTION"]
     card = json.loads(result["CARD_JSON"])
     assert [item["role"] for item in card["inputs"]] == ["target", "sar", "gap_mask"]
+    assert "Baseline verdict: none" in result["DESCRIPTION"]
+
+
+def test_a_model_that_lost_is_described_and_warned_about(models, sample, tmp_path):
+    """A card whose verdict says the model lost to spatial IDW: Describe model shows the
+    table, Fill gaps with a model logs it and warns."""
+    import dataclasses
+    import shutil
+
+    from gapfill.core.learned import baselines
+    from gapfill.core.learned.model_card import read_card, write_card
+
+    model = tmp_path / "lost.onnx"
+    shutil.copy(models["sen12"].path, model)
+    scores = {"mae": 0.03, "rmse": 0.04, "psnr": 28.0, "ssim": 0.8, "sam": 9.0}
+    entry = baselines.baselines(
+        {"model": scores, "spatial IDW": {**scores, "psnr": 31.0, "sam": 7.0}},
+        model="model", classical=["spatial IDW"], protocol=baselines.PURE_GAP_FILLING,
+        evaluated_on="test patches", metric_scaling="DN / 10000, clipped to [0, 1]",
+    )  # fmt: skip
+    card = read_card(model)
+    write_card(model, dataclasses.replace(card, validation_metrics={"baselines": entry}))
+    described = processing.run("gapfill:describemodel", {"MODEL": str(model)})["DESCRIPTION"]
+    assert "Baseline verdict: the model LOSES" in described and "spatial IDW" in described
+    feedback = RecordingFeedback()
+    processing.run(
+        "gapfill:fillgaps",
+        {"MODEL": str(model), "INPUT": sample["cloudy"], "GAP_MASK": sample["mask"],
+         "SAR": sample["sar"], "DEVICE": 1, "OUTPUT": str(tmp_path / "filled.tif")},
+        feedback=feedback,
+    )  # fmt: skip
+    assert any("Baseline verdict: the model LOSES" in line for line in feedback.lines)
+    assert any("This model LOST to spatial IDW" in line for line in feedback.warnings)
 
 
 def test_the_target_image_comes_before_the_model(plugin):
@@ -60,27 +92,6 @@ def test_fill_with_model(models, sample, tmp_path):
     np.testing.assert_array_equal(filled[:, ~gap], cloudy[:, ~gap])
     assert result["FILLED_PIXELS"] == gap.sum() > 0
     assert any("CPUExecutionProvider" in line for line in feedback.lines)
-
-
-def test_fill_without_a_model_uses_the_bundled_model_that_fits(sample, tmp_path):
-    feedback = RecordingFeedback()
-    parameters = {
-        "INPUT": sample["cloudy"],
-        "GAP_MASK": sample["mask"],
-        "OUTPUT": str(tmp_path / "filled.tif"),
-    }
-    result = processing.run(
-        "gapfill:fillgaps", {**parameters, "SAR": sample["sar"]}, feedback=feedback
-    )
-    assert any("using the bundled model s1s2_unet_small.onnx" in line for line in feedback.lines)
-    outscored = choose_bundled_model({"sar"}, 13).outscored_by()  # its card's classical scores
-    assert any("scored better than this model" in line for line in feedback.warnings) == bool(
-        outscored
-    )
-    assert result["FILLED_PIXELS"] == (read(sample["mask"])[0] == 1).sum() > 0
-    with pytest.raises(QgsProcessingException, match="No bundled model fills a 13-band target"):
-        processing.run("gapfill:fillgaps", {**parameters, "OUTPUT": str(tmp_path / "no.tif")})
-    assert not (tmp_path / "no.tif").exists()
 
 
 def test_fill_refuses_a_missing_role_and_a_model_without_card(models, sample, tmp_path):

@@ -37,6 +37,8 @@ def parameters(dataset: Path, output: Path, **extra) -> dict:
         "DEVICE": 1,  # CPU
         "WIDTH": 4,
         "DEPTH": 2,
+        "EPOCH_SAMPLES": 0,
+        "FORCE_EXPORT": True,  # one epoch of a width-4 network: some bands are flat
         "OUTPUT": str(output),
         **extra,
     }
@@ -56,6 +58,9 @@ def test_train_one_epoch(qgis_processing, dataset, tmp_path):
     assert result["BEST_EPOCH"] == 1 and result["PSNR"] > 0 and 0 < result["SSIM"] <= 1
     assert result["MAE"] == pytest.approx(card.validation_metrics["mae"])
     assert any(line.startswith("Epoch 1/1") and "SAM" in line for line in feedback.lines)
+    assert result["VERDICT"] in ("beats", "loses")
+    assert card.validation_metrics["baselines"]["verdict"] == result["VERDICT"]
+    assert any(line.startswith("Baseline verdict: the model") for line in feedback.lines)
 
 
 def test_cancel_keeps_the_last_checkpoint_and_writes_no_model(qgis_processing, dataset, tmp_path):
@@ -89,6 +94,31 @@ def test_refusals(qgis_processing, dataset, tmp_path):
     assert "shallower network ('Depth' (DEPTH))." in str(error.value)
     assert "--" not in str(error.value)
     assert not output.exists()
+
+
+def test_several_scenes_train_as_one(qgis_processing, dataset, data_dir, tmp_path):
+    other = tmp_path / "other_scene"
+    write_dataset(other, sen12mscr_scenes(data_dir / "sen12mscr", ["5278"]), 32, stride=64,
+                  validation=0.25)  # fmt: skip
+    feedback = RecordingFeedback()
+    processing.run(
+        TrainModel(),
+        parameters(dataset, tmp_path / "m.onnx", MORE_DATASETS=[str(other / "manifest.json")]),
+        feedback=feedback,
+    )
+    assert any("36 training samples per epoch" in line for line in feedback.lines)  # 24 + 12
+
+
+def test_errors_name_the_parameters(qgis_processing, data_dir, tmp_path):
+    with pytest.raises(QgsProcessingException, match="No patch dataset in"):
+        processing.run(TrainModel(), parameters(tmp_path, tmp_path / "m.onnx"))
+    clear = tmp_path / "clear"
+    write_dataset(clear, [{"target": data_dir / "sen12mscr" / "5278_s2_clear.tif"}], 32,
+                  stride=64, validation=0.25)  # fmt: skip
+    with pytest.raises(QgsProcessingException) as error:
+        processing.run(TrainModel(), parameters(clear, tmp_path / "m.onnx"))
+    assert "(CLOUD_MASKS)" in str(error.value) and "--" not in str(error.value)
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_missing_torch_gives_the_install_command(provider, dataset, tmp_path):

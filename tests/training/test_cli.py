@@ -36,6 +36,8 @@ def trained(sen12, tmp_path_factory):
                 "epochs": 5,
                 "batch-size": 8,
                 "learning_rate": 0.003,
+                "epoch_samples": 0,
+                "force_export": True,  # a 1-epoch width-4 network: some bands are flat
             }
         )
     )
@@ -64,7 +66,8 @@ def test_train_one_epoch_through_the_cli(trained):
     assert "Epoch 1/1" in stdout and "PSNR" in stdout and "ONNX model:" in stdout
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert (resolved["epochs"], resolved["width"], resolved["learning_rate"]) == (1, 4, 0.003)
-    assert resolved["roles"] == ["target", "gap_mask", "sar"] and resolved["loss"] == "l1"
+    assert resolved["roles"] == ["target", "gap_mask", "sar"]
+    assert resolved["loss"] == "masked-l1-sam"  # the default of unet-fusion
     with (run / "log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and float(rows[0]["psnr"]) > 0 and int(rows[0]["evaluated"]) > 0
@@ -108,6 +111,7 @@ def test_export_evaluate_and_info(trained, sen12, tmp_path, capsys):
                 str(exported),
                 "--name",
                 "again",
+                "--force",
                 "--parity-size",
                 "40",
                 "48",
@@ -167,3 +171,8 @@ def test_make_dataset_command(data_dir, tmp_path, capsys):
         == 0
     )
     assert "6 train, 2 validation patches of 128 px" in capsys.readouterr().out
+    held = [f"target={folder / '4287_s2_cloudy.tif'}", f"sar={folder / '4287_s1.tif'}"]
+    trained = [f"target={folder / '1302_s2_cloudy.tif'}", f"sar={folder / '1302_s1.tif'}"]
+    split = ["make-dataset", str(tmp_path / "s"), "--patch-size", "128", "--scene", *trained]
+    assert main([*split, "--validation-scene", *held]) == 0
+    assert "4 train, 4 validation patches of 128 px (by scene split" in capsys.readouterr().out

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from gapfill.core.errors import GapfillError
+from gapfill.core.learned.scaling import scale_bands
 from gapfill.core.prepare.patch_dataset import validate_dataset
 from gapfill.training.datasets import (
-    REFLECTANCE,
+    DN_RANGE,
+    SAR_DB_RANGE,
     CloudMaskSpec,
     CloudShapes,
     DatasetNotFoundError,
@@ -44,27 +46,42 @@ def test_missing_and_foreign_folders_are_refused(tmp_path):
 
 
 def test_default_scalings(synthetic, sen12):
+    """Optical bands are centred on their means with one scale (0 = each band's mean: an
+    untrained network starts there, not at black), shared by every optical role."""
     manifest = read_manifest(synthetic)
-    assert default_scaling(manifest, "target") == (REFLECTANCE,) * 3
+    target = default_scaling(manifest, "target")
+    reference = np.load(synthetic / "train" / "reference.npy").astype(float)
+    means = reference.mean(axis=(0, 2, 3))
+    pooled = np.sqrt(reference.var(axis=(0, 2, 3)).mean())
+    for scaling, mean in zip(target, means, strict=True):
+        assert scaling.offset == pytest.approx(mean, rel=0.05)
+        assert scaling.scale == pytest.approx(1 / pooled, rel=0.05)
+        assert (scaling.clip_min, scaling.clip_max) == DN_RANGE and not scaling.db
+    for role in ("reference", "optical_before", "optical_after"):
+        assert default_scaling(manifest, role) == target
     assert default_scaling(manifest, "gap_mask")[0].scale == 1
-    sar = default_scaling(manifest, "sar")[0]  # values in dB (negative): no dB conversion
-    assert (sar.db, sar.offset, sar.scale, sar.clip_min, sar.clip_max) == (
-        False,
-        -25.0,
-        0.04,
-        -25.0,
-        0.0,
-    )
+    sar = default_scaling(manifest, "sar")  # values in dB (negative): no dB conversion
+    assert not sar[0].db and (sar[0].clip_min, sar[0].clip_max) == SAR_DB_RANGE
+    assert -14 < sar[0].offset < -9 and -19 < sar[1].offset < -16 and sar[0].scale > 1
     dem = default_scaling(manifest, "dem")[0]
     assert 300 < dem.offset < 400 and dem.scale > 0
     real = read_manifest(sen12)
     assert default_scaling(real, "sar")[0].db is False  # SEN12MS-CR S1 is in dB
+    clear = default_scaling(real, "reference")  # real Sentinel-2: hundreds to thousands of DN
+    assert min(item.offset for item in clear) < 100 < 1000 < max(item.offset for item in clear)
 
 
 def test_samples_are_scaled_like_the_fill_engine_feeds(synthetic):
-    sample = dataset(synthetic, split="validation")[0]
+    data = dataset(synthetic, split="validation")
+    sample = data[0]
     raw = np.load(synthetic / "validation" / "target.npy")[0].astype(np.float32)
-    np.testing.assert_allclose(sample["inputs"]["target"], raw * 1e-4, rtol=1e-6)
+    scaling = data.scalings["target"]
+    offsets = np.array([item.offset for item in scaling])[:, None, None]
+    expected = (np.clip(raw, *DN_RANGE) - offsets) * scaling[0].scale
+    np.testing.assert_allclose(sample["inputs"]["target"], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        sample["inputs"]["target"], scale_bands(raw, scaling), rtol=1e-6, atol=1e-6
+    )
     gap = np.load(synthetic / "validation" / "gap_mask.npy")[0]
     np.testing.assert_array_equal(sample["inputs"]["gap_mask"], gap)
     np.testing.assert_array_equal(sample["evaluate"], gap)  # supervised: the real gaps
@@ -128,7 +145,9 @@ def test_simulated_gaps_from_real_cloud_shapes(data_dir, make_synthetic, tmp_pat
         np.testing.assert_array_equal(sample["gap"][0] == 1, simulated)
         np.testing.assert_array_equal(sample["inputs"]["gap_mask"], sample["gap"])
         assert (sample["inputs"]["target"][:, simulated] == 0).all()  # no data → 0
-        assert (sample["inputs"]["target"][:, ~simulated] > 0).all()
+        target, truth = sample["inputs"]["target"], sample["reference"]  # the same scaling
+        np.testing.assert_array_equal(target[:, ~simulated], truth[:, ~simulated])
+        assert (truth[:, simulated] != 0).any()
         covers.append(simulated.mean())
     assert 0.05 < np.median(covers) < 0.6
 

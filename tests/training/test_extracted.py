@@ -40,6 +40,8 @@ def test_train_on_extracted_patches_with_simulated_gaps(data_dir, tmp_path):
             depth=2,
             epochs=1,
             batch_size=8,
+            epoch_samples=0,
+            force_export=True,
             cloud_masks=[str(data_dir / "eolearn_slovenia" / "cloud_mask.tif")],
         ),
         log=lines.append,

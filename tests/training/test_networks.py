@@ -23,6 +23,7 @@ SMALL = {  # architecture: (input roles, width, depth) — tiny, for CPU tests
     "pconv-unet": (("target", "gap_mask", "sar"), 4, 2),
     "cgan": (("target", "gap_mask", "sar"), 4, 1),
     "unet-blend": (("target", "gap_mask", "optical_before", "optical_after"), 4, 2),
+    "unet-pyramid": (("target", "gap_mask", "sar"), 4, 2),
 }
 
 
@@ -131,7 +132,9 @@ def test_margins_are_receptive_fields():
     assert measure_margin(REGISTRY["unet-fusion"], inputs, 3, 1) == 2
 
 
-@pytest.mark.parametrize("name", ["unet-fusion", "deepgapfill", "pconv-unet", "cgan"])
+@pytest.mark.parametrize(
+    "name", ["unet-fusion", "deepgapfill", "pconv-unet", "cgan", "unet-pyramid"]
+)
 def test_pixels_beyond_the_margin_do_not_change_the_output(name):
     roles, width, depth = SMALL[name]
     torch.manual_seed(1)

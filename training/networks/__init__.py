@@ -11,11 +11,12 @@ from .cgan import ConditionalGAN
 from .deepgapfill import DeepGapfill
 from .dsen2cr import DSen2CR
 from .pconv import PConvUNet
+from .pyramid import UNetPyramid
 from .unet import UNetFusion
 
 REGISTRY: dict[str, type[GapfillNet]] = {
     cls.architecture: cls
-    for cls in (UNetFusion, DeepGapfill, DSen2CR, PConvUNet, ConditionalGAN, UNetBlend)
+    for cls in (UNetFusion, DeepGapfill, DSen2CR, PConvUNet, ConditionalGAN, UNetBlend, UNetPyramid)
 }
 assert tuple(sorted(REGISTRY)) == tuple(sorted(ARCHITECTURES))
 

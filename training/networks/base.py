@@ -36,6 +36,9 @@ class GapfillNet(nn.Module):
         unknown = [role for role in inputs if role not in INPUT_ROLES]
         if unknown:
             raise ValueError(f"unknown input roles {unknown}")
+        missing = [role for role in self.required_roles if role not in inputs]
+        if missing:
+            raise ValueError(f"{self.architecture} needs the roles {', '.join(missing)}")
         self.inputs = {role: int(inputs[role]) for role in INPUT_ROLES if role in inputs}
         self.roles = tuple(self.inputs)
         self.out_channels = int(out_channels)
@@ -71,6 +74,17 @@ class GapfillNet(nn.Module):
 
     def split_inputs(self, inputs: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         return [inputs[role] for role in self.roles]
+
+
+def zero_bias(layer: nn.Module) -> nn.Module:
+    """Zero the bias of a network's output layer, so that an untrained network starts near
+    0 in every band: each band's mean in the centred scaling the training package gives
+    optical outputs (`datasets.default_scaling`). PyTorch's default bias, uniform in
+    ±1/√fan-in (±0.18 at width 32), would start some bands far off and, clipped at a bound,
+    dead."""
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
 
 
 def concat(tensors: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from .base import zero_bias
 from .unet import UNetFusion
 
 
@@ -35,7 +36,7 @@ class UNetBlend(UNetFusion):
                     f"unet-blend needs {role} with the {out_channels} output bands, not "
                     f"{self.inputs.get(role, 0)}"
                 )
-        self.head = nn.Conv2d(self.head.in_channels, out_channels + 1, 1)
+        self.head = zero_bias(nn.Conv2d(self.head.in_channels, out_channels + 1, 1))
         self.before = self.roles.index("optical_before")
         self.after = self.roles.index("optical_after")
 

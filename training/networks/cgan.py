@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .base import GapfillNet, concat
+from .base import GapfillNet, concat, zero_bias
 
 
 class ResnetBlock(nn.Module):
@@ -64,7 +64,7 @@ class ResnetGenerator(nn.Module):
                 nn.BatchNorm2d(width * factor // 2),
                 nn.ReLU(True),
             ]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7)]
+        layers += [nn.ReflectionPad2d(3), zero_bias(nn.Conv2d(width, out_channels, 7))]
         self.model = nn.Sequential(*layers)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .base import GapfillNet
+from .base import GapfillNet, zero_bias
 
 
 def down(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -53,7 +53,7 @@ class DeepGapfill(GapfillNet):
                 )
             )
         last = sources * widths[0] + (widths[0] if self.depth > 1 else 0)
-        self.head = nn.ConvTranspose2d(last, out_channels, 4, stride=2, padding=1)
+        self.head = zero_bias(nn.ConvTranspose2d(last, out_channels, 4, stride=2, padding=1))
 
     @classmethod
     def multiple_for(cls, depth: int) -> int:

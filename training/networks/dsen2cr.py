@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .base import GapfillNet, concat
+from .base import GapfillNet, concat, zero_bias
 
 RESIDUAL_SCALING = 0.1
 
@@ -58,7 +58,7 @@ class DSen2CR(GapfillNet):
             nn.Conv2d(sum(self.inputs.values()), self.width, 3, padding=1), nn.ReLU(inplace=True)
         )
         self.body = nn.Sequential(*[ResidualBlock(self.width) for _ in range(self.depth)])
-        self.tail = nn.Conv2d(self.width, out_channels, 3, padding=1)
+        self.tail = zero_bias(nn.Conv2d(self.width, out_channels, 3, padding=1))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         x = self.tail(self.body(self.head(concat(inputs))))

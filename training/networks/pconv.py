@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's convention
 from torch import nn
 
-from .base import GapfillNet
+from .base import GapfillNet, zero_bias
 
 
 class PartialConvolution:
@@ -76,9 +76,6 @@ class PConvUNet(GapfillNet):
         self, inputs: Mapping[str, int], out_channels: int, width: int = 0, depth: int = 0
     ) -> None:
         super().__init__(inputs, out_channels, width, depth)
-        missing = [role for role in self.required_roles if role not in self.inputs]
-        if missing:
-            raise ValueError(f"pconv-unet needs the roles {missing}")
         if self.depth < 1:
             raise ValueError("pconv-unet needs at least 1 level")
         self.image_roles = tuple(role for role in self.roles if role != "gap_mask")
@@ -101,6 +98,7 @@ class PConvUNet(GapfillNet):
             self.decoder.append(PartialConv2d(previous + skip, out, 3, padding=1))
             self.upsampled.append(previous)
             previous = out
+        zero_bias(self.decoder[-1])
         self.activation = nn.LeakyReLU(0.2)
 
     @classmethod

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .base import GapfillNet, concat
+from .base import GapfillNet, concat, zero_bias
 
 
 def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -50,7 +50,7 @@ class UNetFusion(GapfillNet):
         self.merge = nn.ModuleList(
             double_conv(2 * widths[level], widths[level]) for level in range(self.depth - 1)
         )
-        self.head = nn.Conv2d(widths[0], out_channels, 1)
+        self.head = zero_bias(nn.Conv2d(widths[0], out_channels, 1))
 
     @classmethod
     def multiple_for(cls, depth: int) -> int:

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from bench_quality import (
     HISTOGRAM,
+    PYRAMID,
     SLOVENIA,
     SLOVENIA_DATES,
     SPATIAL,
@@ -56,22 +57,24 @@ from bench_quality import (
     series_cases,
     slovenia_cases,
 )
-from s1s2_unet_small import (
+from common import (
     KEYS,
+    METRIC_SCALING,
+    PURE,
     REPO,
     SEED,
     export,
     mean_of,
     plugin_path,
-    rounded,
     run_training,
     shown_command,
+    spectral_mask,
+    stamp,
     table,
     train_command,
-    with_options,
-    write_card_metrics,
+    verdict_entry,
+    write_card,
 )
-from s1s2_unet_small import TRAIN_OPTIONS as SINGLE_DATE_OPTIONS
 
 from harness import data_folder, machine
 
@@ -89,21 +92,13 @@ MASK_DILATION = 2
 PATCH, STRIDE, NEIGHBOURS = 64, 32, 2
 THREADS = 2
 MODEL_METHOD = NAME
-BASELINES = (HISTOGRAM, TEMPORAL, SPATIAL)
-TRAIN_OPTIONS = with_options(  # the flags of s1s2_unet_small's run, with this run's values
-    SINGLE_DATE_OPTIONS,
-    {
-        "--architecture": "unet-blend",
-        "--width": "32",
-        "--depth": "3",
-        "--loss": "masked-l1",
-        "--epochs": "14",
-        "--batch-size": "8",
-        "--learning-rate": "0.002",
-        "--validation-limit": "48",
-        "--seed": str(SEED),
-    },
-)
+BASELINES = (HISTOGRAM, TEMPORAL, PYRAMID, SPATIAL)
+TRAIN_OPTIONS = [  # the run that produced the shipped model (epochs of one pass)
+    "--architecture", "unet-blend", "--width", "32", "--depth", "3", "--loss", "masked-l1",
+    "--epochs", "14", "--epoch-samples", "0", "--batch-size", "8", "--learning-rate", "0.002",
+    "--validation-limit", "48", "--simulate-gaps", "always", "--augment", "--export", "none",
+    "--no-progress-bar", "--seed", str(SEED),
+]  # fmt: skip
 DESCRIPTION = (
     "Sentinel-2 L1C (13 bands, DN) gap filling from the image with gaps, its gap mask and the "
     "Sentinel-2 images of a date before and a date after; unet-blend (learned blend of the two "
@@ -117,19 +112,6 @@ DESCRIPTION = (
 LICENCE = "CC BY 4.0 (trained on SEN12MS-CR-TS, CC BY 4.0, and the eo-learn test patch, MIT)"
 
 Dated = tuple[str, Path]  # (date, image)
-
-
-def spectral_mask(image: Path, folder: Path, dilation: int = 0) -> np.ndarray:
-    """The spectral gap mask of an image (core/masks/gap_mask.py), bool, built once."""
-    from gapfill.core.masks.gap_mask import MaskSettings, build_gap_mask
-    from gapfill.core.raster.access import open_raster, read_bands
-
-    output = folder / f"{image.parent.name}_{image.stem}_{dilation}.tif"
-    if not output.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        build_gap_mask(str(image), output, MaskSettings("spectral", dilation=dilation))
-    dataset = open_raster(output)
-    return read_bands(dataset, (0, 0, dataset.RasterXSize, dataset.RasterYSize))[0] == 1
 
 
 def write_masked(image: Path, gap: np.ndarray, output: Path) -> Path:
@@ -277,7 +259,7 @@ Results = dict[str, dict[str, dict[str, float]]]  # case → method → metric �
 def evaluate(data: Path, work: Path) -> Results:
     from concurrent.futures import ThreadPoolExecutor
 
-    runner = Runner(data, work / "evaluation")
+    runner = Runner(data, work / "evaluation", set(BASELINES))
     cases = series_cases() + slovenia_cases()
     with ThreadPoolExecutor(2) as pool:
         found = list(pool.map(lambda case: run_simulated(runner, case, model_fill), cases))
@@ -326,23 +308,25 @@ def verdict(results: Results) -> tuple[bool, str]:
 
 
 def card_metrics(results: Results) -> dict[str, object]:
-    mean = mean_of(results, MODEL_METHOD)
-    return {
-        **{key: rounded(mean[key]) for key in KEYS},
-        "evaluated_on": "simulated gaps of make bench-quality cases (a) sen12mscr_ts "
+    """The model's mean held-out figures and its verdict against the classical fills (cases
+    (a) and (b) are pure gap filling: real cloud shapes laid on clear images)."""
+    from gapfill.core.learned import baselines
+
+    held = (
+        "simulated gaps of make bench-quality cases (a) sen12mscr_ts "
         + ", ".join(HELD_OUT_DATES)
         + " and (b) eolearn_slovenia scenes "
         + ", ".join(map(str, HELD_OUT_SCENES))
-        + " (mean of the cases; gapfill:evaluatefill)",
-        "metric_scaling": "DN / 10000, clipped to [0, 1]",
-        "per_sample": {  # held-out case → metrics (the key of s1s2_unet_small's card)
-            case: {key: rounded(value) for key, value in r[MODEL_METHOD].items()}
-            for case, r in results.items()
-        },
-        "classical_means": {
-            method: {key: rounded(value) for key, value in mean_of(results, method).items()}
-            for method in BASELINES
-        },
+    )
+    entry = verdict_entry(
+        results, MODEL_METHOD, baselines.PURE_GAP_FILLING + " (bench_quality cases (a), (b))",
+        held + " (each case its own scene)", classical=BASELINES,
+    )  # fmt: skip
+    return {
+        **entry["methods"][MODEL_METHOD],
+        "evaluated_on": f"{held} (mean of the cases; gapfill:evaluatefill)",
+        "metric_scaling": METRIC_SCALING,
+        "baselines": entry,
     }
 
 
@@ -416,8 +400,9 @@ which builds the dataset, then runs
 
     {command}
 
-exports `last.pt` to `models/{NAME}.onnx` (with `max(output, 1 DN)` appended, as
-`s1s2_unet_small`), and evaluates it. Results may differ in the last digits between machines.
+exports `last.pt` to `models/{NAME}.onnx` and evaluates it (the shipped file, trained before
+issue 14, also carries a `max(output, 1 DN)` node appended by the export of that time).
+Results may differ in the last digits between machines.
 
 ## Held-out metrics
 
@@ -429,7 +414,7 @@ BEFORE/AFTER: in case (a) the case's nearest clear dates before and after; in ca
 nearest scene with at most 20 % cloud before and after (the same scene twice when one side has
 none), without their masks.
 
-{table(results, methods, "held-out case", "")}
+{table(results, methods, "held-out case")}
 
 {verdict(results)[1]}
 """
@@ -439,12 +424,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=REPO / "bench-output" / "multidate")
     steps = ["dataset", "train", "export", "evaluate"]
-    parser.add_argument("--steps", nargs="*", default=steps, choices=steps)
+    parser.add_argument("--steps", nargs="*", default=steps, choices=[*steps, "stamp"])
     arguments = parser.parse_args()
     plugin_path()
     data = data_folder()
     work = arguments.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    if arguments.steps == ["stamp"]:
+        results = evaluate(data, work)
+        held = "the held-out cases (a) and (b) of make bench-quality (each case its own scene)"
+        tables = {PURE: table(results, (MODEL_METHOD, *BASELINES), "held-out case")}
+        stamp(MODEL, card_metrics(results), tables, held)
+        (work / "multidate_stamp.json").write_text(json.dumps(results, indent=2))
+        print(f"Machine: {machine()}")
+        return
     dataset, run = work / "dataset", work / "run"
     shapes_file = work / "shapes.json"
     if "dataset" in arguments.steps:
@@ -461,11 +454,11 @@ def main() -> None:
     if "evaluate" in arguments.steps:
         started = time.monotonic()
         results = evaluate(data, work)
-        write_card_metrics(card_metrics(results), training_data(work), MODEL)
+        write_card(MODEL, card_metrics(results), training_data(work))
         seconds = float(seconds_file.read_text()) if seconds_file.exists() else None
         NOTE.write_text(note(work, results, shown_command(command, data), seconds), "utf-8")
         wins, text = verdict(results)
-        body = f"{table(results, (MODEL_METHOD, *BASELINES), 'held-out case', '')}\n\n{text}\n"
+        body = f"{table(results, (MODEL_METHOD, *BASELINES), 'held-out case')}\n\n{text}\n"
         (work / "multidate.md").write_text(
             f"{body}\nMachine: {machine()}; evaluation {time.monotonic() - started:.0f} s.\n"
         )

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dependency_wheels import QGIS_PYTHON, onnxruntime_version, pip_options, wheel_folder
+from dependency_wheels import (
+    QGIS_PYTHON,
+    build_wheel,
+    onnxruntime_version,
+    pip_options,
+    wheel_folder,
+)
 
 from gapfill.core.environment import dependency_folder
 from gapfill.core.environment.dependency_folder import (
@@ -23,15 +29,23 @@ from gapfill.core.environment.dependency_folder import (
 )
 from gapfill.core.environment.dependency_installer import (
     DependencyInstallError,
+    added_to,
     choose_packages,
     constraints_text,
     install_dependencies,
     probe_python,
+    refuse_cuda_torch,
     refuse_shipped,
     remove_dependencies,
     split_arguments,
 )
-from gapfill.core.environment.environment_check import RELU_MODEL, check_environment, format_report
+from gapfill.core.environment.environment_check import (
+    INSTALL_CPU_TORCH,
+    RELU_MODEL,
+    check_environment,
+    format_report,
+    verdicts,
+)
 from gapfill.core.errors import Cancelled, GapfillError
 
 
@@ -158,24 +172,27 @@ def test_constraints_pin_what_qgis_python_ships(tmp_path):
     assert f"numpy=={np.__version__}\n" in text and text.endswith("nvidia-cuda-runtime<13\n")
 
 
+TRAINING = ["torch", "onnx", "pyyaml"]
+
+
 @pytest.mark.parametrize(
     ("build", "training", "system", "cuda", "requirements", "options", "constraints"),
     [
         ("auto", False, "Linux", None, ["onnxruntime"], [], []),
         ("auto", False, "Linux", (12, 4), ["onnxruntime-gpu[cuda,cudnn]"], [], ["<13"]),
         ("auto", False, "Linux", (11, 8), ["onnxruntime"], [], []),
-        ("cpu", True, "Linux", (12, 4), ["onnxruntime", "torch"], ["whl/cpu"], []),
-        ("auto", True, "Linux", (13, 0), ["onnxruntime-gpu[cuda,cudnn]", "torch"], [], ["<14"]),
+        ("cpu", True, "Linux", (12, 4), ["onnxruntime", *TRAINING], ["whl/cpu"], []),
+        ("auto", True, "Linux", (13, 0), ["onnxruntime-gpu[cuda,cudnn]", *TRAINING], [], ["<14"]),
         (
             "auto",
             True,
             "Windows",
             (12, 8),
-            ["onnxruntime-gpu[cuda,cudnn]", "torch"],
+            ["onnxruntime-gpu[cuda,cudnn]", *TRAINING],
             ["cu126"],
             ["<13"],
         ),
-        ("auto", True, "Darwin", None, ["onnxruntime", "torch"], [], []),
+        ("auto", True, "Darwin", None, ["onnxruntime", *TRAINING], [], []),
     ],
 )
 def test_packages_follow_the_platform_and_the_driver(
@@ -187,6 +204,94 @@ def test_packages_follow_the_platform_and_the_driver(
     assert all(part in " ".join(choice.pip_options) for part in options)
     assert len(choice.constraints) == len(constraints)
     assert all(part in " ".join(choice.constraints) for part in constraints)
+
+
+def test_training_brings_onnx_at_a_version_for_qgis_numpy():
+    """onnx 1.18 and later need numpy 2: with QGIS's numpy 1, onnx 1.17.0."""
+    choice = choose_packages("cpu", True, "Linux", None, "1.24.2")
+    assert choice.requirements == ["onnxruntime", "torch", "onnx==1.17.0", "pyyaml"]
+    assert choice.cpu_only
+    assert "onnx" in choose_packages("auto", True, "Linux", None, "2.1.0").requirements
+    assert not choose_packages("auto", False, "Linux", (12, 4)).cpu_only
+
+
+def test_requirements_add_to_what_is_installed():
+    previous = {
+        "requirements": ["onnxruntime-gpu[cuda,cudnn]", "torch"],
+        "installed": {"onnxruntime-gpu": "1.20.1", "torch": "2.5.1+cpu", "numpy": "1.26.4"},
+        "pip_options": ["--extra-index-url", "https://download.pytorch.org/whl/cpu"],
+    }
+    requirements, options = added_to(previous, ["onnx==1.17.0"])
+    assert requirements == [
+        "onnxruntime-gpu[cuda,cudnn]==1.20.1",
+        "torch==2.5.1+cpu",
+        "onnx==1.17.0",
+    ]
+    assert options == previous["pip_options"]
+    requirements, _ = added_to(previous, ["torch==2.6.0"])  # named again: the new request wins
+    assert requirements == ["onnxruntime-gpu[cuda,cudnn]==1.20.1", "torch==2.6.0"]
+
+
+def test_a_second_install_keeps_the_first_unless_replaced(wheels, tmp_path):
+    """REQUIREMENTS=protobuf after REQUIREMENTS=flatbuffers: both in the new folder; asked to
+    replace, only the new one."""
+    root = dependency_folder.dependency_root(tmp_path)
+    options = pip_options(wheels)
+    first = install_dependencies(
+        root, requirements=["flatbuffers"], python=QGIS_PYTHON, pip_options=options
+    )
+    lines: list[str] = []
+    second = install_dependencies(
+        root,
+        requirements=["protobuf>=4.25.8"],
+        python=QGIS_PYTHON,
+        pip_options=options,
+        log=lines.append,
+    )
+    assert set(second.installed) == {"flatbuffers", "protobuf"}
+    assert second.installed["flatbuffers"] == first.installed["flatbuffers"]
+    assert any(line.startswith("Adding to what") for line in lines)
+    manifest = json.loads((second.folder / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["requirements"][0] == f"flatbuffers=={first.installed['flatbuffers']}"
+    run_qgis_python("import flatbuffers, google.protobuf", second.folder)
+    replaced = install_dependencies(
+        root, requirements=["protobuf>=4.25.8"], replace=True, python=QGIS_PYTHON,
+        pip_options=options,
+    )  # fmt: skip
+    assert set(replaced.installed) == {"protobuf"}
+    assert not list(replaced.folder.glob("flatbuffers*"))
+
+
+def test_a_cuda_torch_is_refused_when_a_cpu_build_was_asked_for(tmp_path):
+    """A local 'torch' that needs an NVIDIA package, as PyPI's Linux build does: pip resolves
+    it, and the CPU install refuses it before installing anything."""
+    wheels = tmp_path / "wheels"
+    build_wheel(wheels, "torch", "2.5.1", ("nvidia-cuda-runtime-cu12",))
+    build_wheel(wheels, "nvidia-cuda-runtime-cu12", "12.4.127")
+    root = dependency_folder.dependency_root(tmp_path / "profile")
+    with pytest.raises(DependencyInstallError, match=r"torch 2\.5\.1 with 1 NVIDIA.*--index-url"):
+        install_dependencies(
+            root, build="cpu", requirements=["torch"], python=QGIS_PYTHON,
+            pip_options=pip_options(wheels),
+        )  # fmt: skip
+    assert current_folder(root) is None and not generations(root)
+    refuse_cuda_torch({"torch": "2.5.1+cpu", "numpy": "1.26.4"}, [])  # the CPU build passes
+    with pytest.raises(DependencyInstallError, match="CUDA build"):
+        refuse_cuda_torch({"torch": "2.5.1+cu121"}, [])
+
+
+def test_check_flags_a_cuda_torch_without_a_gpu_and_a_missing_onnx(tmp_path):
+    report = check_environment(qgis_version="test", root=tmp_path)
+    cuda_torch = {
+        **report["torch"], "importable": True, "version": "2.5.1", "cuda": "12.4",
+        "cuda_available": False, "size_mb": 5400,
+    }  # fmt: skip
+    flagged = verdicts({**report, "torch": cuda_torch}, tmp_path)["training"]
+    assert "CUDA build" in flagged["detail"] and "5.4 GB" in flagged["detail"]
+    assert flagged["fix"] == INSTALL_CPU_TORCH
+    no_onnx = {**report, "torch": cuda_torch, "onnx": {"importable": False, "error": "gone"}}
+    assert verdicts(no_onnx, tmp_path)["training"]["ok"] is False
+    assert report["torch"]["size_mb"] > 0 and report["onnx"]["importable"]
 
 
 def test_masks_add_the_cloud_detectors():
@@ -215,7 +320,7 @@ def test_dry_run_prints_the_commands_and_writes_nothing(tmp_path):
     assert not root.exists() and result.folder is None
     resolve, install = result.commands
     assert "-m pip install" in resolve and "--dry-run --report" in resolve
-    assert "--constraint" in resolve and resolve.endswith("onnxruntime torch")
+    assert "--constraint" in resolve and resolve.endswith("onnxruntime torch onnx==1.17.0 pyyaml")
     assert "--target" in install and "--no-deps" in install
     assert any(f"numpy=={np.__version__}" in line for line in lines)
 

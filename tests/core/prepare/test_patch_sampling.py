@@ -136,3 +136,13 @@ def test_grid_covers_the_common_extent_only(data_dir, tmp_path):
     assert report.candidates == 5 * 15
     assert report.removed["contain no-data in some source"] == 0
     assert max(p.col for p in report.locations) + 32 <= 100
+
+
+def test_a_split_without_training_patches_is_refused(data_dir):
+    """Blocks of 4 strides of 64 px on a 256 px image: one block, all validation (the shipped
+    modeler model reported success with 0 training patches)."""
+    settings = SamplingSettings(patch_size=64, split="blocks", block_patches=4)
+    with pytest.raises(GapfillError, match=r"no training patch.*16 went to validation.*only 1 of"):
+        sample_patches(str(date(data_dir, CLEAR)), settings=settings)
+    everything = SamplingSettings(patch_size=64, validation_fraction=1.0)  # evaluation only
+    assert sample_patches(str(date(data_dir, CLEAR)), settings=everything).count("train") == 0
