@@ -1,20 +1,22 @@
 """`make demo`: fill the clouds of real Sentinel-2 images with the best fill we have for each case.
 
-Everything runs through `qgis_process`, as a user would, with the best fill of BENCHMARKS.md:
+Everything runs through `qgis_process`, as a user would. The best fill we have is the scene fill
+(`gapfill:fillscene`): on each scene it lays the scene's own cloud shapes on its clear pixels,
+lets every applicable fill compete there (spatial pyramid and inverse distance, temporal
+interpolation and histogram matching with other dates, the bundled models that fit, a network
+adapted to the scene), fills with the winner and reports how good it is on this scene, with a
+confidence layer. By construction it is not worse than the best of them on the scene's own
+report blocks (BENCHMARKS.md, "Quality").
 
-1. multi-date: a cloudy date of the SEN12MS-CR-TS series from its neighbours; gap masks from the
+1. multi-date: a cloudy date of the SEN12MS-CR-TS series and its neighbours; gap masks from the
    best cloud detector installed (`gapfill:buildgapmask` METHOD 5, automatic: ukis-csmask with
    its haze buffer when the "masks" dependencies are there, else the spectral score; the log
-   says which) for it and its neighbours, then histogram matching (the best fill from other
-   dates: it beats temporal interpolation and the bundled multi-date model);
+   says which) for it and its neighbours;
 2. single date: the georeferenced cloudy SEN12MS-CR sample with its Sentinel-1 image of the same
-   date, filled by the bundled model `s1s2_unet_small` (its file given to `gapfill:fillgaps`):
-   on real clouds scored against another date's clear image (the SEN12MS-CR protocol) it beats
-   both spatial fills on PSNR and SAM, but on pure gap filling, the protocol defaults are
-   decided on, it loses to them (models/s1s2_unet_small.md), so it is no default and the fill
-   warns so.
+   date.
 
-Writes the filled GeoTIFFs and side-by-side quick-looks into the output folder.
+Writes the filled GeoTIFFs, their confidence layers, the scene reports (HTML and JSON) and
+side-by-side quick-looks into the output folder.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from qgis_runner import REPO, QgisProcess
 sys.path.insert(0, str(REPO.parent))
 TARGET = "2018-03-07"  # gaps: 54 % by the spectral score, 88 % automatic (haze buffer)
 NEIGHBOURS = ["2018-02-10", "2018-02-25", "2018-03-22", "2018-04-26"]
-BEST_CLASSICAL = 1  # filltemporal METHOD: histogram matching, best on sen12mscr_ts (BENCHMARKS.md)
+SCENE = {"SEED": 0}  # the scene fill at its defaults (5-minute budget), reproducible seed
 RGB = [4, 3, 2]  # B4, B3, B2 of the 13-band L1C stack
 MASK = {"METHOD": 5}  # automatic: the best detector installed, with its haze buffer
 SINGLE = "ROIs1868_summer_19_p30"  # sen12mscr_georef: cloudy S2 (~30 % cloud) and its S1
@@ -62,7 +64,7 @@ def quicklook(cloudy: Path, mask: Path, filled: Path, output: Path) -> Path:
 
 
 def multi_date(qgis: QgisProcess, series: Path, output: Path) -> tuple[Path, Path]:
-    """Histogram matching of the cloudy date from its neighbours; (filled, quick-look)."""
+    """The scene fill of the cloudy date with its neighbours; (filled, quick-look)."""
     masks = {}
     for day in [TARGET, *NEIGHBOURS]:
         result = qgis.run(
@@ -74,17 +76,13 @@ def multi_date(qgis: QgisProcess, series: Path, output: Path) -> tuple[Path, Pat
         print(f"gap mask {day}: {100 * fraction:.1f} % clouds and shadows "
               f"({result['results']['METHOD_USED']})")
     filled = output / f"s2_{TARGET}_filled.tif"
-    result = qgis.run(
-        "gapfill:filltemporal",
-        {
-            "INPUT": series / f"s2_{TARGET}.tif",
-            "GAP_MASK": masks[TARGET],
-            "OTHER_DATES": [series / f"s2_{day}.tif" for day in NEIGHBOURS],
-            "OTHER_MASKS": [masks[day] for day in NEIGHBOURS],
-            "METHOD": BEST_CLASSICAL,
-            "OUTPUT": filled,
-        },
-    )
+    result = scene_fill(qgis, output, "multi_date", {
+        "INPUT": series / f"s2_{TARGET}.tif",
+        "GAP_MASK": masks[TARGET],
+        "OTHER_DATES": [series / f"s2_{day}.tif" for day in NEIGHBOURS],
+        "OTHER_MASKS": [masks[day] for day in NEIGHBOURS],
+        "OUTPUT": filled,
+    })
     show_log(result)
     picture = quicklook(
         series / f"s2_{TARGET}.tif", masks[TARGET], filled, output / "quicklook.png"
@@ -93,7 +91,7 @@ def multi_date(qgis: QgisProcess, series: Path, output: Path) -> tuple[Path, Pat
 
 
 def single_date(qgis: QgisProcess, folder: Path, output: Path) -> tuple[Path, Path]:
-    """The bundled model on a cloudy image and its Sentinel-1; (filled, quick-look)."""
+    """The scene fill of a cloudy image with its Sentinel-1; (filled, quick-look)."""
     cloudy = folder / f"{SINGLE}_s2_cloudy.tif"
     result = qgis.run(
         "gapfill:buildgapmask",
@@ -103,18 +101,29 @@ def single_date(qgis: QgisProcess, folder: Path, output: Path) -> tuple[Path, Pa
     print(f"gap mask {SINGLE}: {100 * result['results']['GAP_FRACTION']:.1f} % clouds and "
           f"shadows ({result['results']['METHOD_USED']})")
     filled = output / f"{SINGLE}_s2_filled.tif"
-    result = qgis.run(
-        "gapfill:fillgaps",
-        {
-            "MODEL": REPO / "models" / "s1s2_unet_small.onnx",
-            "INPUT": cloudy,
-            "GAP_MASK": mask,
-            "SAR": folder / f"{SINGLE}_s1.tif",
-            "OUTPUT": filled,
-        },
-    )
+    result = scene_fill(qgis, output, "single_date", {
+        "INPUT": cloudy,
+        "GAP_MASK": mask,
+        "SAR": folder / f"{SINGLE}_s1.tif",
+        "OUTPUT": filled,
+    })
     show_log(result)
     return filled, quicklook(cloudy, mask, filled, output / "quicklook_single_date.png")
+
+
+def scene_fill(qgis: QgisProcess, output: Path, name: str, inputs: dict[str, object]) -> dict:
+    """gapfill:fillscene with its confidence layer and report; prints what it chose and why."""
+    result = qgis.run("gapfill:fillscene", {
+        **inputs, **SCENE,
+        "CONFIDENCE": output / f"confidence_{name}.tif",
+        "REPORT_FOLDER": output / f"scene_report_{name}",
+    })
+    show_log(result)
+    chosen = result["results"]
+    print(f"chosen: {chosen['CHOSEN']}; on the report blocks {chosen['REPORT_PSNR']:.2f} dB "
+          f"(best classical fill {chosen['CLASSICAL_PSNR']:.2f} dB); report: "
+          f"{output / f'scene_report_{name}' / 'report.html'}")
+    return result
 
 
 def show_log(result: dict) -> None:
@@ -138,11 +147,11 @@ def main() -> None:
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     qgis = QgisProcess(output / ".qgis")
-    print(f"1. multi-date: {TARGET} from its neighbours, histogram matching")
+    print(f"1. multi-date: {TARGET} with its neighbours, the scene fill")
     filled, picture = multi_date(qgis, args.data / "sen12mscr_ts", output)
     print(f"filled image: {filled}")
     print(f"quick-look (cloudy | gaps | filled): {picture}")
-    print("2. single date: cloudy Sentinel-2 + Sentinel-1, the bundled model s1s2_unet_small")
+    print("2. single date: cloudy Sentinel-2 + Sentinel-1, the scene fill")
     filled, picture = single_date(qgis, args.data / "sen12mscr_georef", output)
     print(f"filled image: {filled}")
     print(f"quick-look (cloudy | gaps | filled): {picture}")
