@@ -33,8 +33,8 @@ from osgeo import gdal
 from qgis_runner import REPO, QgisProcess
 
 sys.path.insert(0, str(REPO.parent))
-TARGET = "2018-03-07"  # gaps: 54 % by the spectral score, 88 % automatic (haze buffer)
-NEIGHBOURS = ["2018-02-10", "2018-02-25", "2018-03-22", "2018-04-26"]
+TARGET = "2018-07-05"  # clouds and their shadows on about half of it (automatic mask)
+NEIGHBOURS = ["2018-06-10", "2018-06-25", "2018-07-20", "2018-07-30"]  # clear dates around it
 SCENE = {"SEED": 0}  # the scene fill at its defaults (5-minute budget), reproducible seed
 RGB = [4, 3, 2]  # B4, B3, B2 of the 13-band L1C stack
 MASK = {"METHOD": 5}  # automatic: the best detector installed, with its haze buffer
@@ -119,10 +119,12 @@ def scene_fill(qgis: QgisProcess, output: Path, name: str, inputs: dict[str, obj
         "REPORT_FOLDER": output / f"scene_report_{name}",
     })
     show_log(result)
-    chosen = result["results"]
-    print(f"chosen: {chosen['CHOSEN']}; on the report blocks {chosen['REPORT_PSNR']:.2f} dB "
-          f"(best classical fill {chosen['CLASSICAL_PSNR']:.2f} dB); report: "
-          f"{output / f'scene_report_{name}' / 'report.html'}")
+    chosen, report = result["results"], output / f"scene_report_{name}" / "report.html"
+    if chosen["REPORT_PSNR"] is None:  # too few clear pixels to measure anything
+        print(f"chosen: {chosen['CHOSEN']}, not validated; report: {report}")
+    else:
+        print(f"chosen: {chosen['CHOSEN']}; on the report blocks {chosen['REPORT_PSNR']:.2f} "
+              f"dB (best classical fill {chosen['CLASSICAL_PSNR']:.2f} dB); report: {report}")
     return result
 
 

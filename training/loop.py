@@ -630,7 +630,10 @@ def train(
             torch.cuda.set_device(device)
         torch.distributed.init_process_group(backend=backend)
     try:
-        return _train(plan, folder, device, rank, world, say, progress, cancelled)
+        result = _train(plan, folder, device, rank, world, say, progress, cancelled)
+        if distributed:  # every rank done (rank 0 exports) before the group is taken down
+            torch.distributed.barrier()
+        return result
     finally:
         if distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
