@@ -9,6 +9,7 @@ network, and still checks that the declared dependencies are installed.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import subprocess
@@ -98,7 +99,9 @@ def test_the_package_is_the_plugin_folder_without_tests_or_scripts(installed, tm
     assert expected <= set(files)
     assert not [name for name in files if name.startswith(LEFT_OUT)]
     version = run(installed, "gapfill", "--version", cwd=tmp_path)
-    assert version.stdout.strip() == "gapfill 0.1.0"
+    plugin = configparser.ConfigParser()
+    plugin.read(REPO / "metadata.txt", encoding="utf-8")
+    assert version.stdout.strip() == f"gapfill {plugin['general']['version']}"
 
 
 def test_installed_gapfill_fills_real_data_end_to_end(installed, data_dir, tmp_path):
