@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 
 W = TypeVar("W")
+CANCEL_POLL_S = 0.2  # how often a wait for a block looks at the cancel flag
 
 
 def run_pipeline(
@@ -28,29 +29,35 @@ def run_pipeline(
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> None:
-    """Process every item; raise `Cancelled` (after draining the pool) when asked to stop."""
+    """Process every item; raise `Cancelled` when asked to stop, within a fraction of a second
+    even while a block computes (a block still computing is left to finish on its own: it
+    only computes, and nothing of it is written)."""
     pending: deque[tuple[W, Future]] = deque()
     done = 0
 
     def finish_oldest() -> None:
         nonlocal done
         item, future = pending.popleft()
+        while not future.done():
+            check_cancelled(cancelled)
+            wait([future], timeout=CANCEL_POLL_S)
         write(item, future.result())
         done += 1
         progress(done / max(total, 1))
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        try:
-            for item in items:
-                check_cancelled(cancelled)
-                payload = read(item)
-                pending.append((item, pool.submit(compute, payload)))
-                if len(pending) > workers:
-                    finish_oldest()
-            while pending:
-                check_cancelled(cancelled)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    completed = False
+    try:
+        for item in items:
+            check_cancelled(cancelled)
+            payload = read(item)
+            pending.append((item, pool.submit(compute, payload)))
+            if len(pending) > workers:
                 finish_oldest()
-            check_cancelled(cancelled)  # a cancel during the last block still discards the output
-        finally:
-            for _, future in pending:
-                future.cancel()
+        while pending:
+            check_cancelled(cancelled)
+            finish_oldest()
+        check_cancelled(cancelled)  # a cancel during the last block still discards the output
+        completed = True
+    finally:
+        pool.shutdown(wait=completed, cancel_futures=True)

@@ -95,6 +95,27 @@ def test_pipeline_writes_in_order_and_stops_on_cancel():
     assert len(calls) == 3
 
 
+def test_pipeline_stops_while_a_block_still_computes():
+    """A cancel is honoured while the current block computes, not once it is done."""
+    import threading
+
+    release, cancel, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def compute(item: int) -> int:
+        cancel.set()  # the user cancels while this block computes
+        release.wait(10)
+        finished.set()
+        return item
+
+    try:
+        with pytest.raises(Cancelled):
+            run_pipeline(range(3), 3, lambda i: i, compute, lambda i, r: None,
+                         workers=1, cancelled=cancel.is_set)
+        assert not finished.is_set()  # the block was still computing when Cancelled came
+    finally:
+        release.set()
+
+
 def test_filled_values_never_land_on_the_nodata_value():
     from gapfill.core.raster.output import cast_to
 
