@@ -263,6 +263,12 @@ def simulate_gap_files(
             progress=progress,
             cancelled=cancelled,
         )
+        if report.pixels and report.outside == report.pixels:  # before the outputs appear
+            raise GapfillError(
+                f"The clear image '{clear_path}' has no pixel with data (every pixel is no-data "
+                "or NaN): no gap can be simulated and nothing could be evaluated. Check the file "
+                "and its no-data value."
+            )
     return report
 
 

@@ -367,3 +367,16 @@ def test_files_that_are_not_rasters_say_what_they_are(provider, tmp_path):
                           (tmp_path / "missing.tif", "does not exist")):
         assert_refused(message, tmp_path, lambda p=path: processing.run(
             "gapfill:fillspatial", {"INPUT": str(p), "OUTPUT": str(tmp_path / "out.tif")}))
+
+
+def test_simulated_gaps_on_an_image_without_data_are_refused(provider, series, tmp_path):
+    """NaN is no data here too: no evaluation pixel can be counted on an all-NaN reference."""
+    empty = converted_copy(series / TARGET, tmp_path / "nan.tif", lambda v: v * np.nan)
+    mask = processing.run("gapfill:buildgapmask", {
+        "INPUT": str(series / TARGET), "METHOD": 0, "OUTPUT": str(tmp_path / "mask.tif")})
+    assert_refused("no pixel with data|no valid pixel|no evaluation pixel", tmp_path,
+                   lambda: processing.run("gapfill:simulategaps", {
+                       "INPUT": empty, "GAP_SOURCE": mask["OUTPUT"],
+                       "OUTPUT": str(tmp_path / "out.tif"),
+                       "GAP_MASK": str(tmp_path / "out_gaps.tif"),
+                       "EVALUATION_MASK": str(tmp_path / "out_eval.tif")}))
