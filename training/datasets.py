@@ -303,6 +303,12 @@ def default_scaling(manifest: Manifest, role: str) -> tuple[BandScaling, ...]:
         return default_scaling(manifest, truth)
     values = _sample(manifest, role)
     finite = values[np.isfinite(values)]
+    if not finite.size:
+        raise DatasetError(
+            f"The {role} patches of the dataset hold no value (all of the {len(values)} patches "
+            "looked at are no-data or NaN): a model would learn nothing from that role. Extract "
+            "patches where the layer has data, or train without that role."
+        )
     if role in OPTICAL_ROLES:
         is_float = np.issubdtype(info.dtype, np.floating)
         if is_float and finite.size and np.percentile(finite, 99) <= 2.0:

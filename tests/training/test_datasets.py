@@ -167,3 +167,16 @@ def test_a_pickled_cloud_mask_is_refused_without_running_it(tmp_path):
     np.save(path, np.array([{"not": "numbers"}], dtype=object), allow_pickle=True)
     with pytest.raises(GapfillError, match="Pickled arrays are refused"):
         read_mask_bands(CloudMaskSpec(str(path)))
+
+
+def test_a_role_without_any_value_is_refused(synthetic, tmp_path):
+    """All-NaN SAR patches would train (and export) a model that learned nothing from SAR."""
+    import shutil
+
+    folder = tmp_path / "dataset"
+    shutil.copytree(synthetic, folder)
+    for split in ("train", "validation"):
+        sar = np.load(folder / split / "sar.npy")
+        np.save(folder / split / "sar.npy", np.full_like(sar, np.nan))
+    with pytest.raises(GapfillError, match="sar patches of the dataset hold no value"):
+        default_scaling(read_manifest(folder), "sar")
