@@ -80,7 +80,7 @@ class SceneSettings:
     bundled: bool = True
     adapt: bool = True
     threads: int = 2
-    block_size: int = 512
+    block_size: int = 1024  # of the final fill: the pyramid's context is a smaller share of it
 
 
 DEFAULT_SETTINGS = SceneSettings()
@@ -386,7 +386,7 @@ def fill_scene(
     for result in results:
         if enough:
             result.report = scored(result.name, REPORT)
-    runner_up = next((r for r in ranked if r is not chosen), None)
+    runner_up = _disagreement_partner(chosen.name, network_info, results)
     confidence_model, confidence_info = _confidence(
         windows, chosen.name, runner_up.name if runner_up else None, inputs, enough
     )
@@ -437,6 +437,18 @@ def _with_prior(
     log(f"{ranked[0].name} leads {preferred.name} on {wins} of {len(ours)} ranking blocks, "
         f"too few to overturn the benchmarks' order: {preferred.name} goes first.")
     return [preferred, *(r for r in ranked if r is not preferred)]
+
+
+def _disagreement_partner(
+    chosen: str, network_info: dict[str, Any] | None, results: list[CandidateResult]
+) -> CandidateResult | None:
+    """The fill the confidence layer compares the chosen one with: the adapted network's base,
+    else the pyramid fill (cheap on a whole scene, unlike inverse distance or a model, which
+    would multiply the final fill's time); none when the pyramid is chosen."""
+    partner = network_info["base"] if chosen == ADAPTED and network_info else PYRAMID
+    if partner == chosen:
+        return None
+    return next((r for r in results if r.name == partner), None)
 
 
 def required_wins(blocks: int) -> int:
