@@ -100,11 +100,11 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
                 return False, message
         try:
             outputs = self._output_files(parameters, context)
+            check_not_inputs(self._input_files(parameters, context), outputs)
             for definition in self.destinationParameterDefinitions():
                 name, kind = definition.name(), definition.type()
                 if name in outputs and kind in ("rasterDestination", "fileDestination"):
                     check_output_file(name, outputs[name], kind == "rasterDestination")
-            check_not_inputs(self._input_files(parameters, context), outputs)
         except GapfillError as error:
             return False, str(error)
         return True, ""

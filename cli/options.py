@@ -34,7 +34,6 @@ def check_output(
     Processing refuses too: a folder, an unwritable place, a raster name not ending in .tif."""
     from ..core.raster.output import check_output_file  # GDAL: imported once a command runs
 
-    check_output_file("", output, raster)
     target = Path(output)
     for path in filter(None, inputs):
         if target.exists() and Path(path).exists() and os.path.samefile(target, path):
@@ -42,6 +41,7 @@ def check_output(
                 f"The output '{output}' is one of the inputs; inputs are never modified. "
                 "Choose another output file."
             )
+    check_output_file("", output, raster)
     if target.exists() and not overwrite:
         raise GapfillError(
             f"The output '{output}' exists. Choose another file, or give --overwrite to "

@@ -30,8 +30,11 @@ def open_raster(path: str | Path, role: str = "raster") -> gdal.Dataset:
     """Open read-only, or raise `RasterOpenError` naming the role and GDAL's reason."""
     with quiet_gdal():
         gdal.ErrorReset()
-        dataset = gdal.Open(str(path), gdal.GA_ReadOnly)
-        reason = gdal.GetLastErrorMsg()
+        try:
+            dataset = gdal.Open(str(path), gdal.GA_ReadOnly)
+            reason = gdal.GetLastErrorMsg()
+        except RuntimeError as error:  # bindings with exceptions on (GDAL ≥ 3.9's default)
+            dataset, reason = None, str(error)
     if dataset is None:
         file = Path(path)
         if not file.exists() and "/vsi" not in str(path):

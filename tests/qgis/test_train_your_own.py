@@ -10,6 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from gapfill.core.learned.model_card import read_card
 from qgis_runner import REPO, QgisProcess, executable
 
@@ -42,6 +44,7 @@ def runnable(lines: list[str], data: Path) -> str:
     return "\n".join(script) + "\n"
 
 
+@pytest.mark.torch  # the walkthrough trains a model
 def test_the_walkthrough_runs(data_dir, tmp_path):
     lines = walkthrough()
     assert sum("gapfill:extractpatches" in line for line in lines) == 3
