@@ -14,6 +14,7 @@ from qgis.core import (
 )
 
 from ..core.fills.deep_image_prior import fill_with_deep_image_prior, open_auxiliary
+from ..core.learned.onnx_session import DEVICES
 from ..core.raster.fill_engine import open_target
 from .base import (
     GapfillAlgorithm,
@@ -23,8 +24,6 @@ from .base import (
     run_core,
     target_parameters,
 )
-
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 class FillDeepImagePrior(GapfillAlgorithm):

@@ -23,9 +23,8 @@ from qgis.core import (
 
 from ..core.fills.scene.fill_scene import SceneSettings
 from ..core.fills.scene.run import fill_scene_files
+from ..core.learned.onnx_session import DEVICES
 from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core, target_parameters
-
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 class FillScene(GapfillAlgorithm):

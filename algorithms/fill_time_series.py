@@ -18,9 +18,8 @@ from qgis.core import (
 )
 
 from ..core.fills.timeseries_fill import METHODS, fill_time_series
+from ..core.learned.onnx_session import DEVICES
 from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core
-
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 class FillTimeSeries(GapfillAlgorithm):

@@ -19,6 +19,7 @@ from ..core.learned import baselines
 from ..core.learned.bundled_models import choose_bundled_model
 from ..core.learned.model_card import read_card
 from ..core.learned.onnx_fill_raster import fill_raster_with_model, parse_band_mapping
+from ..core.learned.onnx_session import DEVICES
 from .base import (
     GapfillAlgorithm,
     domain_errors,
@@ -35,7 +36,6 @@ ROLE_PARAMETERS = [
     ("AFTER", "optical_after", "Optical image of a later date"),
     ("DEM", "dem", "Digital elevation model"),
 ]
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 class FillWithModel(GapfillAlgorithm):

@@ -29,6 +29,7 @@ from qgis.core import (
 
 from ..core.dependencies import require
 from ..core.errors import Cancelled, field_name
+from ..core.learned.onnx_session import DEVICES
 from ..training.config import ARCHITECTURES, FIELDS, LOSSES, config_from_dict
 from .base import GapfillAlgorithm, domain_errors, parameter_label
 
@@ -41,7 +42,6 @@ ARCHITECTURE_LABELS = {
     "unet-blend": "U-Net blending the before/after dates + residual (multi-date)",
     "unet-pyramid": "U-Net residual on a pyramid fill from the clear pixels (single date)",
 }
-DEVICES = ["auto", "cpu", "cuda"]
 METRICS = ("MAE", "RMSE", "PSNR", "SSIM", "SAM")
 # the training options this algorithm sets, by parameter: an error naming one names the parameter
 OPTION_PARAMETERS = {
