@@ -53,7 +53,7 @@ MAX_SERIES_CLOUD = 0.05
 BANDS = ("cloud",)  # the band of the SEN12MS-CR cloud masks: one name for every gap mask
 TRAIN_OPTIONS = [
     "--architecture", "unet-fusion", "--roles", "target", "gap_mask", "--width", "24",
-    "--depth", "4", "--loss", "masked-l1-sam", "--epochs", "10", "--epoch-samples", "512",
+    "--depth", "4", "--loss", "masked-l1-sam", "--epochs", "30", "--epoch-samples", "512",
     "--batch-size", "8", "--learning-rate", "0.002", "--validation-limit", "48",
     "--simulate-gaps", "always", "--augment", "--export", "none", "--no-progress-bar",
     "--seed", "0",
