@@ -48,7 +48,28 @@ METHODS = {
     "temporal": "temporal interpolation",
     "histogram": "nearest date, histogram matching",
     "spatial": "spatial inverse distance",
+    "pyramid": "spatial pyramid (coarse levels once, 128 px halo)",
+    "pyramid-halo": "spatial pyramid, each block with the 1024 px halo (before)",
 }
+
+
+def pyramid_with_full_halo(target, output: Path):
+    """The pyramid fill as it streamed before the coarse pass: every block read with
+    `pyramid_halo`, all levels computed on it (same values)."""
+    from gapfill.core.fills.pyramid_fill import (
+        DEFAULT_DISTANCE,
+        pyramid_fill_arrays,
+        pyramid_halo,
+    )
+    from gapfill.core.raster.access import crop
+    from gapfill.core.raster.fill_engine import fill_image
+
+    def compute(block):
+        values, reached = pyramid_fill_arrays(block.data, ~block.gap, DEFAULT_DISTANCE)
+        return crop(values, block.inner), crop(reached, block.inner)
+
+    halo = pyramid_halo(DEFAULT_DISTANCE)
+    return fill_image(target, output, compute, halo=halo, block_size=1024, require_clear=True)
 
 
 def copy_with_gdal(inputs: MosaicSet, output: Path) -> None:
@@ -82,6 +103,7 @@ def fill(method: str, inputs: MosaicSet, output: Path) -> dict[str, int]:
     """Run one classical fill of the core; return its gap and filled pixel counts."""
     from gapfill.core.fills.histogram_matched_fill import fill_by_histogram_matching
     from gapfill.core.fills.other_dates import open_other_dates
+    from gapfill.core.fills.pyramid_fill import fill_by_pyramid
     from gapfill.core.fills.spatial_fill import fill_spatially
     from gapfill.core.fills.temporal_interpolation import fill_by_temporal_interpolation
     from gapfill.core.raster.fill_engine import open_target
@@ -89,6 +111,10 @@ def fill(method: str, inputs: MosaicSet, output: Path) -> dict[str, int]:
     target = open_target(str(inputs.target), str(inputs.mask))
     if method == "spatial":
         report = fill_spatially(target, output)
+    elif method == "pyramid":
+        report = fill_by_pyramid(target, output)
+    elif method == "pyramid-halo":
+        report = pyramid_with_full_halo(target, output)
     else:
         others = open_other_dates(
             target, [str(path) for path in inputs.others], list(inputs.other_dates)
@@ -130,6 +156,8 @@ def table(results: dict[str, dict[int, dict[str, float]]], size: int, small: int
     ]
     floor = results[FLOOR][size]["seconds"]
     for key, label in METHODS.items():
+        if key not in results:
+            continue
         full, low = results[key][size], results[key][small]
         filled = f"{full['filled'] / full['gaps']:.1%}" if full.get("gaps") else "–"
         lines.append(
@@ -140,7 +168,7 @@ def table(results: dict[str, dict[int, dict[str, float]]], size: int, small: int
     return "\n".join(lines)
 
 
-def bench(folder: Path, size: int, small: int, gdal_cache_mb: int) -> None:
+def bench(folder: Path, size: int, small: int, gdal_cache_mb: int, methods: list[str]) -> None:
     """Build the mosaics, measure every method at both sizes, print and write the table."""
     start = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -149,16 +177,17 @@ def bench(folder: Path, size: int, small: int, gdal_cache_mb: int) -> None:
     for each in sizes:
         inputs = timed(f"mosaic {each}×{each}", lambda each=each: build_mosaics(folder, each))
         timed(f"page cache {each}", lambda inputs=inputs: warm_page_cache(inputs.paths))
-    results: dict[str, dict[int, dict[str, float]]] = {key: {} for key in METHODS}
+    chosen = {key: METHODS[key] for key in [FLOOR, *methods] if key in METHODS}
+    results: dict[str, dict[int, dict[str, float]]] = {key: {} for key in chosen}
     for each in sizes:
-        for key, label in METHODS.items():
+        for key, label in chosen.items():
             results[key][each] = timed(
                 f"{label} at {each}",
                 lambda key=key, each=each: run_child(key, folder, each, gdal_cache_mb),
             )
     rows = table(results, size, small)
     total = time.perf_counter() - start
-    gaps = results["temporal"][size]["gaps"] / size**2
+    gaps = next(r[size]["gaps"] for k, r in results.items() if k != FLOOR) / size**2
     cache = f"{gdal_cache_mb} MiB" if gdal_cache_mb > 0 else "GDAL's default"
     command = f"GAPFILL_DATA={data_folder()} python {shlex.join(sys.argv)}"
     report = "\n".join([
@@ -197,6 +226,10 @@ def main() -> None:
         "--gdal-cache", type=int, default=256,
         help="GDAL block cache of each run in MiB, the same at every size (0: GDAL's default)",
     )
+    parser.add_argument(
+        "--methods", default=",".join(k for k in METHODS if k != FLOOR),
+        help="comma-separated methods to measure beside the I/O floor",
+    )
     parser.add_argument("--measure", choices=sorted(METHODS), help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -204,7 +237,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, folder, args.size, args.result)))
     else:
-        bench(folder, args.size, args.small, args.gdal_cache)
+        bench(folder, args.size, args.small, args.gdal_cache, args.methods.split(","))
 
 
 if __name__ == "__main__":

@@ -154,6 +154,12 @@ class Block:
     original: np.ndarray  # (bands, h, w) the written window in the target's own type
     sources: Any
 
+    @property
+    def outer(self) -> Window:
+        """The read window, in image pixels."""
+        height, width = self.gap.shape
+        return self.window[0] - self.inner[0], self.window[1] - self.inner[1], width, height
+
 
 @dataclass
 class FillReport:

@@ -19,11 +19,17 @@ from ...learned.bundled_models import BundledModel, bundled_models
 from ...learned.onnx_fill import fill_arrays
 from ...learned.onnx_fill_raster import resolve_bands
 from ...learned.onnx_session import LogFn, create_session, no_log
-from ...progress import CancelledFn, never_cancelled
+from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
 from ...raster.access import Window, crop
 from ...raster.fill_engine import Block
 from ..histogram_matched_fill import fill_nearest_matched
-from ..pyramid_fill import pyramid_fill_arrays, pyramid_halo
+from ..pyramid_fill import (
+    coarse_pyramid,
+    pyramid_fill_arrays,
+    pyramid_halo,
+    read_clear,
+    streamed_halo,
+)
 from ..spatial_fill import fill_nodata_arrays
 from ..temporal_interpolation import interpolate_in_time
 from .inputs import SceneInputs, SceneWindow
@@ -60,6 +66,27 @@ def _visible(window: SceneWindow, hidden: np.ndarray) -> tuple[np.ndarray, np.nd
 def _pyramid(window: SceneWindow, hidden: np.ndarray, cancelled: CancelledFn) -> np.ndarray:
     data, visible = _visible(window, hidden)
     return pyramid_fill_arrays(data, visible, PYRAMID_DISTANCE, cancelled)[0]
+
+
+def streamed_pyramid(
+    inputs: SceneInputs, progress: ProgressFn = no_progress,
+    cancelled: CancelledFn = never_cancelled,
+) -> tuple[Predict, int]:
+    """The pyramid fill of the scene's real gaps for the final pass, block by block over the
+    scene's coarse levels (built here, in one pass): (predict, context it needs)."""
+    grid = inputs.target.grid
+    coarse = coarse_pyramid(
+        lambda window: read_clear(inputs.target, window), (0, 0, grid.width, grid.height),
+        PYRAMID_DISTANCE, progress=progress, cancelled=cancelled,
+    )
+    if coarse is None:
+        return _pyramid, pyramid_halo(PYRAMID_DISTANCE)
+
+    def predict(window: SceneWindow, hidden: np.ndarray, cancelled: CancelledFn) -> np.ndarray:
+        data, visible = _visible(window, hidden)
+        return coarse.fill(data, visible, window.window, cancelled)[0]
+
+    return predict, streamed_halo()
 
 
 def _inverse_distance(
@@ -196,11 +223,13 @@ def predict_all(
     hidden: np.ndarray,
     cancelled: CancelledFn = never_cancelled,
     keep: Window | None = None,
+    pyramid_fill: Predict = _pyramid,
 ) -> dict[str, np.ndarray]:
     """Every candidate's prediction, its unreached pixels completed by the pyramid fill, cut
-    to `keep` (a part of the window) as soon as it is made, so memory holds one whole one."""
+    to `keep` (a part of the window) as soon as it is made, so memory holds one whole one.
+    `pyramid_fill`: how the pyramid is computed (`streamed_pyramid` in the final pass)."""
     region = keep or (0, 0, window.shape[1], window.shape[0])
-    pyramid = crop(_pyramid(window, hidden, cancelled), region)
+    pyramid = crop(pyramid_fill(window, hidden, cancelled), region)
     predictions = {}
     for candidate in candidates:
         values = pyramid if candidate.name == PYRAMID else crop(

@@ -41,6 +41,7 @@ from .candidates import (
     bundled_candidates,
     classical_candidates,
     predict_all,
+    streamed_pyramid,
 )
 from .confidence import ConfidenceModel, pixel_features
 from .inputs import SceneInputs, SceneWindow
@@ -615,7 +616,13 @@ def _final_fill(
     if confidence_output is not None and runner_up:
         names.add(runner_up)
     needed = [c for c in candidates if c.name in names]
-    halo = max([c.halo for c in needed] + [0]) + (MARGIN if chosen == ADAPTED else 0)
+    coarse_share = 0.1  # of the fill's progress: the pass that builds the pyramid's coarse levels
+    pyramid, pyramid_context = streamed_pyramid(
+        inputs, lambda f: progress(coarse_share * f), cancelled
+    )
+    # every prediction is completed by the pyramid, so its context is always needed
+    context = max([c.halo for c in needed if c.name != PYRAMID] + [pyramid_context])
+    halo = context + (MARGIN if chosen == ADAPTED else 0)
     side = None
     if confidence_output is not None:
         if confidence is None:
@@ -630,7 +637,9 @@ def _final_fill(
         height, width = scene.shape
         # the network reads only its margin around the block, not the candidates' context
         region, inner = expand_window(block.inner, MARGIN, width, height)
-        predictions = predict_all(needed, scene, scene.gap, cancelled, keep=region)
+        predictions = predict_all(
+            needed, scene, scene.gap, cancelled, keep=region, pyramid_fill=pyramid
+        )
         scene = scene.cropped(region)
         if chosen == ADAPTED:
             values = network.predict(scene, scene.gap, predictions)
@@ -665,7 +674,7 @@ def _final_fill(
         workers=1,
         require_clear=inputs.sar is None and not inputs.others,
         side=side,
-        progress=progress,
+        progress=lambda f: progress(coarse_share + (1 - coarse_share) * f),
         cancelled=cancelled,
     )
 

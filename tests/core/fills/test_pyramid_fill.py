@@ -10,8 +10,15 @@ import pytest
 from osgeo import gdal
 
 from gapfill.core.errors import GapfillError
-from gapfill.core.fills.pyramid_fill import levels_for, pyramid_fill_arrays, pyramid_halo
+from gapfill.core.fills.pyramid_fill import (
+    coarse_pyramid,
+    levels_for,
+    pyramid_fill_arrays,
+    pyramid_halo,
+    streamed_halo,
+)
 from gapfill.core.fills.spatial_fill import fill_nodata_arrays
+from gapfill.core.raster.access import crop
 
 
 def sample(data_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +59,39 @@ def test_blocks_with_the_halo_give_the_whole_image_result(data_dir: Path):
             part, _ = pyramid_fill_arrays(data[:, y0:y1, x0:x1], ~gap[y0:y1, x0:x1], 16)
             core = part[:, y - y0 : y - y0 + size, x - x0 : x - x0 + size]
             np.testing.assert_array_equal(core, whole[:, y : y + size, x : x + size])
+
+
+@pytest.mark.parametrize("max_distance", [256, 40])
+def test_blocks_over_the_coarse_levels_give_the_whole_image_result(
+    data_dir: Path, max_distance: int
+):
+    """The streamed fill (coarse levels once, then blocks with a small halo, read from origins
+    on and off the cells' grid) equals the whole image's, on a real image and cloud mask."""
+    data, gap = sample(data_dir, "4287")
+    whole, reached = pyramid_fill_arrays(data, ~gap, max_distance)
+
+    def read(window):
+        x, y, w, h = window
+        return data[:, y : y + h, x : x + w], ~gap[y : y + h, x : x + w]
+
+    coarse = coarse_pyramid(read, (0, 0, 256, 256), max_distance, block_size=96)
+    halo, size = streamed_halo(), 64
+    assert halo < pyramid_halo(max_distance)
+    for y in range(0, 256, size):
+        for x in range(0, 256, size):
+            x0, y0 = max(0, x - halo + 5), max(0, y - halo + 11)  # off the grid
+            x1, y1 = min(256, x + size + halo), min(256, y + size + halo)
+            window = (x0, y0, x1 - x0, y1 - y0)
+            part, part_reached = coarse.fill(*read(window), window)
+            core = (x - x0, y - y0, size, size)
+            np.testing.assert_array_equal(crop(part, core), whole[:, y : y + size, x : x + size])
+            np.testing.assert_array_equal(
+                crop(part_reached, core), reached[y : y + size, x : x + size]
+            )
+
+
+def test_the_fine_levels_alone_need_no_coarse_pass():
+    assert coarse_pyramid(lambda window: None, (0, 0, 64, 64), 16) is None
 
 
 def test_beats_inverse_distance_on_large_real_gaps(data_dir: Path):
