@@ -197,6 +197,34 @@ def summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def scene_decisions(folder: Path) -> str:
+    """What the scene fill found on each sub-case (its scene_report.json): the choice, the
+    report blocks' PSNR of the choice and of the best classical fill there, the adapted
+    network's selection blocks, and the confidence layer's calibration on the report blocks."""
+    lines = ["| sub-case | chosen | report PSNR | best classical on the report blocks | "
+             "network: blocks won | confidence ρ | 90 % bound holds |",
+             "|---|---|---:|---|---:|---:|---:|"]
+    for path in sorted(folder.rglob("scene_report/scene_report.json")):
+        report = json.loads(path.read_text())
+        psnr = {c["name"]: (c.get("report") or {}).get("psnr") for c in report["candidates"]}
+        classical = [c["name"] for c in report["candidates"] if c["kind"] == "classical"
+                     and isinstance(psnr[c["name"]], float)]
+        best = max(classical, key=lambda name: psnr[name]) if classical else None
+        network = report.get("network") or {}
+        won = (f"{network['selection_blocks_won']} of {network['selection_blocks']}"
+               if network else "–")
+        calibration = (report.get("confidence") or {}).get("report") or {}
+        rho, cover = calibration.get("rank_correlation"), calibration.get("coverage_90")
+        chosen = report["chosen"]
+        lines.append(
+            f"| {path.parent.parent.relative_to(folder)} | {chosen} | {cell(psnr.get(chosen))} | "
+            + (f"{best} {cell(psnr[best])}" if best else "–")
+            + f" | {won} | {cell(rho)} | "
+            + (f"{100 * cover:.0f} %" if isinstance(cover, float) else "–") + " |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def run_all(data: Path, folder: Path, jobs: int, cases: set[str],
             methods: set[str] | None, mask_method: int = 0) -> list[Row]:
     """Masks of the other dates first, then every case chain, `jobs` qgis_process at a time;
@@ -265,6 +293,9 @@ def main() -> None:
     ]
     header = ["# Fill quality on the real data", "",
               (__doc__ or "").split("\n\n", 1)[1].split("\n    python")[0].strip(), ""]
+    decisions = scene_decisions(folder)
+    if decisions:
+        footer = ["## What the scene fill found on each sub-case", "", decisions, "", *footer]
     (folder / "quality.md").write_text("\n".join(header + [summary(rows), ""] + footer))
     (folder / "quality_full.md").write_text("\n".join(header + [table(rows), ""] + footer))
     (folder / "quality.json").write_text(json.dumps([row.__dict__ for row in rows], indent=1))
