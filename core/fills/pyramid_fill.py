@@ -225,25 +225,56 @@ class CoarsePyramid:
     ) -> tuple[np.ndarray, np.ndarray]:
         """`pyramid_fill_arrays` of `data` read over `window` (image pixels, inside the area
         the pyramid was built on); a strip before the cells' grid (< 16 px) stays unreached."""
-        x, y, width, height = window
-        shift_x, shift_y = (self.origin[0] - x) % FINE_CELL, (self.origin[1] - y) % FINE_CELL
-        column = (x + shift_x - self.origin[0]) // FINE_CELL
-        row = (y + shift_y - self.origin[1]) // FINE_CELL
-        rows = -(-(height - shift_y) // FINE_CELL)
-        cols = -(-(width - shift_x) // FINE_CELL)
-        coarse = self.values[:, row : row + rows, column : column + cols]
-        known = self.known[row : row + rows, column : column + cols]
-        inner = (shift_x, shift_y, width - shift_x, height - shift_y)
-        part_data, part_clear = crop(data, inner), crop(clear, inner)
-        levels = _pull_levels(*_level_zero(part_data, part_clear), FINE_LEVELS - 1, cancelled)
-        part, reached = _finish(
-            part_data, part_clear, *_push_down(levels, coarse, known, 0, cancelled)
-        )
-        values = np.full(data.shape, np.nan)
-        values[:, shift_y:, shift_x:] = part
-        filled = np.zeros(clear.shape, dtype=bool)
-        filled[shift_y:, shift_x:] = reached
-        return values, filled
+        x, y = window[:2]
+        shift = (self.origin[0] - x) % FINE_CELL, (self.origin[1] - y) % FINE_CELL
+        column = (x + shift[0] - self.origin[0]) // FINE_CELL
+        row = (y + shift[1] - self.origin[1]) // FINE_CELL
+
+        def fill(part_data: np.ndarray, part_clear: np.ndarray):
+            rows, cols = (-(-side // FINE_CELL) for side in part_clear.shape)
+            coarse = self.values[:, row : row + rows, column : column + cols]
+            known = self.known[row : row + rows, column : column + cols]
+            levels = _pull_levels(*_level_zero(part_data, part_clear), FINE_LEVELS - 1, cancelled)
+            return _finish(part_data, part_clear, *_push_down(levels, coarse, known, 0, cancelled))
+
+        return _from_grid(data, clear, shift, fill)
+
+
+def _from_grid(
+    data: np.ndarray,
+    clear: np.ndarray,
+    shift: tuple[int, int],
+    fill: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """`fill` of the window from its first pixel on the cells' grid (`shift` pixels in); the
+    strip before it stays unreached."""
+    shift_x, shift_y = shift
+    height, width = clear.shape
+    inner = (shift_x, shift_y, width - shift_x, height - shift_y)
+    part, reached = fill(crop(data, inner), crop(clear, inner))
+    values = np.full(data.shape, np.nan)
+    values[:, shift_y:, shift_x:] = part
+    filled = np.zeros(clear.shape, dtype=bool)
+    filled[shift_y:, shift_x:] = reached
+    return values, filled
+
+
+def aligned_pyramid_fill(
+    data: np.ndarray,
+    clear: np.ndarray,
+    origin: tuple[int, int],
+    max_distance: int = DEFAULT_DISTANCE,
+    cancelled: CancelledFn = never_cancelled,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`pyramid_fill_arrays` of a window whose first pixel is image pixel `origin`, computed
+    from its first pixel on the image's coarsest cells, so that overlapping windows read with
+    `pyramid_halo` + one cell of context agree where they overlap (no seams between blocks)."""
+    cell = 2 ** levels_for(max_distance)
+    shift = -origin[0] % cell, -origin[1] % cell
+    return _from_grid(
+        data, clear, shift,
+        lambda part, part_clear: pyramid_fill_arrays(part, part_clear, max_distance, cancelled),
+    )
 
 
 ReadClear = Callable[[Window], tuple[np.ndarray, np.ndarray]]

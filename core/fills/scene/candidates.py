@@ -22,6 +22,7 @@ from ...learned.onnx_session import LogFn, create_session, no_log
 from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
 from ...raster.access import Window, crop
 from ...raster.fill_engine import Block
+from ..edge_correction import correct_to_edges, edge_halo, edge_ring
 from ..histogram_matched_fill import fill_nearest_matched
 from ..pyramid_fill import (
     coarse_pyramid,
@@ -39,6 +40,8 @@ PYRAMID = "spatial pyramid"
 IDW = "spatial IDW"
 TEMPORAL = "temporal interpolation"
 HISTOGRAM = "histogram matching"
+TEMPORAL_EDGES = "edge-corrected temporal interpolation"
+HISTOGRAM_EDGES = "edge-corrected histogram matching"
 IDW_DISTANCE = 100  # Fill gaps spatially's default search distance
 PYRAMID_DISTANCE = 256
 HISTOGRAM_RADIUS, HISTOGRAM_MIN_PIXELS = 15, 50  # Fill gaps from other dates' defaults
@@ -123,16 +126,37 @@ def _histogram(inputs: SceneInputs) -> Predict:
     return predict
 
 
+def _edge_corrected(fill: Predict) -> Predict:
+    """`fill` corrected to the target around each gap (`edge_correction`)."""
+
+    def predict(window: SceneWindow, hidden: np.ndarray, cancelled: CancelledFn) -> np.ndarray:
+        visible = ~hidden & np.isfinite(window.target).all(axis=0)
+        ring = edge_ring(hidden, visible)
+        values = fill(window, hidden | ring, cancelled)
+        return correct_to_edges(
+            values, window.target, hidden, ring, window.window[:2], cancelled
+        )
+
+    return predict
+
+
 def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
-    """Spatial fills always; temporal ones when other dates (and the target's date) are given."""
+    """Spatial fills always; temporal ones, as they are and corrected to the gap's edge, when
+    other dates (and the target's date) are given."""
     found = [
         Candidate(PYRAMID, "classical", pyramid_halo(PYRAMID_DISTANCE), _pyramid),
         Candidate(IDW, "classical", IDW_DISTANCE, _inverse_distance),
     ]
     if inputs.others and inputs.target_date is not None:
+        temporal, histogram = _temporal(inputs), _histogram(inputs)
         found += [
-            Candidate(TEMPORAL, "classical", 0, _temporal(inputs)),
-            Candidate(HISTOGRAM, "classical", HISTOGRAM_RADIUS, _histogram(inputs)),
+            Candidate(TEMPORAL, "classical", 0, temporal),
+            Candidate(HISTOGRAM, "classical", HISTOGRAM_RADIUS, histogram),
+            Candidate(TEMPORAL_EDGES, "classical", edge_halo(), _edge_corrected(temporal)),
+            Candidate(
+                HISTOGRAM_EDGES, "classical", HISTOGRAM_RADIUS + edge_halo(),
+                _edge_corrected(histogram),
+            ),
         ]
     return found
 

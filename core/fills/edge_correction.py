@@ -1,0 +1,55 @@
+"""A fill from other dates corrected to the gap's edge.
+
+Another date differs from the target by what changed in between (growth, harvest, haze, sun
+and view angles), and much of that change is smooth in space. It can be measured where the
+target is visible: on a ring of clear pixels around each gap, predicted by the fill as if they
+were hidden. That difference, interpolated into the gap by pyramid interpolation, corrects the
+fill, like Poisson image editing: the texture comes from the other dates, the level from the
+target around the gap, and no step is left at the gap's edge. Where no ring pixel is within
+reach the fill stays as it is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..progress import CancelledFn, never_cancelled
+from ..raster.morphology import dilate
+from .pyramid_fill import aligned_pyramid_fill, levels_for, pyramid_halo
+
+EDGE_RING = 2  # pixels of the ring around each gap where the difference is measured
+EDGE_DISTANCE = 64  # how far into a gap the difference is carried (pyramid's reach)
+
+
+def edge_halo() -> int:
+    """Context a block needs around it for the correction to be exact (ring, pyramid and
+    one coarsest cell of alignment)."""
+    return EDGE_RING + pyramid_halo(EDGE_DISTANCE) + 2 ** levels_for(EDGE_DISTANCE)
+
+
+def edge_ring(hidden: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """The visible pixels within `EDGE_RING` of a hidden one."""
+    return dilate(hidden, EDGE_RING) & visible
+
+
+def correct_to_edges(
+    prediction: np.ndarray,
+    target: np.ndarray,
+    hidden: np.ndarray,
+    ring: np.ndarray,
+    origin: tuple[int, int],
+    cancelled: CancelledFn = never_cancelled,
+) -> np.ndarray:
+    """`prediction` (bands, h, w), made with the `ring` hidden too, corrected in the `hidden`
+    pixels by the interpolated difference target − prediction on the ring; the visible pixels
+    are the target's, unreached hidden ones stay NaN. `origin`: the window's first pixel in
+    the image (blocks agree where they overlap)."""
+    known = ring & np.isfinite(prediction).all(axis=0)
+    difference = np.where(known, target - prediction, 0.0)
+    correction, reached = aligned_pyramid_fill(
+        difference, known, origin, EDGE_DISTANCE, cancelled
+    )
+    out = np.where(hidden & reached, prediction + correction, prediction)
+    visible = ~hidden & np.isfinite(target).all(axis=0)
+    out[:, visible] = target[:, visible]
+    return out
