@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -53,6 +54,7 @@ class FillTemporal(GapfillAlgorithm):
     DATES = "DATES"
     WINDOW_RADIUS = "WINDOW_RADIUS"
     MIN_PIXELS = "MIN_PIXELS"
+    EDGE_CORRECTION = "EDGE_CORRECTION"
     OUTPUT = "OUTPUT"
 
     ICON = "fill.svg"
@@ -73,7 +75,15 @@ class FillTemporal(GapfillAlgorithm):
             "• Nearest clear date with local histogram matching: the closest clear date, each "
             "band adjusted by a gain and offset that match its local mean and standard "
             "deviation to the target's (moving window on pixels clear in both; USGS SLC-off "
-            "gap-fill method). Better when dates differ in illumination or phenology.\n\n"
+            "gap-fill method). Better when dates differ in illumination or phenology.\n"
+            "• Correct to the gap's edge (either method): the clear pixels just around each gap "
+            "are predicted too, as if hidden, and their difference to the target, interpolated "
+            "into the gap (up to 64 px in), is added to the fill: what changed smoothly between "
+            "the dates (growth, haze, illumination) goes, and no step is left at the gap's "
+            "edge. On the real cloud shapes of BENCHMARKS.md it raised temporal interpolation "
+            "by 0.7 to 6.7 dB on all six multi-date scenes; histogram matching by up to 1.1 dB "
+            "on four and lowered it by up to 1.0 dB on two. Fill gaps, learned from this scene "
+            "tries both ways on your scene and keeps the better.\n\n"
             "Dates come from the 'Dates' parameter (target first, then the other images in "
             "order) or from each file's metadata, band description or name (e.g. "
             "s2_2018-05-06.tif). Other-date images may have another CRS, resolution or extent: "
@@ -128,6 +138,12 @@ class FillTemporal(GapfillAlgorithm):
             self.MIN_PIXELS, self.tr("Histogram matching: minimum common clear pixels in window"),
             QgsProcessingParameterNumber.Integer, defaultValue=50, minValue=2,
         )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.EDGE_CORRECTION, self.tr("Correct to the clear pixels around each gap"),
+                defaultValue=False,
+            )
+        )
         self.add_advanced(radius, minimum)
         fill_outputs(self)
 
@@ -146,6 +162,7 @@ class FillTemporal(GapfillAlgorithm):
             self.parameterAsEnum(parameters, self.OTHER_MASK_METHOD, context)
         ][0]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        edges = self.parameterAsBool(parameters, self.EDGE_CORRECTION, context)
         with domain_errors():
             dates = resolve_dates(
                 [target_path, *paths], self.parameterAsString(parameters, self.DATES, context)
@@ -168,7 +185,7 @@ class FillTemporal(GapfillAlgorithm):
             if method == "interpolation":
                 report = run_core(
                     fill_by_temporal_interpolation, feedback, target, dates[0], others, output,
-                    span=span,
+                    span=span, edge_correction=edges,
                 )
             else:
                 report = run_core(
@@ -176,6 +193,7 @@ class FillTemporal(GapfillAlgorithm):
                     span=span,
                     radius=self.parameterAsInt(parameters, self.WINDOW_RADIUS, context),
                     min_pixels=self.parameterAsInt(parameters, self.MIN_PIXELS, context),
+                    edge_correction=edges,
                 )
             del target, others  # close the masks' datasets before their folder goes
         return fill_results(report, output, feedback)

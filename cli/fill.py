@@ -71,6 +71,11 @@ def temporal_arguments(parser: argparse.ArgumentParser) -> None:
         "--dates", default="",
         help="dates, target first (e.g. '2018-05-06, 2018-04-26'); default: from each file",
     )
+    parser.add_argument(
+        "--edge-correction", action="store_true",
+        help="correct the fill to the clear pixels around each gap (their difference to the "
+        "fill, interpolated into the gap)",
+    )
     parser.add_argument("--window-radius", type=positive, default=15,
                         help="histogram matching window radius in pixels (default: %(default)s)")
     parser.add_argument("--min-pixels", type=positive, default=50,
@@ -99,7 +104,9 @@ def temporal_fill(
         )
         dates = [str(target_date), *(str(other.date) for other in others)]
         session.info(f"Target date {dates[0]}; other dates: {', '.join(dates[1:])}.")
-        common = dict(progress=progress, cancelled=cancelled)
+        common = dict(
+            edge_correction=arguments.edge_correction, progress=progress, cancelled=cancelled
+        )
         if arguments.method == "interpolation":
             report = fill_by_temporal_interpolation(
                 target, target_date, others, arguments.output, **common

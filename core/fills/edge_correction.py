@@ -11,9 +11,14 @@ reach the fill stays as it is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 
 from ..progress import CancelledFn, never_cancelled
+from ..raster.access import crop
+from ..raster.fill_engine import Block, ComputeFn
 from ..raster.morphology import dilate
 from .pyramid_fill import aligned_pyramid_fill, levels_for, pyramid_halo
 
@@ -53,3 +58,28 @@ def correct_to_edges(
     visible = ~hidden & np.isfinite(target).all(axis=0)
     out[:, visible] = target[:, visible]
     return out
+
+
+def edge_corrected(
+    predict: Callable[[Block], tuple[np.ndarray, np.ndarray]],
+    cancelled: CancelledFn = never_cancelled,
+) -> ComputeFn:
+    """A fill engine's compute: `predict` (values and filled over the whole block it is given,
+    its gaps hidden) run with the ring hidden too, then corrected to the gap's edge. Its blocks
+    need `edge_halo()` more context than `predict`'s own."""
+
+    def compute(block: Block) -> tuple[np.ndarray, np.ndarray]:
+        visible = ~block.gap & np.isfinite(block.data).all(axis=0)
+        ring = edge_ring(block.gap, visible)
+        height, width = block.gap.shape
+        whole = replace(block, window=block.outer, inner=(0, 0, width, height),
+                        gap=block.gap | ring)
+        values, filled = predict(whole)
+        values = np.where(filled, values, np.nan)
+        corrected = correct_to_edges(
+            values, block.data, block.gap, ring, block.outer[:2], cancelled
+        )
+        reached = np.isfinite(corrected).all(axis=0)
+        return crop(corrected, block.inner), crop(reached, block.inner)
+
+    return compute

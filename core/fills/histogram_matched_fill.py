@@ -17,6 +17,7 @@ from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled
 from ..raster.access import crop
 from ..raster.fill_engine import Block, FillReport, TargetImage, fill_image
 from ..raster.morphology import box_sum
+from .edge_correction import edge_corrected, edge_halo
 from .other_dates import OtherDate
 from .temporal_interpolation import Observation
 
@@ -103,12 +104,13 @@ def fill_by_histogram_matching(
     *,
     radius: int = 15,
     min_pixels: int = 50,
+    edge_correction: bool = False,
     block_size: int = 512,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> FillReport:
-    """Fill the target's gaps from the nearest usable date, matched to the target locally."""
-
+    """Fill the target's gaps from the nearest usable date, matched to the target locally;
+    with `edge_correction`, corrected to the target around each gap."""
     def read_sources(window):
         return [(other.date, *other.read(window)) for other in others]
 
@@ -120,9 +122,9 @@ def fill_by_histogram_matching(
     return fill_image(
         target,
         output,
-        compute,
+        edge_corrected(compute, cancelled) if edge_correction else compute,
         read_sources=read_sources,
-        halo=radius,
+        halo=radius + (edge_halo() if edge_correction else 0),
         block_size=block_size,
         progress=progress,
         cancelled=cancelled,

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from ..raster.fill_engine import Block, FillReport, TargetImage, fill_image
+from .edge_correction import edge_corrected, edge_halo
 from .other_dates import OtherDate
 
 Observation = tuple[date, np.ndarray, np.ndarray]  # date, (bands, h, w) values, (h, w) usable
@@ -53,12 +54,13 @@ def fill_by_temporal_interpolation(
     others: list[OtherDate],
     output: str | Path,
     *,
+    edge_correction: bool = False,
     block_size: int = 512,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> FillReport:
-    """Fill the target's gaps from the other dates, block by block."""
-
+    """Fill the target's gaps from the other dates, block by block; with `edge_correction`,
+    corrected to the target around each gap (`edge_correction.edge_corrected`)."""
     def read_sources(window):
         return [(other.date, *other.read(window)) for other in others]
 
@@ -68,8 +70,9 @@ def fill_by_temporal_interpolation(
     return fill_image(
         target,
         output,
-        compute,
+        edge_corrected(compute, cancelled) if edge_correction else compute,
         read_sources=read_sources,
+        halo=edge_halo() if edge_correction else 0,
         block_size=block_size,
         progress=progress,
         cancelled=cancelled,

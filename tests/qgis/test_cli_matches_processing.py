@@ -35,6 +35,13 @@ def test_same_mask_and_fills_as_processing(provider, series, tmp_path):
     assert main([*arguments, "--method", "histogram", "-o", str(tmp_path / "ct.tif"), "-q"]) == 0
     np.testing.assert_array_equal(read(tmp_path / "ct.tif"), read(tmp_path / "pt.tif"))
     processing.run(
+        "gapfill:filltemporal",
+        {"INPUT": target, "GAP_MASK": mask, "OTHER_DATES": others, "EDGE_CORRECTION": True,
+         "OUTPUT": str(tmp_path / "pe.tif")},
+    )  # fmt: skip
+    assert main([*arguments, "--edge-correction", "-o", str(tmp_path / "ce.tif"), "-q"]) == 0
+    np.testing.assert_array_equal(read(tmp_path / "ce.tif"), read(tmp_path / "pe.tif"))
+    processing.run(
         "gapfill:fillspatial",
         {"INPUT": target, "GAP_MASK": mask, "OUTPUT": str(tmp_path / "ps.tif")},
     )

@@ -66,8 +66,9 @@ def check_fill(output, series, masks, tolerance):
     assert error < tolerance * cloud_error
 
 
+@pytest.mark.parametrize("edges", [False, True])
 @pytest.mark.parametrize("method", [0, 1])
-def test_fill_from_other_dates(method, series, masks, tmp_path):
+def test_fill_from_other_dates(method, edges, series, masks, tmp_path):
     result = processing.run(
         "gapfill:filltemporal",
         {
@@ -76,11 +77,35 @@ def test_fill_from_other_dates(method, series, masks, tmp_path):
             "OTHER_DATES": [str(series[EARLIER]), str(series[LATER])],
             "OTHER_MASKS": [masks[EARLIER], masks[LATER]],
             "METHOD": method,
+            "EDGE_CORRECTION": edges,
             "OUTPUT": str(tmp_path / "filled.tif"),
         },
     )
     assert result["FILLED_PIXELS"] > 0
     check_fill(result["OUTPUT"], series, masks, tolerance=0.3)
+
+
+@pytest.mark.parametrize("method", ["interpolation", "histogram"])
+def test_edge_correction_by_blocks_is_the_whole_image_s(method, series, masks, tmp_path):
+    """Streamed in blocks of 64 px (their halo holds the ring, the pyramid and its alignment),
+    the corrected fill equals the one of a single block."""
+    from gapfill.core.fills.histogram_matched_fill import fill_by_histogram_matching
+    from gapfill.core.fills.other_dates import open_temporal_inputs
+    from gapfill.core.fills.temporal_interpolation import fill_by_temporal_interpolation
+
+    run = fill_by_temporal_interpolation if method == "interpolation" else (
+        fill_by_histogram_matching
+    )
+    outputs = {}
+    for size in (64, 512):
+        target, target_date, others = open_temporal_inputs(
+            str(series[TARGET]), masks[TARGET], [str(series[EARLIER]), str(series[LATER])],
+            [masks[EARLIER], masks[LATER]], f"{TARGET}, {EARLIER}, {LATER}",
+        )
+        outputs[size] = tmp_path / f"{size}.tif"
+        run(target, target_date, others, outputs[size], edge_correction=True, block_size=size)
+    small, whole = read(outputs[64]).astype(float), read(outputs[512]).astype(float)
+    np.testing.assert_array_equal(small, whole)
 
 
 def test_other_date_in_another_crs_is_aligned(series, masks, tmp_path):
