@@ -56,6 +56,7 @@ from quality_cases import (  # noqa: F401 - also the recipes' import point
     GAP_FILLING,
     GEOREF_CLEAR,
     HISTOGRAM,
+    HISTOGRAM_EDGES,
     PYRAMID,
     SCENE,
     SEN12MSCR,
@@ -63,6 +64,7 @@ from quality_cases import (  # noqa: F401 - also the recipes' import point
     SLOVENIA_DATES,
     SPATIAL,
     TEMPORAL,
+    TEMPORAL_EDGES,
     Row,
     Runner,
     SimulatedCase,
@@ -84,7 +86,7 @@ S5P_MAX_DISTANCE = 300
 S5P_DATA_RANGE = 0.1  # mol/m², fixed: nearly all true values lie in [0, 0.1] (a few outliers)
 COLUMNS = ("MAE", "RMSE", "PSNR (dB)", "SSIM", "SAM (°)", "NDVI MAE", "filled")
 KEYS = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae", "filled_fraction")
-CLASSICAL = (SPATIAL, PYRAMID, TEMPORAL, HISTOGRAM)
+CLASSICAL = (SPATIAL, PYRAMID, TEMPORAL, HISTOGRAM, TEMPORAL_EDGES, HISTOGRAM_EDGES)
 CASE_NAMES = {
     "a": "sen12mscr_ts, simulated gaps",
     "b": "eolearn_slovenia, simulated gaps",

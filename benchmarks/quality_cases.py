@@ -20,6 +20,8 @@ from pathlib import Path
 from qgis_runner import QgisProcess, QgisProcessError
 
 TEMPORAL, HISTOGRAM = "temporal interpolation", "histogram matching"
+TEMPORAL_EDGES = "edge-corrected temporal interpolation"
+HISTOGRAM_EDGES = "edge-corrected histogram matching"
 SPATIAL, PYRAMID = "spatial IDW", "spatial pyramid"
 DIP, SCENE, BUNDLED = "deep image prior", "scene fill", "bundled model"
 SEN12MSCR, GAP_FILLING = "SEN12MS-CR", "gap filling"
@@ -27,6 +29,8 @@ DISTANCE = 300  # so that spatial fills reach every gap pixel of these samples
 FILLS: dict[str, tuple[str, dict[str, object]]] = {
     TEMPORAL: ("gapfill:filltemporal", {"METHOD": 0}),
     HISTOGRAM: ("gapfill:filltemporal", {"METHOD": 1}),
+    TEMPORAL_EDGES: ("gapfill:filltemporal", {"METHOD": 0, "EDGE_CORRECTION": True}),
+    HISTOGRAM_EDGES: ("gapfill:filltemporal", {"METHOD": 1, "EDGE_CORRECTION": True}),
     SPATIAL: ("gapfill:fillspatial", {"METHOD": 0, "MAX_DISTANCE": DISTANCE}),
     PYRAMID: ("gapfill:fillspatial", {"METHOD": 1, "MAX_DISTANCE": DISTANCE}),
     DIP: ("gapfill:filldip", {"ITERATIONS": 300, "SEED": 0, "DEVICE": 1}),
@@ -182,9 +186,9 @@ def run_simulated(runner: Runner, case: SimulatedCase,
     other_masks = [runner.gap_mask(other) for other in case.others]
     dated = {"OTHER_DATES": others, "OTHER_MASKS": other_masks, "DATES": case.dates}
     filled = dict(extra(runner, case, folder, simulated)) if extra else {}
-    for method in (SCENE, HISTOGRAM, TEMPORAL, PYRAMID, SPATIAL):
+    for method in (SCENE, HISTOGRAM, TEMPORAL, HISTOGRAM_EDGES, TEMPORAL_EDGES, PYRAMID, SPATIAL):
         if runner.wants(method):
-            options = dated if method in (SCENE, HISTOGRAM, TEMPORAL) else {}
+            options = dated if method not in (PYRAMID, SPATIAL) else {}
             filled[method] = runner.fill(method, folder, simulated["OUTPUT"],
                                          simulated["GAP_MASK"], **options)
     document = runner.evaluate(
