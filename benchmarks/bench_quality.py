@@ -1,10 +1,11 @@
 """`make bench-quality`: how well every fill method recovers known pixels of the real data.
 
 Every Sentinel-2 fill runs through the plugin as a user would run it (`qgis_process`:
-gapfill:simulategaps, gapfill:buildgapmask, gapfill:filltemporal, gapfill:fillspatial (inverse
-distance and pyramid), gapfill:filldip, gapfill:fillgaps (the bundled model that fits),
-gapfill:fillscene (learned from the scene, default budget, seed 0), gapfill:evaluatefill), on
-fixed cases, so numbers compare across versions:
+gapfill:simulategaps, gapfill:buildgapmask, gapfill:filltemporal (with and without edge
+correction), gapfill:fillspatial (inverse distance and pyramid), gapfill:filldip,
+gapfill:fillgaps (the bundled model that fits), gapfill:fillscene (learned from the scene,
+default budget, seed 0), gapfill:evaluatefill), on fixed cases, so numbers compare across
+versions:
 
 (a) sen12mscr_ts: four clear dates, gaps laid from the real cloud and shadow labels (0 and 4) of
     cloud_labels (512×512; each date takes another 256×256 quarter), filled from the nearest
