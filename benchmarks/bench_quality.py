@@ -229,10 +229,11 @@ def scene_decisions(folder: Path) -> str:
 
 
 def run_all(data: Path, folder: Path, jobs: int, cases: set[str],
-            methods: set[str] | None, mask_method: int = 0) -> list[Row]:
+            methods: set[str] | None, mask_method: int = 0,
+            protocols: set[str] | None = None) -> list[Row]:
     """Masks of the other dates first, then every case chain, `jobs` qgis_process at a time;
     the S5P baselines (numpy) meanwhile."""
-    runner = Runner(data, folder, methods, mask_method)
+    runner = Runner(data, folder, methods, mask_method, protocols)
     simulated = [c for c in series_cases() + slovenia_cases() if c.group in cases]
     masks = sorted({other for case in simulated for other in case.others})
     with ThreadPoolExecutor(jobs) as pool:
@@ -268,6 +269,9 @@ def main() -> None:
                         help="case letters to run, e.g. a,b,c (default: all)")
     parser.add_argument("--methods", default="",
                         help="comma-separated method names to run (default: all)")
+    parser.add_argument("--protocols", default="",
+                        help="single-date protocols to run: 'gap filling', 'SEN12MS-CR' "
+                        "(comma-separated; default: both)")
     parser.add_argument("--scene-steps", type=int, default=0,
                         help="training steps of the scene fill's network at most (0: its time "
                         "budget alone); a step limit makes the scores independent of the load")
@@ -284,7 +288,8 @@ def main() -> None:
         FILLS[SCENE][1].update(MAX_STEPS=args.scene_steps, BUDGET=60)
     cases = {c.strip() for c in args.cases.split(",") if c.strip()}
     methods = {m.strip() for m in args.methods.split(",") if m.strip()} or None
-    rows = run_all(data, folder, args.jobs, cases, methods, args.mask_method)
+    protocols = {p.strip() for p in args.protocols.split(",") if p.strip()} or None
+    rows = run_all(data, folder, args.jobs, cases, methods, args.mask_method, protocols)
     total = time.perf_counter() - start
     command = f"GAPFILL_DATA={data} python {shlex.join(sys.argv)}"
     footer = [

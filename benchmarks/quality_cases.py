@@ -109,9 +109,10 @@ class Runner:
     """One qgis_process profile per worker thread (profiles are not shared between processes)."""
 
     def __init__(self, data: Path, folder: Path, methods: set[str] | None = None,
-                 mask_method: int = 0) -> None:
+                 mask_method: int = 0, protocols: set[str] | None = None) -> None:
         self.data, self.folder, self.mask_method = data, folder, mask_method
         self.methods = methods  # None: every method
+        self.protocols = protocols  # None: every protocol a case has
         self.local = threading.local()
 
     def wants(self, method: str) -> bool:
@@ -226,7 +227,9 @@ def run_single_date(
     runner: Runner, group: str, label: str, cloudy: Path, mask: object, clear: Path,
     sar: Path | None, protocols: tuple[str, ...] = (SEN12MSCR, GAP_FILLING),
 ) -> list[Row]:
-    """One single-date sample under both protocols."""
+    """One single-date sample under both protocols (those the runner wants)."""
+    if runner.protocols is not None:
+        protocols = tuple(p for p in protocols if p in runner.protocols)
     rows = []
     base = runner.folder / label.replace(" ", "_")
     if SEN12MSCR in protocols:
