@@ -304,9 +304,10 @@ def train_adapted(
                 {"step": step, "selection": selection_score, "loss": float(np.mean(losses))}
             )
             losses = []
-            # checks take at most a fifth of the time: longer intervals when they are slow
-            per_step = (checked - start) / step
-            interval = max(50, int(4 * check_seconds / max(per_step, 1e-6)) // 50 * 50)
+            if max_steps is None:  # bounded by time: checks take at most a fifth of it
+                per_step = (checked - start) / step
+                interval = max(50, int(4 * check_seconds / max(per_step, 1e-6)) // 50 * 50)
+            # bounded by steps, the checks stay every 50 steps: the same run on any machine
             if selection_score > best_score + 1e-3:
                 best_score, checks_without_progress = selection_score, 0
                 best_state = {k: v.clone() for k, v in network.state_dict().items()}
