@@ -149,7 +149,9 @@ class SceneResult:
         else:
             line3 = (
                 f"On the report blocks (never used to train or choose): {self.chosen} "
-                f"{_text(chosen.report)}; {classical.name} {_text(classical.report)}."
+                f"{_text(chosen.report)}"
+                + (", the best classical fill." if chosen is classical else
+                   f"; {classical.name} {_text(classical.report)}.")
             )
             if self.confidence:
                 line3 += (
@@ -562,8 +564,11 @@ def _confidence(
     windows: list[ValidationWindow], chosen: str, runner_up: str | None,
     inputs: SceneInputs, enough: bool,
 ) -> tuple[ConfidenceModel | None, dict[str, Any] | None]:
-    """Fit the error model on the selection gaps of the choice, check it on the report gaps."""
+    """Fit the error model on the gaps of every block but the report ones (the selection
+    blocks alone when the choice is the adapted network, which learned on the others), check
+    it on the report gaps."""
     spread = _spread(windows)
+    fitting = (SELECT,) if chosen == ADAPTED else (TRAIN, STOP, SELECT)
     rows: dict[int, list[np.ndarray]] = {SELECT: [], REPORT: []}
     errors: dict[int, list[np.ndarray]] = {SELECT: [], REPORT: []}
     for window in windows:
@@ -572,7 +577,8 @@ def _confidence(
         visible = ~window.hidden & np.isfinite(window.truth).all(axis=0)
         disagreement = _disagreement(chosen_values, second, spread)
         for split in rows:
-            where = window.scored(split) & np.isfinite(chosen_values).all(axis=0)
+            splits = fitting if split == SELECT else (split,)
+            where = window.scored(*splits) & np.isfinite(chosen_values).all(axis=0)
             rows[split].append(pixel_features(
                 window.hidden, visible, window.seen, len(inputs.others), disagreement, where
             ))
