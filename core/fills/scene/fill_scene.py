@@ -7,8 +7,8 @@ on the scene's own selection blocks, with its accuracy on report blocks and a co
    two on the selection blocks feed a network adapted to the scene, trained within the time
    budget on the training layouts, which corrects the best one.
 3. The best candidate on the selection blocks is chosen; then, once, every candidate is scored
-   on the report blocks. A confidence model is fitted on the selection errors of the choice and
-   checked on the report blocks.
+   on the report blocks. A confidence model is fitted on the errors of the choice outside the
+   report blocks and checked on them.
 4. The chosen candidate fills the real gaps of the whole scene, streamed by blocks (only gap
    pixels change), with the confidence layer in the same pass.
 """
