@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qgis_runner import QgisProcess, QgisProcessError
+from qgis_runner import QgisProcess
 
 TEMPORAL, HISTOGRAM = "temporal interpolation", "histogram matching"
 TEMPORAL_EDGES = "edge-corrected temporal interpolation"
@@ -38,6 +38,7 @@ FILLS: dict[str, tuple[str, dict[str, object]]] = {
     BUNDLED: ("gapfill:fillgaps", {}),
 }
 SERIES = "sen12mscr_ts"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 LABELS = "cloud_labels/labels.tif"
 CLOUD_LABELS = "4, 0"  # cloud, cloud shadow
 SLOVENIA = "eolearn_slovenia"
@@ -207,12 +208,9 @@ def single_date_fills(runner: Runner, folder: Path, target: object, mask: object
     with_sar = {"SAR": sar} if sar else {}
     if runner.wants(SCENE):
         filled[SCENE] = runner.fill(SCENE, folder, target, mask, **with_sar)
-    if runner.wants(BUNDLED):
-        try:
-            filled[BUNDLED] = runner.fill(BUNDLED, folder, target, mask, **with_sar)
-        except QgisProcessError as error:  # no bundled model for these layers
-            if "No bundled model" not in str(error):
-                raise
+    model = MODELS / ("s1s2_unet_small.onnx" if sar else "s2_unet_small.onnx")
+    if runner.wants(BUNDLED) and model.exists():  # named: no bundled model is a default
+        filled[BUNDLED] = runner.fill(BUNDLED, folder, target, mask, MODEL=model, **with_sar)
     if runner.wants(DIP):
         name = DIP + (" + S1" if sar else "")
         filled[name] = runner.fill(DIP, folder, target, mask,
