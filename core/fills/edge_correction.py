@@ -60,24 +60,38 @@ def correct_to_edges(
     return out
 
 
+def edge_corrected_prediction(
+    predict: Callable[[np.ndarray], np.ndarray],
+    target: np.ndarray,
+    hidden: np.ndarray,
+    origin: tuple[int, int],
+    cancelled: CancelledFn = never_cancelled,
+) -> np.ndarray:
+    """`predict(hidden pixels)` (values, NaN where it reaches none) run with the ring hidden
+    too, then corrected to the gap's edge (`correct_to_edges`)."""
+    visible = ~hidden & np.isfinite(target).all(axis=0)
+    ring = edge_ring(hidden, visible)
+    return correct_to_edges(predict(hidden | ring), target, hidden, ring, origin, cancelled)
+
+
 def edge_corrected(
     predict: Callable[[Block], tuple[np.ndarray, np.ndarray]],
     cancelled: CancelledFn = never_cancelled,
 ) -> ComputeFn:
     """A fill engine's compute: `predict` (values and filled over the whole block it is given,
-    its gaps hidden) run with the ring hidden too, then corrected to the gap's edge. Its blocks
-    need `edge_halo()` more context than `predict`'s own."""
+    its gaps hidden), corrected to the gap's edge. Its blocks need `edge_halo()` more context
+    than `predict`'s own."""
 
     def compute(block: Block) -> tuple[np.ndarray, np.ndarray]:
-        visible = ~block.gap & np.isfinite(block.data).all(axis=0)
-        ring = edge_ring(block.gap, visible)
         height, width = block.gap.shape
-        whole = replace(block, window=block.outer, inner=(0, 0, width, height),
-                        gap=block.gap | ring)
-        values, filled = predict(whole)
-        values = np.where(filled, values, np.nan)
-        corrected = correct_to_edges(
-            values, block.data, block.gap, ring, block.outer[:2], cancelled
+
+        def over_block(hidden: np.ndarray) -> np.ndarray:
+            whole = replace(block, window=block.outer, inner=(0, 0, width, height), gap=hidden)
+            values, filled = predict(whole)
+            return np.where(filled, values, np.nan)
+
+        corrected = edge_corrected_prediction(
+            over_block, block.data, block.gap, block.outer[:2], cancelled
         )
         reached = np.isfinite(corrected).all(axis=0)
         return crop(corrected, block.inner), crop(reached, block.inner)

@@ -22,7 +22,7 @@ from ...learned.onnx_session import LogFn, create_session, no_log
 from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
 from ...raster.access import Window, crop
 from ...raster.fill_engine import Block
-from ..edge_correction import correct_to_edges, edge_halo, edge_ring
+from ..edge_correction import edge_corrected_prediction, edge_halo
 from ..histogram_matched_fill import fill_nearest_matched
 from ..pyramid_fill import (
     coarse_pyramid,
@@ -130,11 +130,9 @@ def _edge_corrected(fill: Predict) -> Predict:
     """`fill` corrected to the target around each gap (`edge_correction`)."""
 
     def predict(window: SceneWindow, hidden: np.ndarray, cancelled: CancelledFn) -> np.ndarray:
-        visible = ~hidden & np.isfinite(window.target).all(axis=0)
-        ring = edge_ring(hidden, visible)
-        values = fill(window, hidden | ring, cancelled)
-        return correct_to_edges(
-            values, window.target, hidden, ring, window.window[:2], cancelled
+        return edge_corrected_prediction(
+            lambda grown: fill(window, grown, cancelled), window.target, hidden,
+            window.window[:2], cancelled,
         )
 
     return predict

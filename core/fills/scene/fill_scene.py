@@ -32,6 +32,7 @@ from ...progress import CancelledFn, ProgressFn, check_cancelled, never_cancelle
 from ...raster.access import crop, expand_window
 from ...raster.fill_engine import Block, FillReport, SideOutput, fill_image
 from ...raster.sentinel2_bands import band_indices, band_names
+from ..pyramid_fill import COARSE_SHARE
 from .candidates import (
     HISTOGRAM,
     IDW,
@@ -622,9 +623,8 @@ def _final_fill(
     if confidence_output is not None and runner_up:
         names.add(runner_up)
     needed = [c for c in candidates if c.name in names]
-    coarse_share = 0.1  # of the fill's progress: the pass that builds the pyramid's coarse levels
     pyramid, pyramid_context = streamed_pyramid(
-        inputs, lambda f: progress(coarse_share * f), cancelled
+        inputs, lambda f: progress(COARSE_SHARE * f), cancelled
     )
     # every prediction is completed by the pyramid, so its context is always needed
     context = max([c.halo for c in needed if c.name != PYRAMID] + [pyramid_context])
@@ -680,7 +680,7 @@ def _final_fill(
         workers=1,
         require_clear=inputs.sar is None and not inputs.others,
         side=side,
-        progress=lambda f: progress(coarse_share + (1 - coarse_share) * f),
+        progress=lambda f: progress(COARSE_SHARE + (1 - COARSE_SHARE) * f),
         cancelled=cancelled,
     )
 
