@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
@@ -13,6 +14,8 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -42,6 +45,8 @@ class FillScene(GapfillAlgorithm):
     WINDOWS = "WINDOWS"
     BUNDLED = "BUNDLED"
     ADAPT = "ADAPT"
+    START_NETWORK = "START_NETWORK"
+    SAVE_NETWORK = "SAVE_NETWORK"
     OUTPUT = "OUTPUT"
     CONFIDENCE = "CONFIDENCE"
     REPORT_FOLDER = "REPORT_FOLDER"
@@ -81,7 +86,10 @@ class FillScene(GapfillAlgorithm):
             "90 % upper bound (the target's units), calibrated on the scene; the report folder "
             "gets an HTML and a JSON report. The budget (default 5 minutes) bounds the learning; "
             "the final fill of the whole scene comes on top. A fixed seed and a step limit give "
-            "the same result every run on the CPU. The network needs 'torch' (Install "
+            "the same result every run on the CPU. The adapted network can be saved with its "
+            "card (a .pt file) and given to the next scene of the same date and sensor as a "
+            "start: it trains on from those weights (its inputs standardised on the new scene) "
+            "and again keeps only what helps there. The network needs 'torch' (Install "
             "dependencies); without it the classical fills and bundled models still compete."
         )
 
@@ -133,6 +141,11 @@ class FillScene(GapfillAlgorithm):
             self.ADAPT, self.tr("Train a network adapted to the scene"), defaultValue=True
         )
         self.add_advanced(device, seed, steps, windows, bundled, adapt)
+        self.addParameter(QgsProcessingParameterFile(
+            self.START_NETWORK,
+            self.tr("Start from an adapted network (.pt saved on a neighbouring scene; optional)"),
+            extension="pt", optional=True,
+        ))
         fill_outputs(self)
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.CONFIDENCE, self.tr("Confidence layer (expected error, 90 % bound)"),
@@ -141,6 +154,10 @@ class FillScene(GapfillAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.REPORT_FOLDER, self.tr("Report folder (HTML and JSON)"), optional=True,
             createByDefault=False,
+        ))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.SAVE_NETWORK, self.tr("Save the adapted network (with its card)"),
+            fileFilter=self.tr("Adapted network (*.pt)"), optional=True, createByDefault=False,
         ))
         self.addOutput(QgsProcessingOutputString(self.CHOSEN, self.tr("Chosen fill")))
         self.addOutput(QgsProcessingOutputNumber(
@@ -159,6 +176,7 @@ class FillScene(GapfillAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context) or None
         folder = self.parameterAsString(parameters, self.REPORT_FOLDER, context) or None
+        save_network = self.parameterAsFileOutput(parameters, self.SAVE_NETWORK, context) or None
         steps = self.parameterAsInt(parameters, self.MAX_STEPS, context)
         settings = SceneSettings(
             budget_minutes=self.parameterAsDouble(parameters, self.BUDGET, context),
@@ -182,6 +200,8 @@ class FillScene(GapfillAlgorithm):
             settings=settings,
             report_folder=folder,
             confidence_output=confidence,
+            start_network=self.parameterAsFile(parameters, self.START_NETWORK, context) or None,
+            save_network_to=save_network,
             log=feedback.pushInfo,
         )
         for note in result.notes:
@@ -197,4 +217,6 @@ class FillScene(GapfillAlgorithm):
             results[self.CONFIDENCE] = confidence
         if folder:
             results[self.REPORT_FOLDER] = folder
+        if save_network and Path(save_network).is_file():
+            results[self.SAVE_NETWORK] = save_network
         return results

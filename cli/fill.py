@@ -255,6 +255,11 @@ def scene_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the bundled models do not compete")
     parser.add_argument("--no-adapt", action="store_true",
                         help="no network adapted to the scene (no torch needed)")
+    parser.add_argument("--start-network", metavar="FILE",
+                        help="start the adapted network from this one (a .pt saved by an "
+                        "earlier run on a neighbouring scene of the same date)")
+    parser.add_argument("--save-network", metavar="FILE",
+                        help="save the adapted network with its card to this .pt file")
     parser.add_argument("--confidence", metavar="RASTER",
                         help="also write the confidence layer (expected absolute error, 90 %% "
                         "upper bound) to this GeoTIFF")
@@ -266,7 +271,7 @@ def scene_outputs(arguments: argparse.Namespace) -> list[str]:
     from ..core.fills.scene.report import JSON_NAME
 
     report = [str(Path(arguments.report) / JSON_NAME)] if arguments.report else []
-    return [*filter(None, [arguments.confidence]), *report]
+    return [*filter(None, [arguments.confidence, arguments.save_network]), *report]
 
 
 def scene_fill(
@@ -286,6 +291,7 @@ def scene_fill(
         other_dates=arguments.other_dates, other_masks=arguments.other_masks,
         dates=arguments.dates, sar=arguments.sar, dem=arguments.dem, settings=settings,
         report_folder=arguments.report, confidence_output=arguments.confidence,
+        start_network=arguments.start_network, save_network_to=arguments.save_network,
         progress=progress, cancelled=cancelled, log=session.info,
     )
     for note in result.notes:
@@ -293,7 +299,8 @@ def scene_fill(
     document = report_document(result, {})
     facts = {key: document[key] for key in SCENE_FACTS}
     return result.fill, facts | {"confidence_output": arguments.confidence,
-                                 "report_folder": arguments.report}
+                                 "report_folder": arguments.report,
+                                 "saved_network": arguments.save_network}
 
 
 # what the JSON result tells of the scene fill (the report's JSON has it all, with the protocol)
@@ -318,7 +325,7 @@ METHODS = (
         "scene", "by the fill that works best on this scene, self-validated (learned from it)",
         scene_arguments, scene_fill,
         lambda arguments: [*arguments.other_dates, *arguments.other_masks, arguments.sar,
-                           arguments.dem],
+                           arguments.dem, arguments.start_network],
         scene_outputs, "built as `gapfill mask` builds it (the automatic method) for a "
         "Sentinel-2 image, else its no-data",
     ),
@@ -350,7 +357,8 @@ def run_fill(
 ) -> tuple[dict[str, Any], list[str]]:
     inputs = [arguments.image, arguments.gap_mask, *method.inputs(arguments)]
     for output in (arguments.output, *method.outputs(arguments)):
-        check_output(output, inputs, arguments.overwrite, raster=not output.endswith(".json"))
+        check_output(output, inputs, arguments.overwrite,
+                     raster=not output.endswith((".json", ".pt")))
     with session.progress(f"fill {method.name}") as (progress, cancelled):
         report, facts = method.fill(arguments, session, progress, cancelled)
     for message in report.messages:

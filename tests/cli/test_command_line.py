@@ -125,6 +125,10 @@ def test_scene_fill_chooses_reports_and_writes_confidence(data_dir, tmp_path, ca
     code, result, _ = gapfill(capsys, *arguments, "-o", tmp_path / "again.tif")
     assert code == 2 and "confidence.tif' exists" in result["error"]
     assert not (tmp_path / "again.tif").exists()
+    code, result, _ = gapfill(capsys, *arguments[:8], "--save-network", tmp_path / "net.pt",
+                              "-o", tmp_path / "third.tif")
+    assert code == 2 and "none can be saved" in result["error"]
+    assert not (tmp_path / "third.tif").exists() and not (tmp_path / "net.pt").exists()
 
 
 def test_time_series_whittaker_keeps_observations(data_dir, tmp_path, capsys):

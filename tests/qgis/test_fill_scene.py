@@ -61,6 +61,25 @@ def test_processing_run_fills_reports_and_writes_confidence(scene, tmp_path):
     assert read(result["CONFIDENCE"]).shape == (2, 128, 128)
 
 
+@pytest.mark.torch
+def test_the_saved_network_starts_the_next_run(scene, tmp_path):
+    saved = processing.run("gapfill:fillscene", parameters(
+        scene, tmp_path / "a", SAVE_NETWORK=str(tmp_path / "net.pt"),
+    ))
+    assert saved["SAVE_NETWORK"] == str(tmp_path / "net.pt")
+    feedback = RecordingFeedback()
+    processing.run("gapfill:fillscene", parameters(
+        scene, tmp_path / "b", START_NETWORK=saved["SAVE_NETWORK"]
+    ), feedback=feedback)
+    assert any("Adapted network: better than" in line for line in feedback.lines)
+    (tmp_path / "other.pt").write_bytes(b"not a network")
+    with pytest.raises(QgsProcessingException, match="is not an adapted network"):
+        processing.run("gapfill:fillscene", parameters(
+            scene, tmp_path / "c", START_NETWORK=str(tmp_path / "other.pt")
+        ))
+    assert not (tmp_path / "c").exists()
+
+
 def test_qgis_process_runs_it(scene, tmp_path):
     qgis = QgisProcess(tmp_path / "qgis")
     result = qgis.run("gapfill:fillscene", parameters(scene, tmp_path, ADAPT=False))

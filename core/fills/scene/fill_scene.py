@@ -48,6 +48,7 @@ from .confidence import ConfidenceModel, pixel_features
 from .inputs import SceneInputs, SceneWindow
 from .layouts import REPORT, SELECT, STOP, TRAIN, sample_windows
 from .network import MARGIN, AdaptedNetwork, Example, FeatureSpec, Standardiser, train_adapted
+from .saved_network import SavedNetwork
 from .validation import (
     Score,
     ValidationWindow,
@@ -271,12 +272,14 @@ def fill_scene(
     settings: SceneSettings = DEFAULT_SETTINGS,
     *,
     confidence_output: str | Path | None = None,
+    start_from: SavedNetwork | None = None,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
     log: LogFn = no_log,
 ) -> tuple[SceneResult, dict[str, Any]]:
     """Validate every candidate on the scene, fill its gaps with the best, and return what was
-    found (and the chosen candidate's pieces, for the report and the saved model)."""
+    found (and the chosen candidate's pieces, for the report and the saved model). The adapted
+    network starts from `start_from` when given (a network saved on a neighbouring scene)."""
     started = time.monotonic()
     deadline = started + 60.0 * settings.budget_minutes
     stages = _Stages(progress, {"sample": 0.05, "candidates": 0.15, "training": 0.45,
@@ -294,6 +297,8 @@ def fill_scene(
             candidates += bundled_candidates(inputs, settings.device, log)
         except MissingDependencyError as error:
             notes.append(f"Bundled models left out: {error}")
+    if start_from is not None:
+        _check_start(start_from, inputs, candidates, settings)
     windows: list[ValidationWindow] = []
     sample_stage = stages.stage("sample")
     for index, (scene, stored, inner) in enumerate(sampled):
@@ -355,7 +360,7 @@ def fill_scene(
             require("torch", "The network adapted to the scene")
             network = _adapt(
                 inputs, windows, sampled, candidates, ranked, samples, scaling, data_range,
-                settings, deadline, training_stage, cancelled,
+                settings, deadline, start_from, training_stage, cancelled,
             )
         except MissingDependencyError as error:
             notes.append(f"No network adapted to the scene: {error}")
@@ -374,6 +379,7 @@ def fill_scene(
             "stopped_by": network.stopped_by, "shrink": network.shrink,
             "selection_blocks_won": better, "selection_blocks": blocks, "accepted": accepted,
             "history": network.history,
+            "started_from": start_from.path.name if start_from else None,
         }
         verdict = "chosen" if accepted else f"not chosen (it must win on {required_wins(blocks)})"
         log(f"Adapted network: better than {network.spec.base} on {better} of {blocks} "
@@ -504,15 +510,18 @@ def _adapt(
     data_range: float,
     settings: SceneSettings,
     deadline: float,
+    start_from: SavedNetwork | None,
     progress: ProgressFn,
     cancelled: CancelledFn,
 ) -> AdaptedNetwork:
-    """Build the training and selection examples and train the network within the budget."""
+    """Build the training and selection examples and train the network within the budget:
+    a correction of the best two candidates, or of those a saved network corrects (the
+    inputs standardised on this scene either way)."""
     order = [r.name for r in ranked]
     spec = FeatureSpec(
         target=Standardiser.fit(samples),
-        base=order[0],
-        second=order[1] if len(order) > 1 else None,
+        base=start_from.base if start_from else order[0],
+        second=start_from.second if start_from else (order[1] if len(order) > 1 else None),
         sar=_auxiliary_standardiser([s for s, _, _ in sampled], "sar"),
         dem=_auxiliary_standardiser([s for s, _, _ in sampled], "dem"),
     )
@@ -538,8 +547,35 @@ def _adapt(
     return train_adapted(
         spec, training, score_fn, budget_seconds=budget, max_steps=settings.max_steps,
         seed=settings.seed, device=settings.device, threads=settings.threads,
+        initial_state=start_from.state if start_from else None,
         progress=progress, cancelled=cancelled,
     )
+
+
+def _check_start(
+    start_from: SavedNetwork, inputs: SceneInputs, candidates: list[Candidate],
+    settings: SceneSettings,
+) -> None:
+    """Refuse, before any work, a saved network this run cannot use."""
+    if not settings.adapt:
+        raise GapfillError(
+            f"A network to start from was given ('{start_from.path.name}'), but no network is "
+            "adapted to the scene. Turn 'Train a network adapted to the scene' on, or give "
+            "no network to start from."
+        )
+    start_from.check_fits(
+        inputs.target.bands, inputs.sar.bands if inputs.sar else 0,
+        inputs.dem.bands if inputs.dem else 0,
+    )
+    names = {c.name for c in candidates}
+    missing = [n for n in (start_from.base, start_from.second) if n and n not in names]
+    if missing:
+        raise GapfillError(
+            f"The adapted network '{start_from.path.name}' corrects {' and '.join(missing)}, "
+            f"which this run cannot make (its fills: {', '.join(sorted(names))}). Give the "
+            "layers its scene had (other dates with their dates for the temporal fills), or "
+            "give no network to start from."
+        )
 
 
 def _example(

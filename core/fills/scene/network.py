@@ -248,12 +248,14 @@ def train_adapted(
     seed: int = 0,
     device: str = "auto",
     threads: int = 2,
+    initial_state: dict[str, Any] | None = None,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> AdaptedNetwork:
     """Train on `training` until the budget, `max_steps` or no progress on the selection score
-    (`selection(network)`, higher is better); keep the best state, then the best shrink
-    factor (0 when no state beats the untrained network, which is the base candidate)."""
+    (`selection(network)`, higher is better), from `initial_state` (a saved network's weights)
+    or from a network that equals the base candidate; keep the best state (the first one
+    included), then the best shrink factor (0 when none beats the base candidate)."""
     torch = require("torch", PURPOSE)
     device = resolve_device(device, PURPOSE)
     usable = [example for example in training if example.where.any()]
@@ -261,9 +263,14 @@ def train_adapted(
     with deterministic(seed, threads, PURPOSE):
         rng = np.random.default_rng(seed)
         network = build_network(spec.channels, bands).to(device)
+        if initial_state is not None:
+            network.load_state_dict(initial_state)
         adapted = AdaptedNetwork(spec, network, device)
         network.eval()
         best_score = selection_score = selection(adapted)
+        adapted.shrink = 0.0
+        base_score = selection(adapted) if initial_state is not None else selection_score
+        adapted.shrink = 1.0
         best_state = {k: v.clone() for k, v in network.state_dict().items()}
         adapted.history.append({"step": 0, "selection": selection_score, "loss": math.nan})
         optimiser = torch.optim.Adam(network.parameters(), lr=LEARNING_RATE)
@@ -325,6 +332,6 @@ def train_adapted(
             adapted.shrink = factor
             scores[factor] = selection(adapted)
         adapted.shrink = max(scores, key=lambda f: (scores[f], -f))
-        if scores[adapted.shrink] <= adapted.history[0]["selection"]:
+        if scores[adapted.shrink] <= base_score:
             adapted.shrink = 0.0
     return adapted

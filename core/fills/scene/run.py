@@ -1,5 +1,5 @@
 """The scene fill from files, as the Processing algorithm and the command line run it: gap masks
-built when not given, the fill, the report folder."""
+built when not given, the fill, the report folder and the saved network."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from ...masks.gap_mask import MaskSettings, build_gap_mask
 from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
 from .fill_scene import DEFAULT_SETTINGS, SceneResult, SceneSettings, fill_scene
 from .inputs import open_scene
+from .network import AdaptedNetwork
 from .report import write_scene_report
+from .saved_network import load_network, save_network
 
 AUTOMATIC = MaskSettings(method="automatic")  # as Build gap mask's default
 
@@ -44,13 +46,16 @@ def fill_scene_files(
     settings: SceneSettings = DEFAULT_SETTINGS,
     report_folder: str | Path | None = None,
     confidence_output: str | Path | None = None,
+    start_network: str | Path | None = None,
+    save_network_to: str | Path | None = None,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
     log: LogFn = no_log,
 ) -> SceneResult:
     """Fill `target` into `output` by the scene fill; masks not given are built (Build gap
     mask's automatic method for Sentinel-2 images; else the image's no-data) in a temporary
-    folder."""
+    folder. The adapted network starts from `start_network` (a file saved by an earlier run)
+    and is saved to `save_network_to` with its card."""
     other_dates = list(other_dates or [])
     other_masks = list(other_masks or [])
     if other_masks and len(other_masks) != len(other_dates):
@@ -58,6 +63,12 @@ def fill_scene_files(
             f"{len(other_masks)} gap masks were given for {len(other_dates)} other dates. Give "
             "one mask per other date, in the same order, or none (they are then built)."
         )
+    if save_network_to is not None and not settings.adapt:
+        raise GapfillError(
+            "No network is adapted to the scene, so none can be saved. Turn 'Train a network "
+            "adapted to the scene' on, or do not ask to save the adapted network."
+        )
+    start_from = load_network(start_network) if start_network else None
     mask_given = gap_mask is not None
     with tempfile.TemporaryDirectory(prefix="gapfill-scene-") as scratch:
         folder = Path(scratch)
@@ -73,9 +84,11 @@ def fill_scene_files(
             dates=dates, sar_path=sar, dem_path=dem,
         )
         result, pieces = fill_scene(
-            inputs, output, settings, confidence_output=confidence_output, progress=progress,
-            cancelled=cancelled, log=log,
+            inputs, output, settings, confidence_output=confidence_output,
+            start_from=start_from, progress=progress, cancelled=cancelled, log=log,
         )
+    if save_network_to is not None:
+        _save(pieces["network"], save_network_to, result, target, log)
     if report_folder is not None:
         parameters = asdict(settings) | {
             "other dates": len(other_dates), "SAR": sar is not None, "DEM": dem is not None,
@@ -86,3 +99,20 @@ def fill_scene_files(
         )
         log(f"Report: {page}")
     return result
+
+
+def _save(
+    network: AdaptedNetwork | None, path: str | Path, result: SceneResult, target: str,
+    log: LogFn,
+) -> None:
+    """Save the adapted network, or say in the notes why there is none."""
+    if network is None:
+        result.notes.append(
+            "No adapted network was saved: none was trained on this scene ("
+            + (result.notes[0] if result.notes else "see the log") + ")."
+        )
+        log(result.notes[-1])
+        return
+    saved = save_network(network, path, result, Path(target).name)
+    log(f"Adapted network saved with its card: {saved}"
+        + ("" if network.shrink else " (it did not beat its base fill here; shrink 0)."))

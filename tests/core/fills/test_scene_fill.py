@@ -1,6 +1,6 @@
 """The scene fill on real data, tiny: self-validation splits, the choice, the promise that no
 clear pixel changes, determinism with a seed and a step limit, the report and the confidence
-layer."""
+layer, the saved network started from."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from gapfill.core.fills.scene.candidates import HISTOGRAM, TEMPORAL
 from gapfill.core.fills.scene.fill_scene import SceneSettings
 from gapfill.core.fills.scene.layouts import REPORT, SELECT, TRAIN, ShapeSource, split_blocks
 from gapfill.core.fills.scene.run import fill_scene_files
+from gapfill.core.fills.scene.saved_network import load_network
 from rasters import read
 
 SAMPLE = "4287"  # half cloudy: real cloud shapes on a real scene
@@ -128,3 +129,36 @@ def test_a_scene_without_clear_pixels_says_it_is_not_validated(scene, tmp_path):
         fill_scene_files(str(scene["cloudy"]), tmp_path / "out.tif", gap_mask=str(full),
                          settings=settings)
     assert not (tmp_path / "out.tif").exists()
+
+
+@pytest.mark.torch  # the adapted network is saved and started from
+def test_a_saved_network_starts_the_next_run_and_refuses_other_inputs(scene, tmp_path):
+    import torch
+
+    first = run(scene, tmp_path / "a", save_network_to=tmp_path / "net.pt")
+    saved = load_network(tmp_path / "net.pt")
+    assert saved.card["base"] == first.network["base"] and saved.card["scene"] == "cloudy.tif"
+    assert saved.card["sar_bands"] == 2 and saved.card["report"]["spatial pyramid"]["psnr"] > 15
+    best = max(h["selection"] for h in first.network["history"])
+    # the same scene from the saved weights: the start scores as the best state kept did
+    again = run(scene, tmp_path / "b", start_network=tmp_path / "net.pt")
+    assert again.network["started_from"] == "net.pt"
+    assert again.network["history"][0]["selection"] == pytest.approx(best, abs=1e-6)
+    # weights that correct something: the start is theirs, not the base candidate's
+    generator = torch.Generator().manual_seed(0)
+    moved = {k: v + 0.05 * torch.randn(v.shape, generator=generator)
+             for k, v in saved.state.items()}
+    torch.save({"card": json.dumps(saved.card), "state": moved}, tmp_path / "moved.pt")
+    moved_run = run(scene, tmp_path / "c", start_network=tmp_path / "moved.pt")
+    assert moved_run.network["history"][0]["selection"] != pytest.approx(
+        first.network["history"][0]["selection"], abs=1e-3
+    )
+    # refused before any work: another scene's inputs, a file that is no network, nothing to save
+    with pytest.raises(GapfillError, match="SAR bands: 2 there, 0 here"):
+        fill_scene_files(str(scene["cloudy"]), tmp_path / "d.tif", gap_mask=str(scene["gaps"]),
+                         settings=TINY, start_network=tmp_path / "net.pt")
+    with pytest.raises(GapfillError, match="is not an adapted network"):
+        run(scene, tmp_path / "e", start_network=scene["cloudy"])
+    with pytest.raises(GapfillError, match="none can be saved"):
+        run(scene, tmp_path / "f", SceneSettings(adapt=False), save_network_to=tmp_path / "x.pt")
+    assert not any((tmp_path / name).exists() for name in ("d.tif", "e", "f", "x.pt"))
