@@ -272,12 +272,14 @@ def run_core(
     feedback: QgsProcessingFeedback,
     *args: Any,
     span: tuple[float, float] = (0.0, 1.0),
+    option_name: Callable[[str], str] = field_name,
     **kwargs: Any,
 ) -> T:
     """Run a core function with QGIS progress (over `span` of the bar, for algorithms that
-    make several core calls) and cancel, and domain errors translated."""
+    make several core calls) and cancel, and domain errors translated (the options they name
+    named by `option_name`)."""
     low, high = span
-    with domain_errors():
+    with domain_errors(option_name):
         return call(
             *args,
             progress=lambda fraction: feedback.setProgress(100.0 * (low + (high - low) * fraction)),

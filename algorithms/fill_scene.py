@@ -24,10 +24,18 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.errors import field_name
 from ..core.fills.scene.fill_scene import SceneSettings
 from ..core.fills.scene.run import fill_scene_files
 from ..core.learned.onnx_session import DEVICES
-from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core, target_parameters
+from .base import (
+    GapfillAlgorithm,
+    fill_outputs,
+    fill_results,
+    parameter_label,
+    run_core,
+    target_parameters,
+)
 
 
 class FillScene(GapfillAlgorithm):
@@ -167,6 +175,13 @@ class FillScene(GapfillAlgorithm):
             self.CLASSICAL_PSNR, self.tr("PSNR of the best classical fill there (dB)")
         ))
 
+    def option_name(self, option: str) -> str:
+        """The engine's options as this dialog and qgis_process call them."""
+        names = {"no_adapt": self.ADAPT, "start_network": self.START_NETWORK,
+                 "save_network": self.SAVE_NETWORK}
+        parameter = self.parameterDefinition(names.get(option, ""))
+        return parameter_label(parameter) if parameter is not None else field_name(option)
+
     def processAlgorithm(  # noqa: N802 - QGIS API
         self,
         parameters: dict[str, Any],
@@ -191,6 +206,7 @@ class FillScene(GapfillAlgorithm):
             fill_scene_files, feedback,
             self.raster_path(parameters, self.INPUT, context),
             output,
+            option_name=self.option_name,
             gap_mask=self.raster_path(parameters, self.GAP_MASK, context),
             other_dates=self.raster_paths(parameters, self.OTHER_DATES, context),
             other_masks=self.raster_paths(parameters, self.OTHER_MASKS, context),

@@ -127,7 +127,8 @@ def test_scene_fill_chooses_reports_and_writes_confidence(data_dir, tmp_path, ca
     assert not (tmp_path / "again.tif").exists()
     code, result, _ = gapfill(capsys, *arguments[:8], "--save-network", tmp_path / "net.pt",
                               "-o", tmp_path / "third.tif")
-    assert code == 2 and "none can be saved" in result["error"]
+    assert code == 2 and "off (--no-adapt), so none can be saved" in result["error"]
+    assert "leave out --save-network" in result["error"]
     assert not (tmp_path / "third.tif").exists() and not (tmp_path / "net.pt").exists()
 
 

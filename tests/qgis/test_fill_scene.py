@@ -77,7 +77,12 @@ def test_the_saved_network_starts_the_next_run(scene, tmp_path):
         processing.run("gapfill:fillscene", parameters(
             scene, tmp_path / "c", START_NETWORK=str(tmp_path / "other.pt")
         ))
-    assert not (tmp_path / "c").exists()
+    with pytest.raises(QgsProcessingException, match=r"leave out 'Save the adapted network' "
+                                                     r"\(SAVE_NETWORK\)"):
+        processing.run("gapfill:fillscene", parameters(
+            scene, tmp_path / "c", ADAPT=False, SAVE_NETWORK=str(tmp_path / "c.pt")
+        ))
+    assert not (tmp_path / "c").exists() and not (tmp_path / "c.pt").exists()
 
 
 def test_qgis_process_runs_it(scene, tmp_path):

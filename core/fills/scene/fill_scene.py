@@ -559,9 +559,9 @@ def _check_start(
     """Refuse, before any work, a saved network this run cannot use."""
     if not settings.adapt:
         raise GapfillError(
-            f"A network to start from was given ('{start_from.path.name}'), but no network is "
-            "adapted to the scene. Turn 'Train a network adapted to the scene' on, or give "
-            "no network to start from."
+            f"A network to start from was given ({{start_network}}: '{start_from.path.name}'), "
+            "but the adapted network is turned off ({no_adapt}). Turn it on, or leave out "
+            "{start_network}.", options=("start_network", "no_adapt"),
         )
     start_from.check_fits(
         inputs.target.bands, inputs.sar.bands if inputs.sar else 0,
@@ -574,7 +574,7 @@ def _check_start(
             f"The adapted network '{start_from.path.name}' corrects {' and '.join(missing)}, "
             f"which this run cannot make (its fills: {', '.join(sorted(names))}). Give the "
             "layers its scene had (other dates with their dates for the temporal fills), or "
-            "give no network to start from."
+            "leave out {start_network}.", options=("start_network",),
         )
 
 

@@ -65,8 +65,8 @@ def fill_scene_files(
         )
     if save_network_to is not None and not settings.adapt:
         raise GapfillError(
-            "No network is adapted to the scene, so none can be saved. Turn 'Train a network "
-            "adapted to the scene' on, or do not ask to save the adapted network."
+            "The adapted network is turned off ({no_adapt}), so none can be saved. Turn it on, "
+            "or leave out {save_network}.", options=("no_adapt", "save_network"),
         )
     start_from = load_network(start_network) if start_network else None
     mask_given = gap_mask is not None

@@ -57,7 +57,8 @@ class SavedNetwork:
             raise GapfillError(
                 f"The adapted network '{self.path.name}' learned on other inputs than this "
                 f"run has ({'; '.join(wrong)}). Give the same kinds of layers as its scene had "
-                f"(its card: {self.card['scene']}), or give no network to start from."
+                f"(its card: {self.card['scene']}), or leave out {{start_network}}.",
+                options=("start_network",),
             )
 
 
