@@ -103,22 +103,28 @@ def main() -> None:
             fill_scene_files(str(a["cloudy"]), args.output / f"{first}_filled.tif",
                              gap_mask=str(a["gaps"]), settings=settings, save_network_to=network)
         b = simulated(data, args.output, second)
-        row = {"saved on": first, "filled": second}
+        if not network.exists():
+            print(f"{first}: no network saved (not validated), {second} left out", flush=True)
+            continue
+        row: dict[str, object] = {"saved on": first, "filled": second}
         for start, label in ((None, "from scratch"), (network, "started from it")):
             output = args.output / f"{second}_{'warm' if start else 'cold'}.tif"
             output.unlink(missing_ok=True)
             result = fill_scene_files(str(b["cloudy"]), output, gap_mask=str(b["gaps"]),
                                       settings=settings, start_network=start)
-            adapted = result.result_of("adapted network")
+            adapted = next((r for r in result.candidates if r.name == "adapted network"), None)
+            if adapted is None or adapted.report is None:
+                break
             row[label] = {
                 "chosen": result.chosen,
                 "gap PSNR": gap_psnr(b["clear"], output, b["evaluation"]),
-                "network report PSNR": adapted.report.psnr if adapted.report else None,
+                "network report PSNR": adapted.report.psnr,
                 "network accepted": result.network["accepted"],
             }
-        row["best classical report PSNR"] = result.best_classical.report.psnr
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        else:
+            rows.append(row)
+        print(json.dumps(row) if row in rows else f"{second}: not validated, left out",
+              flush=True)
     (args.output / "neighbours.json").write_text(json.dumps(rows, indent=1))
     print("\n| saved on | filled | network report PSNR: scratch | started | chosen: scratch | "
           "started | gap PSNR: scratch | started |")
