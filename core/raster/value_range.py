@@ -1,5 +1,5 @@
 """Cheap looks at the values of a raster, to catch inputs on the wrong scale before any work:
-a decimated read (at most 256 × 256 px per band) of the valid pixels, and their percentiles."""
+the valid pixels of small windows spread over the image, and their percentiles."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import GapfillError
+from .access import Window, read_bands, read_valid
 
-SAMPLE_PIXELS = 256  # per side of the decimated read
+SAMPLE_PIXELS = 256  # images of at most SAMPLE_PIXELS² pixels are read whole
+SAMPLE_GRID, SAMPLE_WINDOW = 8, 32  # else 8 × 8 windows of 32 px: 65,536 pixels per band
 SCALE_RATIO = 50.0  # two images of one place whose magnitudes differ more are on other scales
 
 
@@ -30,19 +32,27 @@ class Spread:
         return f"{self.low:.4g} to {self.high:.4g}"
 
 
+def sample_windows(width: int, height: int) -> list[Window]:
+    """A grid of small windows spread over the image (the whole image when it is small): a
+    few blocks per band, where a decimated read of a tiled, compressed image decodes all of
+    them (minutes at 10980², for a check that needs a sample)."""
+    if width * height <= SAMPLE_PIXELS**2:
+        return [(0, 0, width, height)]
+    size_x, size_y = min(width, SAMPLE_WINDOW), min(height, SAMPLE_WINDOW)
+    xs = np.linspace(0, width - size_x, SAMPLE_GRID).round().astype(int)
+    ys = np.linspace(0, height - size_y, SAMPLE_GRID).round().astype(int)
+    return sorted({(int(x), int(y), size_x, size_y) for y in ys for x in xs})
+
+
 def sample_spread(dataset: gdal.Dataset, bands: list[int]) -> Spread | None:
-    """The spread of `bands` (1-based) over their valid pixels (no-data, masks and NaN left
-    out), from a nearest-neighbour decimated read; None when no pixel is valid."""
-    width, height = dataset.RasterXSize, dataset.RasterYSize
-    size = {"buf_xsize": min(width, SAMPLE_PIXELS), "buf_ysize": min(height, SAMPLE_PIXELS)}
+    """The spread of `bands` (1-based) over the valid pixels (no-data, masks and NaN left out)
+    of windows spread over the image; None when no pixel is valid."""
     values = []
-    for index in bands:
-        band = dataset.GetRasterBand(index)
-        data = band.ReadAsArray(0, 0, width, height, **size).astype(np.float64)
-        flags = band.GetMaskBand().ReadAsArray(0, 0, width, height, **size)
-        valid = np.isfinite(data) & (flags > 0)
-        values.append(data[valid])
-    pooled = np.concatenate(values) if values else np.empty(0)
+    for window in sample_windows(dataset.RasterXSize, dataset.RasterYSize):
+        data = read_bands(dataset, window, bands).astype(np.float64)
+        valid = read_valid(dataset, window) & np.isfinite(data).all(axis=0)
+        values.append(data[:, valid].ravel())
+    pooled = np.concatenate(values)
     if not pooled.size:
         return None
     low, median, high = np.percentile(pooled, [1, 50, 99])

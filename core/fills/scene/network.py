@@ -36,6 +36,7 @@ LEARNING_RATE = 2e-3
 PATIENCE = 12  # selection checks without progress before training stops
 SHRINK = (0.25, 0.5, 0.75, 1.0)
 DISTANCE_SCALE = 32.0  # pixels: the distance channel is log1p(distance / scale)
+CHECKS_AFTER = len(SHRINK) + 1  # selection checks' worth of work after the training
 
 
 @dataclass(frozen=True)
@@ -267,20 +268,23 @@ def train_adapted(
             network.load_state_dict(initial_state)
         adapted = AdaptedNetwork(spec, network, device)
         network.eval()
+        start = time.monotonic()
         best_score = selection_score = selection(adapted)
+        check_seconds = time.monotonic() - start
         adapted.shrink = 0.0
         base_score = selection(adapted) if initial_state is not None else selection_score
         adapted.shrink = 1.0
         best_state = {k: v.clone() for k, v in network.state_dict().items()}
         adapted.history.append({"step": 0, "selection": selection_score, "loss": math.nan})
         optimiser = torch.optim.Adam(network.parameters(), lr=LEARNING_RATE)
-        start = time.monotonic()
         step, checks_without_progress, losses = 0, 0, []
         interval, stopped_by = 50, "steps"
         while usable:
             if max_steps is not None and step >= max_steps:
                 break
-            if time.monotonic() - start >= budget_seconds:
+            # the budget holds what follows the training too: the shrink factors' checks and
+            # the windows' predictions, each about one selection check
+            if time.monotonic() - start + CHECKS_AFTER * check_seconds >= budget_seconds:
                 stopped_by = "time budget"
                 break
             if cancelled():
