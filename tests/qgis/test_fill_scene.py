@@ -71,7 +71,8 @@ def test_the_saved_network_starts_the_next_run(scene, tmp_path):
     processing.run("gapfill:fillscene", parameters(
         scene, tmp_path / "b", START_NETWORK=saved["SAVE_NETWORK"]
     ), feedback=feedback)
-    assert any("Adapted network: better than" in line for line in feedback.lines)
+    assert any("Adapted network (started from net.pt): better than" in line
+               for line in feedback.lines)
     (tmp_path / "other.pt").write_bytes(b"not a network")
     with pytest.raises(QgsProcessingException, match="is not an adapted network"):
         processing.run("gapfill:fillscene", parameters(

@@ -382,7 +382,8 @@ def fill_scene(
             "started_from": start_from.path.name if start_from else None,
         }
         verdict = "chosen" if accepted else f"not chosen (it must win on {required_wins(blocks)})"
-        log(f"Adapted network: better than {network.spec.base} on {better} of {blocks} "
+        start = f" (started from {start_from.path.name})" if start_from else ""
+        log(f"Adapted network{start}: better than {network.spec.base} on {better} of {blocks} "
             f"selection blocks: {verdict}.")
     training_stage(1.0)
 

@@ -196,8 +196,10 @@ def write_scene_report(
         lines += [
             "<h2>Network adapted to the scene</h2>",
             f"<p>A correction of {html.escape(network['base'])} (with "
-            f"{html.escape(str(network['second']))} as a further input), trained for "
-            f"{network['steps']} steps (stopped by {html.escape(network['stopped_by'])}), "
+            f"{html.escape(str(network['second']))} as a further input), trained "
+            + (f"from the saved network {html.escape(network['started_from'])} "
+               if network.get("started_from") else "")
+            + f"for {network['steps']} steps (stopped by {html.escape(network['stopped_by'])}), "
             f"correction scaled by {network['shrink']:g} (chosen on the selection blocks; 0 "
             "means the network added nothing).</p>",
         ]
