@@ -3,12 +3,13 @@
 Pairs of patches of one SEN12MS-CR scene of `sen12mscr_pairs` (the same date and orbit) whose
 extents do not overlap: the scene fill runs on the first with its network saved, then on the
 second twice, from scratch and started from the saved network, with the same seed and step
-limit (so only the start differs). Gap filling protocol as in bench_quality's case (f): the
+limit (so only the start differs; a short limit on the second is a large scene's budget,
+spread over more pixels). Gap filling protocol as in bench_quality's case (f): the
 spectral cloud/shadow mask of each cloudy image (dilated 2 px) laid on its clear image; the
 fills are scored on those gap pixels against the clear image (DN / 10000 in [0, 1]).
 
     GAPFILL_DATA=../shared/data python benchmarks/bench_scene_neighbours.py \
-        --output bench-output/neighbours [--steps 300] [--per-scene 2]
+        --output bench-output/neighbours [--steps 300] [--saved-steps 300] [--per-scene 2]
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def gap_psnr(clear: Path, filled: Path, evaluation: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=Path("bench-output/neighbours"))
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=300, help="training steps on the second")
+    parser.add_argument("--saved-steps", type=int, help="on the first (default: --steps)")
     parser.add_argument("--per-scene", type=int, default=2)
     args = parser.parse_args()
     make_plugin_importable()
@@ -95,13 +97,14 @@ def main() -> None:
     data = data_folder(PAIRS)
     args.output.mkdir(parents=True, exist_ok=True)
     settings = SceneSettings(max_steps=args.steps, bundled=False)
+    saving = SceneSettings(max_steps=args.saved_steps or args.steps, bundled=False)
     rows = []
     for first, second in neighbour_pairs(data, args.per_scene):
-        network = args.output / f"{first}.pt"
+        network = args.output / f"{first}_s{saving.max_steps}.pt"
         a = simulated(data, args.output, first)
         if not network.exists():
             fill_scene_files(str(a["cloudy"]), args.output / f"{first}_filled.tif",
-                             gap_mask=str(a["gaps"]), settings=settings, save_network_to=network)
+                             gap_mask=str(a["gaps"]), settings=saving, save_network_to=network)
         b = simulated(data, args.output, second)
         if not network.exists():
             print(f"{first}: no network saved (not validated), {second} left out", flush=True)
@@ -125,7 +128,7 @@ def main() -> None:
             rows.append(row)
         print(json.dumps(row) if row in rows else f"{second}: not validated, left out",
               flush=True)
-    (args.output / "neighbours.json").write_text(json.dumps(rows, indent=1))
+    (args.output / f"neighbours_s{args.steps}.json").write_text(json.dumps(rows, indent=1))
     print("\n| saved on | filled | network report PSNR: scratch | started | chosen: scratch | "
           "started | gap PSNR: scratch | started |")
     print("|---|---|---:|---:|---|---|---:|---:|")
