@@ -548,6 +548,20 @@ def scene_lines(size: int, result: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def fill_scene_mosaic(
+    args: argparse.Namespace, samples: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
+    """The bundled model end to end on the mosaic of `args.scene` px, in a child process."""
+    make_plugin_importable()
+    folder = args.output.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    if samples is None:
+        samples = load_samples(data_folder() / "sen12mscr")
+    warm_page_cache(write_mosaic(samples, folder, args.scene).values())
+    label = f"bundled {BUNDLED.stem}, end to end"
+    return run_child(Run("fill", args.scene, 0, 0, label, BUNDLED), folder, args.gdal_cache)
+
+
 def bench(args: argparse.Namespace) -> None:
     """Build model and mosaics, measure every row in a child, print and write the report."""
     start = time.perf_counter()
@@ -567,11 +581,7 @@ def bench(args: argparse.Namespace) -> None:
     for size in sizes:
         paths = write_mosaic(samples, folder, size)
         warm_page_cache(paths.values())
-    scene = None
-    if args.scene:
-        warm_page_cache(write_mosaic(samples, folder, args.scene).values())
-        label = f"bundled {BUNDLED.stem}, end to end"
-        scene = run_child(Run("fill", args.scene, 0, 0, label, BUNDLED), folder, args.gdal_cache)
+    scene = fill_scene_mosaic(args, samples) if args.scene else None
     runs = []
     for size in sizes:
         repeats = args.repeats if size == args.size else 1
@@ -750,6 +760,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2048, help="side of the small mosaic (px)")
     parser.add_argument("--scene", type=int, default=10980, help="side of the mosaic filled by "
                         "the bundled model (px; 0: skip)")
+    parser.add_argument("--scene-only", action="store_true",
+                        help="only the bundled model on the mosaic of --scene px")
     parser.add_argument("--gdal-cache", type=int, default=128,
                         help="GDAL block cache, MiB (default 128: two rows of a strip's input "
                         "blocks at 8192², so nothing is decompressed twice; at 64 it is; a "
@@ -780,6 +792,8 @@ def main() -> None:
     elif args.gpu_arrays:
         args.size = args.size or 10980
         gpu_arrays(args)
+    elif args.scene_only:
+        print("\n".join(scene_lines(args.scene, fill_scene_mosaic(args))))
     else:
         args.size = args.size or 8192
         bench(args)
