@@ -298,7 +298,7 @@ def fill_scene(
         except MissingDependencyError as error:
             notes.append(f"Bundled models left out: {error}")
     if start_from is not None:
-        _check_start(start_from, inputs, candidates, settings)
+        _check_start(start_from, inputs, candidates)
     windows: list[ValidationWindow] = []
     sample_stage = stages.stage("sample")
     for index, (scene, stored, inner) in enumerate(sampled):
@@ -554,16 +554,9 @@ def _adapt(
 
 
 def _check_start(
-    start_from: SavedNetwork, inputs: SceneInputs, candidates: list[Candidate],
-    settings: SceneSettings,
+    start_from: SavedNetwork, inputs: SceneInputs, candidates: list[Candidate]
 ) -> None:
     """Refuse, before any work, a saved network this run cannot use."""
-    if not settings.adapt:
-        raise GapfillError(
-            f"A network to start from was given ({{start_network}}: '{start_from.path.name}'), "
-            "but the adapted network is turned off ({no_adapt}). Turn it on, or leave out "
-            "{start_network}.", options=("start_network", "no_adapt"),
-        )
     start_from.check_fits(
         inputs.target.bands, inputs.sar.bands if inputs.sar else 0,
         inputs.dem.bands if inputs.dem else 0,

@@ -63,10 +63,12 @@ def fill_scene_files(
             f"{len(other_masks)} gap masks were given for {len(other_dates)} other dates. Give "
             "one mask per other date, in the same order, or none (they are then built)."
         )
-    if save_network_to is not None and not settings.adapt:
+    if not settings.adapt and (save_network_to or start_network):
+        asked = "save_network" if save_network_to else "start_network"
         raise GapfillError(
-            "The adapted network is turned off ({no_adapt}), so none can be saved. Turn it on, "
-            "or leave out {save_network}.", options=("no_adapt", "save_network"),
+            "The adapted network is turned off ({no_adapt}), so none can be "
+            + ("saved" if save_network_to else "started from a saved one")
+            + f". Turn it on, or leave out {{{asked}}}.", options=("no_adapt", asked),
         )
     start_from = load_network(start_network) if start_network else None
     mask_given = gap_mask is not None

@@ -161,4 +161,6 @@ def test_a_saved_network_starts_the_next_run_and_refuses_other_inputs(scene, tmp
         run(scene, tmp_path / "e", start_network=scene["cloudy"])
     with pytest.raises(GapfillError, match="none can be saved"):
         run(scene, tmp_path / "f", SceneSettings(adapt=False), save_network_to=tmp_path / "x.pt")
-    assert not any((tmp_path / name).exists() for name in ("d.tif", "e", "f", "x.pt"))
+    with pytest.raises(GapfillError, match="none can be started from a saved one"):
+        run(scene, tmp_path / "g", SceneSettings(adapt=False), start_network=tmp_path / "net.pt")
+    assert not any((tmp_path / name).exists() for name in ("d.tif", "e", "f", "g", "x.pt"))
