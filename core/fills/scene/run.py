@@ -109,9 +109,10 @@ def _save(
 ) -> None:
     """Save the adapted network, or say in the notes why there is none."""
     if network is None:
+        why = next((n for n in result.notes if n.startswith(("No network", "Not validated"))),
+                   "see the log")
         result.notes.append(
-            "No adapted network was saved: none was trained on this scene ("
-            + (result.notes[0] if result.notes else "see the log") + ")."
+            f"No adapted network was saved: none was trained on this scene ({why})."
         )
         log(result.notes[-1])
         return

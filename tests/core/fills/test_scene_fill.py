@@ -122,8 +122,11 @@ def test_a_scene_without_clear_pixels_says_it_is_not_validated(scene, tmp_path):
     full = blank_mask(scene["gaps"], tmp_path / "full.tif", 1)
     settings = SceneSettings(budget_minutes=1, max_steps=5)
     result = fill_scene_files(str(scene["cloudy"]), tmp_path / "sar.tif", gap_mask=str(full),
-                              sar=str(scene["s1"]), settings=settings)
+                              sar=str(scene["s1"]), settings=settings,
+                              save_network_to=tmp_path / "net.pt")
     assert result.chosen == "s1s2_unet_small" and "Not validated" in result.notes[0]
+    assert "No adapted network was saved: none was trained on this scene (Not validated" in (
+        result.notes[-1]) and not (tmp_path / "net.pt").exists()
     assert result.fill.unfilled == 0 and result.fill.clear == 0
     with pytest.raises(GapfillError, match="entirely in gaps"):
         fill_scene_files(str(scene["cloudy"]), tmp_path / "out.tif", gap_mask=str(full),
