@@ -145,7 +145,7 @@ def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
         Candidate(PYRAMID, "classical", pyramid_halo(PYRAMID_DISTANCE), _pyramid),
         Candidate(IDW, "classical", IDW_DISTANCE, _inverse_distance),
     ]
-    if inputs.others and inputs.target_date is not None:
+    if inputs.dated:
         temporal, histogram = _temporal(inputs), _histogram(inputs)
         found += [
             Candidate(TEMPORAL, "classical", 0, temporal),
@@ -157,20 +157,6 @@ def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
             ),
         ]
     return found
-
-
-def _nearest_composite(window: SceneWindow, inputs: SceneInputs, later: bool) -> np.ndarray:
-    """Per pixel the nearest usable date on one side (NaN where none): a model's before/after."""
-    side = sorted(
-        (o for o in window.observations if (o[0] > inputs.target_date) == later),
-        key=lambda o: abs((o[0] - inputs.target_date).days),
-    )
-    bands, (height, width) = window.target.shape[0], window.shape
-    composite = np.full((bands, height, width), np.nan)
-    for _, data, usable in side:
-        take = usable & np.isnan(composite[0])
-        composite[:, take] = data[:, take]
-    return composite
 
 
 class _BundledPredictor:
@@ -208,7 +194,7 @@ class _BundledPredictor:
                 sources["sar"] = window.sar[self.sar_bands]
             elif item.role in ("optical_before", "optical_after"):
                 later = item.role == "optical_after"
-                sources[item.role] = _nearest_composite(window, self.inputs, later)[self.bands]
+                sources[item.role] = window.nearest(self.inputs.target_date, later)[self.bands]
             elif item.role == "dem":
                 sources["dem"] = window.dem
         predicted = fill_arrays(

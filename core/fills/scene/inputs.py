@@ -31,6 +31,19 @@ class SceneWindow:
     def shape(self) -> tuple[int, int]:
         return self.gap.shape
 
+    def nearest(self, target_date: date, later: bool) -> np.ndarray:
+        """Per pixel the nearest usable date on one side of `target_date` (bands, h, w), NaN
+        where none: a model's before/after."""
+        side = sorted(
+            (o for o in self.observations if (o[0] > target_date) == later),
+            key=lambda o: abs((o[0] - target_date).days),
+        )
+        composite = np.full(self.target.shape, np.nan)
+        for _, data, usable in side:
+            take = usable & np.isnan(composite[0])
+            composite[:, take] = data[:, take]
+        return composite
+
     def cropped(self, inner: Window) -> SceneWindow:
         """The part `inner` (relative to this window) of every array."""
         x, y, w, h = inner
@@ -53,6 +66,11 @@ class SceneInputs:
     others: list[OtherDate]
     sar: AuxiliarySource | None
     dem: AuxiliarySource | None
+
+    @property
+    def dated(self) -> bool:
+        """Other dates with the target's date: what the temporal fills need."""
+        return bool(self.others) and self.target_date is not None
 
     @property
     def roles(self) -> set[str]:

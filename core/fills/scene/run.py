@@ -15,7 +15,7 @@ from .fill_scene import DEFAULT_SETTINGS, SceneResult, SceneSettings, fill_scene
 from .inputs import open_scene
 from .network import AdaptedNetwork
 from .report import write_scene_report
-from .saved_network import load_network, save_network
+from .saved_network import check_save_path, load_network, save_network
 
 AUTOMATIC = MaskSettings(method="automatic")  # as Build gap mask's default
 
@@ -70,6 +70,8 @@ def fill_scene_files(
             + ("saved" if save_network_to else "started from a saved one")
             + f". Turn it on, or leave out {{{asked}}}.", options=("no_adapt", asked),
         )
+    if save_network_to is not None:
+        check_save_path(save_network_to)
     start_from = load_network(start_network) if start_network else None
     mask_given = gap_mask is not None
     with tempfile.TemporaryDirectory(prefix="gapfill-scene-") as scratch:

@@ -44,12 +44,13 @@ class SavedNetwork:
     def second(self) -> str | None:
         return self.card["second"]
 
-    def check_fits(self, bands: int, sar_bands: int, dem_bands: int) -> None:
+    def check_fits(self, bands: int, sar_bands: int, dem_bands: int, dates: bool) -> None:
         """Refuse a scene whose inputs differ from those the network learned on."""
         inputs = {
             "bands of the target": (self.card["bands"], bands),
             "SAR bands": (self.card["sar_bands"], sar_bands),
             "DEM bands": (self.card["dem_bands"], dem_bands),
+            "other dates": (self.card["other_dates"], dates),
         }
         wrong = [f"{what}: {saved} there, {here} here"
                  for what, (saved, here) in inputs.items() if saved != here]
@@ -66,14 +67,20 @@ def _count(standardiser: Any) -> int:
     return 0 if standardiser is None else len(standardiser.centre)
 
 
+def check_save_path(path: str | Path) -> None:
+    """Refuse, before any work, a name the saved network would not be found under again."""
+    if Path(path).suffix != SUFFIX:
+        raise GapfillError(
+            f"Save the adapted network to a '{SUFFIX}' file, not '{Path(path).name}' "
+            "({save_network}).", options=("save_network",),
+        )
+
+
 def save_network(
     network: AdaptedNetwork, path: str | Path, result: SceneResult, scene: str
 ) -> Path:
     """Write `network` and its card (what it reads, how it scored on its scene) to `path`."""
     torch = require("torch", PURPOSE)
-    path = Path(path)
-    if path.suffix != SUFFIX:
-        raise GapfillError(f"Save the adapted network to a '{SUFFIX}' file, not '{path.name}'.")
     spec = network.spec
     report = {
         r.name: {"psnr": r.report.psnr, "sam": r.report.metrics.sam}
@@ -84,7 +91,8 @@ def save_network(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "scene": scene, "width": WIDTH, "levels": LEVELS, "channels": spec.channels,
         "bands": len(spec.target.centre), "sar_bands": _count(spec.sar),
-        "dem_bands": _count(spec.dem), "base": spec.base, "second": spec.second,
+        "dem_bands": _count(spec.dem), "other_dates": spec.target_date is not None,
+        "base": spec.base, "second": spec.second,
         "steps": network.steps, "shrink": network.shrink, "stopped_by": network.stopped_by,
         "chosen": result.chosen, "network": result.network, "report": report,
         "standardisation": spec.to_json(),

@@ -142,6 +142,7 @@ def test_a_saved_network_starts_the_next_run_and_refuses_other_inputs(scene, tmp
     saved = load_network(tmp_path / "net.pt")
     assert saved.card["base"] == first.network["base"] and saved.card["scene"] == "cloudy.tif"
     assert saved.card["sar_bands"] == 2 and saved.card["report"]["spatial pyramid"]["psnr"] > 15
+    assert saved.card["other_dates"] is False and saved.card["channels"] == 13 + 2 + 2 * 13 + 3
     best = max(h["selection"] for h in first.network["history"])
     # the same scene from the saved weights: the start scores as the best state kept did
     again = run(scene, tmp_path / "b", start_network=tmp_path / "net.pt")
@@ -164,6 +165,8 @@ def test_a_saved_network_starts_the_next_run_and_refuses_other_inputs(scene, tmp
         run(scene, tmp_path / "e", start_network=scene["cloudy"])
     with pytest.raises(GapfillError, match="none can be saved"):
         run(scene, tmp_path / "f", SceneSettings(adapt=False), save_network_to=tmp_path / "x.pt")
+    with pytest.raises(GapfillError, match="to a '.pt' file, not 'x.model'"):
+        run(scene, tmp_path / "h", save_network_to=tmp_path / "x.model")
     with pytest.raises(GapfillError, match="none can be started from a saved one"):
         run(scene, tmp_path / "g", SceneSettings(adapt=False), start_network=tmp_path / "net.pt")
-    assert not any((tmp_path / name).exists() for name in ("d.tif", "e", "f", "g", "x.pt"))
+    assert not any((tmp_path / name).exists() for name in ("d.tif", "e", "f", "g", "h", "x.pt"))
