@@ -537,7 +537,6 @@ def _adapt(
         second=start_from.second if start_from else (order[1] if len(order) > 1 else None),
         sar=_auxiliary_standardiser([s for s, _, _ in sampled], "sar"),
         dem=_auxiliary_standardiser([s for s, _, _ in sampled], "dem"),
-        target_date=inputs.target_date if inputs.dated else None,
     )
     needed = [c for c in candidates if c.name in (spec.base, spec.second)]
     training, stopping = [], []
@@ -572,7 +571,7 @@ def _check_start(
     """Refuse, before any work, a saved network this run cannot use."""
     start_from.check_fits(
         inputs.target.bands, inputs.sar.bands if inputs.sar else 0,
-        inputs.dem.bands if inputs.dem else 0, inputs.dated,
+        inputs.dem.bands if inputs.dem else 0,
     )
     names = {c.name for c in candidates}
     missing = [n for n in (start_from.base, start_from.second) if n and n not in names]

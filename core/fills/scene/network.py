@@ -1,13 +1,13 @@
 """The network adapted to a scene: a residual on the best candidate, trained on the scene.
 
 Inputs: the target with its hidden pixels zeroed and where it is visible, the distance to the
-nearest visible pixel, the two best candidates' predictions, the nearest other date before and
-after (where they see the ground), the SAR and the DEM, each band standardised on the scene.
-Output: a correction added to the best candidate. The last layer starts at zero, so before
-training the network *is* that candidate; the state kept is the best on the selection blocks
-(the untrained one included), and its correction is then shrunk by the factor that scores best
-there. So on the selection blocks it can only be as good as or better than the candidate it
-starts from.
+nearest visible pixel, the two best candidates' predictions (the other dates come in through
+the temporal fills among them: given raw as well, they cost the network its win on the demo's
+scene), the SAR and the DEM, each band standardised on the scene. Output: a correction added
+to the best candidate. The last layer starts at zero, so before training the network *is* that
+candidate; the state kept is the best on the selection blocks (the untrained one included),
+and its correction is then shrunk by the factor that scores best there. So on the selection
+blocks it can only be as good as or better than the candidate it starts from.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -77,14 +76,11 @@ class FeatureSpec:
     second: str | None  # another candidate given as input
     sar: Standardiser | None = None
     dem: Standardiser | None = None
-    target_date: date | None = None  # set: the nearest other date before and after are read
 
     @property
     def channels(self) -> int:
         bands = len(self.target.centre)
         count = bands + 2 + bands * (2 if self.second else 1)
-        if self.target_date is not None:
-            count += 2 * (bands + 1)
         if self.sar is not None:
             count += len(self.sar.centre) + 1
         if self.dem is not None:
@@ -104,12 +100,6 @@ class FeatureSpec:
         parts += [self._prediction(predictions[self.base])]
         if self.second:
             parts.append(self._prediction(predictions[self.second]))
-        if self.target_date is not None:
-            for later in (False, True):
-                nearest = window.nearest(self.target_date, later)
-                valid = np.isfinite(nearest).all(axis=0)
-                parts += [np.where(valid, self.target.apply(np.nan_to_num(nearest)), 0.0),
-                          valid[None]]
         if self.sar is not None:
             valid = np.isfinite(window.sar).all(axis=0)
             parts += [np.where(valid, self.sar.apply(np.nan_to_num(window.sar)), 0.0), valid[None]]
@@ -127,7 +117,6 @@ class FeatureSpec:
             "second": self.second,
             "sar": self.sar.to_json() if self.sar else None,
             "dem": self.dem.to_json() if self.dem else None,
-            "other_dates": self.target_date is not None,
         }
 
 

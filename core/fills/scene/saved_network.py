@@ -44,13 +44,12 @@ class SavedNetwork:
     def second(self) -> str | None:
         return self.card["second"]
 
-    def check_fits(self, bands: int, sar_bands: int, dem_bands: int, dates: bool) -> None:
+    def check_fits(self, bands: int, sar_bands: int, dem_bands: int) -> None:
         """Refuse a scene whose inputs differ from those the network learned on."""
         inputs = {
             "bands of the target": (self.card["bands"], bands),
             "SAR bands": (self.card["sar_bands"], sar_bands),
             "DEM bands": (self.card["dem_bands"], dem_bands),
-            "other dates": (self.card["other_dates"], dates),
         }
         wrong = [f"{what}: {saved} there, {here} here"
                  for what, (saved, here) in inputs.items() if saved != here]
@@ -91,8 +90,7 @@ def save_network(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "scene": scene, "width": WIDTH, "levels": LEVELS, "channels": spec.channels,
         "bands": len(spec.target.centre), "sar_bands": _count(spec.sar),
-        "dem_bands": _count(spec.dem), "other_dates": spec.target_date is not None,
-        "base": spec.base, "second": spec.second,
+        "dem_bands": _count(spec.dem), "base": spec.base, "second": spec.second,
         "steps": network.steps, "shrink": network.shrink, "stopped_by": network.stopped_by,
         "chosen": result.chosen, "network": result.network, "report": report,
         "standardisation": spec.to_json(),
