@@ -279,7 +279,8 @@ def run_evaluate(arguments: argparse.Namespace, session: Session) -> Result:
 
 def describe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?",
-                        help="ONNX model with a Gapfill card (default: list the bundled models)")
+                        help="ONNX model with a Gapfill card, or an adapted network (.pt) the "
+                        "scene fill saved (default: list the bundled models)")
 
 
 def run_describe(arguments: argparse.Namespace, _session: Session) -> Result:
@@ -288,6 +289,12 @@ def run_describe(arguments: argparse.Namespace, _session: Session) -> Result:
     if arguments.model:
         if not Path(arguments.model).is_file():
             raise GapfillError(f"The model '{arguments.model}' does not exist.")
+        if Path(arguments.model).suffix == ".pt":  # an adapted network the scene fill saved
+            from ..core.fills.scene.saved_network import load_network
+
+            saved = load_network(arguments.model)
+            result = {"command": "describe", "model": arguments.model, "card": saved.card}
+            return result, [saved.describe()]
         card = read_card(arguments.model)
         result = {"command": "describe", "model": arguments.model, "card": card_to_dict(card)}
         return result, [describe_card(card)]

@@ -132,6 +132,30 @@ def test_scene_fill_chooses_reports_and_writes_confidence(data_dir, tmp_path, ca
     assert not (tmp_path / "third.tif").exists() and not (tmp_path / "net.pt").exists()
 
 
+@pytest.mark.torch  # the adapted network is trained, saved and described
+def test_scene_fill_saves_its_network_and_describe_reads_it(data_dir, tmp_path, capsys):
+    from osgeo import gdal
+
+    from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
+
+    for name in ("s2_clear", "cloudmask"):
+        gdal.Translate(str(tmp_path / f"{name}.tif"), str(data_dir / f"sen12mscr/4287_{name}.tif"),
+                       srcWin=[64, 64, 128, 128])
+    cloudy, gaps = tmp_path / "cloudy.tif", tmp_path / "gaps.tif"
+    simulate_gap_files(str(tmp_path / "s2_clear.tif"), str(tmp_path / "cloudmask.tif"), cloudy,
+                       gaps, tmp_path / "evaluation.tif")
+    code, result, err = gapfill(capsys, "fill", "scene", cloudy, "--gap-mask", gaps,
+                                "--max-steps", "10", "--save-network", tmp_path / "net.pt",
+                                "-o", tmp_path / "filled.tif")
+    assert code == 0 and result["saved_network"] == str(tmp_path / "net.pt"), err
+    code, result, err = gapfill(capsys, "describe", tmp_path / "net.pt")
+    assert code == 0 and result["card"]["base"] == result["card"]["network"]["base"], err
+    assert result["card"]["scene"] == "cloudy.tif" and result["card"]["steps"] == 10
+    (tmp_path / "other.pt").write_bytes(b"not a network")
+    code, result, _ = gapfill(capsys, "describe", tmp_path / "other.pt")
+    assert code == 2 and "is not an adapted network" in result["error"]
+
+
 def test_time_series_whittaker_keeps_observations(data_dir, tmp_path, capsys):
     stack = data_dir / "s5p_co" / "training" / "X_0_3_12.tif"
     code, result, _ = gapfill(

@@ -44,6 +44,22 @@ class SavedNetwork:
     def second(self) -> str | None:
         return self.card["second"]
 
+    def describe(self) -> str:
+        """What the card says, in a few lines (`gapfill describe net.pt`)."""
+        card = self.card
+        report = card["report"]
+        scores = ", ".join(f"{name} {value['psnr']:.2f} dB" for name, value in report.items())
+        return "\n".join([
+            f"Adapted network saved by the scene fill on {card['scene']} ({card['created']}).",
+            f"Corrects {card['base']}" + (f", with {card['second']} as a further input"
+                                          if card["second"] else "")
+            + f"; reads {card['bands']} target bands, {card['sar_bands']} SAR and "
+            f"{card['dem_bands']} DEM bands ({card['channels']} channels).",
+            f"Trained {card['steps']} steps (stopped by {card['stopped_by']}), correction "
+            f"scaled by {card['shrink']:g}; the fill chosen on its scene: {card['chosen']}.",
+            f"On its scene's report blocks: {scores or 'not scored'}.",
+        ])
+
     def check_fits(self, bands: int, sar_bands: int, dem_bands: int) -> None:
         """Refuse a scene whose inputs differ from those the network learned on."""
         inputs = {

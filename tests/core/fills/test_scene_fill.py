@@ -143,6 +143,8 @@ def test_a_saved_network_starts_the_next_run_and_refuses_other_inputs(scene, tmp
     assert saved.card["base"] == first.network["base"] and saved.card["scene"] == "cloudy.tif"
     assert saved.card["sar_bands"] == 2 and saved.card["report"]["spatial pyramid"]["psnr"] > 15
     assert saved.card["channels"] == 13 + 2 + 2 * 13 + 3  # target, mask, distance, 2 fills, S1
+    assert saved.describe().startswith("Adapted network saved by the scene fill on cloudy.tif")
+    assert f"Corrects {first.network['base']}" in saved.describe()
     best = max(h["selection"] for h in first.network["history"])
     # the same scene from the saved weights: the start scores as the best state kept did
     again = run(scene, tmp_path / "b", start_network=tmp_path / "net.pt")
