@@ -93,19 +93,25 @@ def test_model_fill_with_the_bundled_model(data_dir, tmp_path, capsys):
     assert result["unfilled_pixels"] == 0 and result["filled_pixels"] > 0
 
 
-def test_scene_fill_chooses_reports_and_writes_confidence(data_dir, tmp_path, capsys):
-    """The scene fill on a real scene with its real cloud shapes (no network: no torch
-    needed), with the confidence layer and the report; the report is not replaced."""
+def cloudy_scene(data_dir: Path, folder: Path) -> tuple[Path, Path]:
+    """A real scene with its real cloud shapes laid on its clear image (128 px): cloudy, gaps."""
     from osgeo import gdal
 
     from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
 
     for name in ("s2_clear", "cloudmask"):
-        gdal.Translate(str(tmp_path / f"{name}.tif"), str(data_dir / f"sen12mscr/4287_{name}.tif"),
+        gdal.Translate(str(folder / f"{name}.tif"), str(data_dir / f"sen12mscr/4287_{name}.tif"),
                        srcWin=[64, 64, 128, 128])
-    cloudy, gaps = tmp_path / "cloudy.tif", tmp_path / "gaps.tif"
-    simulate_gap_files(str(tmp_path / "s2_clear.tif"), str(tmp_path / "cloudmask.tif"), cloudy,
-                       gaps, tmp_path / "evaluation.tif")
+    cloudy, gaps = folder / "cloudy.tif", folder / "gaps.tif"
+    simulate_gap_files(str(folder / "s2_clear.tif"), str(folder / "cloudmask.tif"), cloudy,
+                       gaps, folder / "evaluation.tif")
+    return cloudy, gaps
+
+
+def test_scene_fill_chooses_reports_and_writes_confidence(data_dir, tmp_path, capsys):
+    """The scene fill on a real scene with its real cloud shapes (no network: no torch
+    needed), with the confidence layer and the report; the report is not replaced."""
+    cloudy, gaps = cloudy_scene(data_dir, tmp_path)
     arguments = [
         "fill", "scene", cloudy, "--gap-mask", gaps, "--no-adapt", "--max-steps", "10",
         "--confidence", tmp_path / "confidence.tif", "--report", tmp_path / "report",
@@ -134,16 +140,7 @@ def test_scene_fill_chooses_reports_and_writes_confidence(data_dir, tmp_path, ca
 
 @pytest.mark.torch  # the adapted network is trained, saved and described
 def test_scene_fill_saves_its_network_and_describe_reads_it(data_dir, tmp_path, capsys):
-    from osgeo import gdal
-
-    from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
-
-    for name in ("s2_clear", "cloudmask"):
-        gdal.Translate(str(tmp_path / f"{name}.tif"), str(data_dir / f"sen12mscr/4287_{name}.tif"),
-                       srcWin=[64, 64, 128, 128])
-    cloudy, gaps = tmp_path / "cloudy.tif", tmp_path / "gaps.tif"
-    simulate_gap_files(str(tmp_path / "s2_clear.tif"), str(tmp_path / "cloudmask.tif"), cloudy,
-                       gaps, tmp_path / "evaluation.tif")
+    cloudy, gaps = cloudy_scene(data_dir, tmp_path)
     code, result, err = gapfill(capsys, "fill", "scene", cloudy, "--gap-mask", gaps,
                                 "--max-steps", "10", "--save-network", tmp_path / "net.pt",
                                 "-o", tmp_path / "filled.tif")
