@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from qgis.core import (
     Qgis,
@@ -55,9 +55,16 @@ class GapfillAlgorithm(QgsProcessingAlgorithm):
 
     GROUP = "fill"
     ICON = "gapfill.svg"
+    # the engine's options this algorithm sets, by parameter: an error naming one names it
+    OPTION_PARAMETERS: ClassVar[dict[str, str]] = {}
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate(type(self).__name__, text)
+
+    def option_name(self, option: str) -> str:
+        """An engine's option as this dialog and qgis_process call it."""
+        parameter = self.parameterDefinition(self.OPTION_PARAMETERS.get(option, ""))
+        return parameter_label(parameter) if parameter is not None else field_name(option)
 
     def createInstance(self) -> QgsProcessingAlgorithm:  # noqa: N802 - QGIS API
         return type(self)()

@@ -24,18 +24,10 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.errors import field_name
 from ..core.fills.scene.fill_scene import SceneSettings
 from ..core.fills.scene.run import fill_scene_files
 from ..core.learned.onnx_session import DEVICES
-from .base import (
-    GapfillAlgorithm,
-    fill_outputs,
-    fill_results,
-    parameter_label,
-    run_core,
-    target_parameters,
-)
+from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core, target_parameters
 
 
 class FillScene(GapfillAlgorithm):
@@ -55,6 +47,8 @@ class FillScene(GapfillAlgorithm):
     ADAPT = "ADAPT"
     START_NETWORK = "START_NETWORK"
     SAVE_NETWORK = "SAVE_NETWORK"
+    OPTION_PARAMETERS = {"no_adapt": ADAPT, "start_network": START_NETWORK,
+                         "save_network": SAVE_NETWORK}
     OUTPUT = "OUTPUT"
     CONFIDENCE = "CONFIDENCE"
     REPORT_FOLDER = "REPORT_FOLDER"
@@ -174,13 +168,6 @@ class FillScene(GapfillAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(
             self.CLASSICAL_PSNR, self.tr("PSNR of the best classical fill there (dB)")
         ))
-
-    def option_name(self, option: str) -> str:
-        """The engine's options as this dialog and qgis_process call them."""
-        names = {"no_adapt": self.ADAPT, "start_network": self.START_NETWORK,
-                 "save_network": self.SAVE_NETWORK}
-        parameter = self.parameterDefinition(names.get(option, ""))
-        return parameter_label(parameter) if parameter is not None else field_name(option)
 
     def processAlgorithm(  # noqa: N802 - QGIS API
         self,

@@ -28,10 +28,10 @@ from qgis.core import (
 )
 
 from ..core.dependencies import require
-from ..core.errors import Cancelled, field_name
+from ..core.errors import Cancelled
 from ..core.learned.onnx_session import DEVICES
 from ..training.config import ARCHITECTURES, FIELDS, LOSSES, config_from_dict
-from .base import GapfillAlgorithm, domain_errors, parameter_label
+from .base import GapfillAlgorithm, domain_errors
 
 ARCHITECTURE_LABELS = {
     "unet-fusion": "U-Net fusion of any roles (small, the CPU default)",
@@ -43,14 +43,6 @@ ARCHITECTURE_LABELS = {
     "unet-pyramid": "U-Net residual on a pyramid fill from the clear pixels (single date)",
 }
 METRICS = ("MAE", "RMSE", "PSNR", "SSIM", "SAM")
-# the training options this algorithm sets, by parameter: an error naming one names the parameter
-OPTION_PARAMETERS = {
-    "dataset": "DATASET", "architecture": "ARCHITECTURE", "loss": "LOSS", "epochs": "EPOCHS",
-    "batch_size": "BATCH_SIZE", "learning_rate": "LEARNING_RATE", "device": "DEVICE",
-    "roles": "ROLES", "width": "WIDTH", "depth": "DEPTH", "patience": "PATIENCE", "seed": "SEED",
-    "cloud_masks": "CLOUD_MASKS", "resume": "RESUME", "output": "TRAINING_FOLDER",
-    "epoch_samples": "EPOCH_SAMPLES", "force_export": "FORCE_EXPORT", "export": "OUTPUT",
-}  # fmt: skip
 
 
 def default(option: str) -> Any:
@@ -59,6 +51,14 @@ def default(option: str) -> Any:
 
 
 class TrainModel(GapfillAlgorithm):
+    OPTION_PARAMETERS = {  # the training options this algorithm sets
+        "dataset": "DATASET", "architecture": "ARCHITECTURE", "loss": "LOSS", "epochs": "EPOCHS",
+        "batch_size": "BATCH_SIZE", "learning_rate": "LEARNING_RATE", "device": "DEVICE",
+        "roles": "ROLES", "width": "WIDTH", "depth": "DEPTH", "patience": "PATIENCE",
+        "seed": "SEED", "cloud_masks": "CLOUD_MASKS", "resume": "RESUME",
+        "output": "TRAINING_FOLDER", "epoch_samples": "EPOCH_SAMPLES",
+        "force_export": "FORCE_EXPORT", "export": "OUTPUT",
+    }  # fmt: skip
     DATASET = "DATASET"
     MORE_DATASETS = "MORE_DATASETS"
     ARCHITECTURE = "ARCHITECTURE"
@@ -287,11 +287,6 @@ class TrainModel(GapfillAlgorithm):
             self.addOutput(
                 QgsProcessingOutputNumber(metric, self.tr(f"Validation {metric} (gap pixels)"))
             )
-
-    def option_name(self, option: str) -> str:
-        """A training option as this dialog and qgis_process call it."""
-        parameter = self.parameterDefinition(OPTION_PARAMETERS.get(option, ""))
-        return parameter_label(parameter) if parameter is not None else field_name(option)
 
     def processAlgorithm(  # noqa: N802 - QGIS API
         self,
