@@ -9,6 +9,7 @@ import processing
 import pytest
 from qgis.core import QgsProcessingException
 
+from feedback import RecordingFeedback
 from rasters import read
 
 
@@ -34,8 +35,9 @@ def test_a_table_of_scenes_matches_the_single_fill_and_resumes(provider, data_di
     })
     np.testing.assert_array_equal(read(tmp_path / "out/4287.tif"), read(single["OUTPUT"]))
     assert json.loads((tmp_path / "run.json").read_text())["jobs"]["out/4287.tif"]["worker"]
-    again = processing.run("gapfill:fillmany", parameters)
-    assert (again["DONE"], again["SKIPPED"], again["FAILED"]) == (0, 2, 0)
+    feedback = RecordingFeedback()
+    again = processing.run("gapfill:fillmany", parameters, feedback=feedback)
+    assert (again["DONE"], again["SKIPPED"], again["FAILED"]) == (0, 2, 0), feedback.lines
 
 
 def test_bad_input_is_refused_with_what_to_do(provider, table, tmp_path):

@@ -102,7 +102,8 @@ def test_many_scenes_match_one_process_and_a_rerun_checks_and_skips(data_dir, tm
     assert records["out/5254.tif"]["status"] == "failed"
 
     again = run_jobs(jobs, manifest, workers=WORKERS, log=lines.append)
-    assert sorted(again.skipped) == sorted(summary.done) and list(again.failed) == ["out/5254.tif"]
+    assert sorted(again.skipped) == sorted(summary.done) and list(again.failed) == [
+        "out/5254.tif"], lines
 
     changed = jobs[0].output  # an output edited since: checked, found changed, filled again
     with open(changed, "r+b") as stream:
