@@ -17,7 +17,7 @@ def test_the_fill_keeps_clear_pixels_and_interpolates_the_gaps():
     values = torch.stack([torch.full((64, 64), 3.0), rows[0, 0] / 10]).unsqueeze(0)
     valid = torch.ones(1, 1, 64, 64)
     valid[..., 20:40, 24:44] = 0  # a 20 px gap
-    filled = pyramid_fill(values * valid, valid)
+    filled = pyramid_fill(values * valid, valid, 4)
     clear = valid.expand_as(values) == 1
     assert torch.equal(filled[clear], values[clear])
     gap = ~clear[0, 0]
@@ -27,29 +27,42 @@ def test_the_fill_keeps_clear_pixels_and_interpolates_the_gaps():
 
 
 def test_a_block_without_clear_pixels_is_the_mean_and_nothing_is_infinite():
-    filled = pyramid_fill(torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+    filled = pyramid_fill(torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32), 4)
     assert torch.equal(filled, torch.zeros_like(filled))
 
 
-def test_with_a_zero_residual_the_output_is_the_pyramid_fill():
+def test_untrained_the_output_is_the_pyramid_fill():
     torch.manual_seed(0)
     model = get_model("unet-pyramid", ROLES, 3, width=4, depth=2).eval()
     with torch.no_grad():
-        model.head.weight.zero_()
         generator = torch.Generator().manual_seed(1)
         target, sar = torch.rand(2, 3, 32, 32, generator=generator), torch.rand(2, 2, 32, 32)
         gap = (torch.rand(2, 1, 32, 32, generator=generator) > 0.7).float()
         output = model(target, gap, sar)
-    torch.testing.assert_close(output, pyramid_fill(target, 1 - gap))
-    assert model.size_multiple == 16 and model.context_margin % 16 == 0
+    torch.testing.assert_close(output, pyramid_fill(target, 1 - gap, model.levels))
+    assert model.levels == 5 and model.size_multiple == 32 and model.context_margin % 32 == 0
+
+
+def test_the_target_under_the_gap_mask_is_never_read():
+    """Clouds under the mask (as the fill engine feeds a cloudy image) change nothing."""
+    torch.manual_seed(0)
+    model = get_model("unet-pyramid", ROLES, 3, width=4, depth=2).eval()
+    torch.nn.init.normal_(model.head.weight)
+    generator = torch.Generator().manual_seed(3)
+    target, sar = torch.rand(1, 3, 32, 32, generator=generator), torch.rand(1, 2, 32, 32)
+    gap = (torch.rand(1, 1, 32, 32, generator=generator) > 0.6).float()
+    cloudy = torch.where(gap.bool(), torch.full_like(target, 5.0), target)
+    with torch.no_grad():
+        torch.testing.assert_close(model(cloudy, gap, sar), model(target * (1 - gap), gap, sar))
 
 
 def test_pixels_beyond_the_margin_do_not_change_a_pixel_deep_in_a_gap():
     """The margin holds where the pyramid reaches farthest: few clear pixels around."""
     torch.manual_seed(1)
     model = get_model("unet-pyramid", ROLES, 3, width=4, depth=2).eval()
+    torch.nn.init.normal_(model.head.weight)  # a trained residual: the U-Net reads too
     margin = model.context_margin
-    assert margin >= pyramid_reach()
+    assert margin >= pyramid_reach(model.levels)
     size, centre = 2 * margin + 64, margin + 32
     generator = torch.Generator().manual_seed(2)
     inputs = [
@@ -65,7 +78,7 @@ def test_pixels_beyond_the_margin_do_not_change_a_pixel_deep_in_a_gap():
     with torch.no_grad():
         a = model(*inputs)[..., centre, centre]
         b = model(*changed)[..., centre, centre]
-    assert torch.equal(a, b)  # exactly: 30 px less and it differs by about 1e-6
+    assert torch.equal(a, b)  # exactly: the pyramid's reach less and it differs by about 1e-6
 
 
 def test_roles_and_band_check():
@@ -77,7 +90,7 @@ def test_roles_and_band_check():
 
 def test_a_trained_pyramid_network_fills_a_raster_alike_in_any_tiling(sen12, data_dir, tmp_path):
     """One real epoch on SEN12MS-CR patches, exported to ONNX, filling a held-out sample: clear
-    pixels kept, gaps filled, and tiles of 128 px (each with its context margin) give the
+    pixels kept, gaps filled, and tiles of 256 px (each with its context margin) give the
     pixels of one whole-image tile: the margin bounds what the pyramid reads."""
     import numpy as np
     from osgeo import gdal
@@ -94,12 +107,12 @@ def test_a_trained_pyramid_network_fills_a_raster_alike_in_any_tiling(sen12, dat
     ])  # fmt: skip
     assert status == 0
     card = read_card(run / "model.onnx")
-    assert card.architecture.startswith("unet-pyramid ") and card.context_margin % 16 == 0
+    assert card.architecture.startswith("unet-pyramid ") and card.context_margin % 32 == 0
     assert card.validation_metrics["baselines"]["verdict"] in ("beats", "loses")
     folder = data_dir / "sen12mscr"
     target, mask = str(folder / "5278_s2_cloudy.tif"), str(folder / "5278_cloudmask.tif")
     filled = {}
-    for tile in (128, 256):
+    for tile in (256, 512):
         output = tmp_path / f"filled_{tile}.tif"
         report = fill_raster_with_model(
             run / "model.onnx", target, output, {}, gap_mask_path=mask, tile_size=tile,
@@ -109,7 +122,7 @@ def test_a_trained_pyramid_network_fills_a_raster_alike_in_any_tiling(sen12, dat
         filled[tile] = gdal.Open(str(output)).ReadAsArray()
     cloudy = gdal.Open(target).ReadAsArray()
     gap = gdal.Open(mask).ReadAsArray() == 1
-    np.testing.assert_array_equal(filled[128][:, ~gap], cloudy[:, ~gap])
-    assert (filled[128][:, gap] != cloudy[:, gap]).any()
-    difference = np.abs(filled[128].astype(int) - filled[256].astype(int))
+    np.testing.assert_array_equal(filled[256][:, ~gap], cloudy[:, ~gap])
+    assert (filled[256][:, gap] != cloudy[:, gap]).any()
+    difference = np.abs(filled[256].astype(int) - filled[512].astype(int))
     assert difference.max() <= 1  # float32 sums in another order: a DN of rounding at most
