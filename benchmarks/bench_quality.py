@@ -66,6 +66,7 @@ from quality_cases import (  # noqa: F401 - also the recipes' import point
     SPATIAL,
     TEMPORAL,
     TEMPORAL_EDGES,
+    WEIGHTED_HISTOGRAM,
     Row,
     Runner,
     SimulatedCase,
@@ -87,7 +88,8 @@ S5P_MAX_DISTANCE = 300
 S5P_DATA_RANGE = 0.1  # mol/m², fixed: nearly all true values lie in [0, 0.1] (a few outliers)
 COLUMNS = ("MAE", "RMSE", "PSNR (dB)", "SSIM", "SAM (°)", "NDVI MAE", "filled")
 KEYS = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae", "filled_fraction")
-CLASSICAL = (SPATIAL, PYRAMID, TEMPORAL, HISTOGRAM, TEMPORAL_EDGES, HISTOGRAM_EDGES)
+CLASSICAL = (SPATIAL, PYRAMID, TEMPORAL, HISTOGRAM, TEMPORAL_EDGES, HISTOGRAM_EDGES,
+             WEIGHTED_HISTOGRAM)
 CASE_NAMES = {
     "a": "sen12mscr_ts, simulated gaps",
     "b": "eolearn_slovenia, simulated gaps",

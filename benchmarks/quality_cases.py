@@ -22,6 +22,7 @@ from qgis_runner import QgisProcess
 TEMPORAL, HISTOGRAM = "temporal interpolation", "histogram matching"
 TEMPORAL_EDGES = "edge-corrected temporal interpolation"
 HISTOGRAM_EDGES = "edge-corrected histogram matching"
+WEIGHTED_HISTOGRAM = "weighted histogram matching"
 SPATIAL, PYRAMID = "spatial IDW", "spatial pyramid"
 DIP, SCENE, BUNDLED = "deep image prior", "scene fill", "bundled model"
 SEN12MSCR, GAP_FILLING = "SEN12MS-CR", "gap filling"
@@ -31,6 +32,7 @@ FILLS: dict[str, tuple[str, dict[str, object]]] = {
     HISTOGRAM: ("gapfill:filltemporal", {"METHOD": 1}),
     TEMPORAL_EDGES: ("gapfill:filltemporal", {"METHOD": 0, "EDGE_CORRECTION": True}),
     HISTOGRAM_EDGES: ("gapfill:filltemporal", {"METHOD": 1, "EDGE_CORRECTION": True}),
+    WEIGHTED_HISTOGRAM: ("gapfill:filltemporal", {"METHOD": 2}),
     SPATIAL: ("gapfill:fillspatial", {"METHOD": 0, "MAX_DISTANCE": DISTANCE}),
     PYRAMID: ("gapfill:fillspatial", {"METHOD": 1, "MAX_DISTANCE": DISTANCE}),
     DIP: ("gapfill:filldip", {"ITERATIONS": 300, "SEED": 0, "DEVICE": 1}),
@@ -188,7 +190,9 @@ def run_simulated(runner: Runner, case: SimulatedCase,
     other_masks = [runner.gap_mask(other) for other in case.others]
     dated = {"OTHER_DATES": others, "OTHER_MASKS": other_masks, "DATES": case.dates}
     filled = dict(extra(runner, case, folder, simulated)) if extra else {}
-    for method in (SCENE, HISTOGRAM, TEMPORAL, HISTOGRAM_EDGES, TEMPORAL_EDGES, PYRAMID, SPATIAL):
+    methods = (SCENE, HISTOGRAM, TEMPORAL, HISTOGRAM_EDGES, TEMPORAL_EDGES, WEIGHTED_HISTOGRAM,
+               PYRAMID, SPATIAL)
+    for method in methods:
         if runner.wants(method):
             options = dated if method not in (PYRAMID, SPATIAL) else {}
             filled[method] = runner.fill(method, folder, simulated["OUTPUT"],

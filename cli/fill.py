@@ -63,9 +63,10 @@ def temporal_arguments(parser: argparse.ArgumentParser) -> None:
         "builds them; none: every valid pixel is used (default: %(default)s)",
     )
     parser.add_argument(
-        "--method", choices=("interpolation", "histogram"), default="interpolation",
-        help="temporal linear interpolation, or the nearest clear date with local histogram "
-        "matching (default: %(default)s)",
+        "--method", choices=("interpolation", "histogram", "weighted"), default="interpolation",
+        help="temporal linear interpolation; the nearest clear date with local histogram "
+        "matching; or every clear date so matched, weighted by its fit to the target around "
+        "the gap (default: %(default)s)",
     )
     parser.add_argument(
         "--dates", default="",
@@ -114,7 +115,8 @@ def temporal_fill(
         else:
             report = fill_by_histogram_matching(
                 target, target_date, others, arguments.output, radius=arguments.window_radius,
-                min_pixels=arguments.min_pixels, **common,
+                min_pixels=arguments.min_pixels, weighted=arguments.method == "weighted",
+                **common,
             )
         del target, others  # close the masks' datasets before their folder goes
     return report, {"dates": dates}

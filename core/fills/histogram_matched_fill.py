@@ -1,9 +1,15 @@
-"""Nearest clear date with local linear histogram matching (USGS Landsat 7 SLC-off gap fill).
+"""Other dates with local linear histogram matching (USGS Landsat 7 SLC-off gap fill).
 
-For every gap pixel the closest usable date is taken, and each band is adjusted by a gain and
-offset that match its local mean and standard deviation to the target's, fitted in a moving
-window on the pixels clear in both images. Where the window holds too few such pixels, the fit
-over the whole block (plus halo) is used, and where even that is empty, the value is copied.
+Each band of a date is adjusted by a gain and offset that match its local mean and standard
+deviation to the target's, fitted in a moving window on the pixels clear in both images. Where
+the window holds too few such pixels, the fit over the whole block (plus halo) is used, and
+where even that is empty, the value is copied.
+
+Two ways to use the dates: the closest usable date per gap pixel (the USGS method), or every
+usable date, weighted by how well its matched values explain the target's clear pixels around
+the gap (the inverse of their mean squared residual there: inverse-variance weighting, as in
+weighted multi-temporal regression fills). The nearest date is not always the most alike: a
+date of another crop stage, haze or a harvest between is weighed down where it differs.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from .other_dates import OtherDate
 from .temporal_interpolation import Observation
 
 MIN_STD = 1e-6
+MIN_ERROR = 1e-12  # a residual of 0 (the same image) weighs 1e12, not infinity
 
 
 def gain_offset(
@@ -96,6 +103,42 @@ def fill_nearest_matched(
     return values, filled
 
 
+def fill_weighted_matched(
+    block: Block,
+    observations: list[Observation],
+    radius: int,
+    min_pixels: int,
+    cancelled: CancelledFn = never_cancelled,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per gap pixel, every usable date histogram-matched, averaged with weights inverse to its
+    matched values' mean squared residual (summed over bands) against the target's clear
+    pixels in the window around (over the block where the window holds fewer than
+    `min_pixels`). (values, filled)"""
+    clear = ~block.gap
+    core_gap = crop(block.gap, block.inner)
+    total = np.zeros(crop(block.data, block.inner).shape)
+    weights = np.zeros(core_gap.shape)
+    for _, data, usable in observations:
+        check_cancelled(cancelled)
+        take = core_gap & crop(usable, block.inner)
+        if not take.any():
+            continue
+        adjusted = matched_values(block.data, clear, data, usable, radius, min_pixels)
+        common = clear & usable
+        residual = np.square(adjusted - block.data).sum(axis=0) * common
+        count = box_sum(common.astype(np.float64), radius)
+        overall = residual.sum() / common.sum() if common.any() else 1.0 / MIN_ERROR
+        error = np.where(
+            count >= min_pixels, box_sum(residual, radius) / np.maximum(count, 1.0), overall
+        )
+        weight = np.where(take, 1.0 / (crop(error, block.inner) + MIN_ERROR), 0.0)
+        total += crop(adjusted, block.inner) * weight
+        weights += weight
+    filled = weights > 0
+    values = np.divide(total, weights, out=np.zeros_like(total), where=filled)
+    return values, filled
+
+
 def fill_by_histogram_matching(
     target: TargetImage,
     target_date: date,
@@ -104,17 +147,21 @@ def fill_by_histogram_matching(
     *,
     radius: int = 15,
     min_pixels: int = 50,
+    weighted: bool = False,
     edge_correction: bool = False,
     block_size: int = 512,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> FillReport:
-    """Fill the target's gaps from the nearest usable date, matched to the target locally;
-    with `edge_correction`, corrected to the target around each gap."""
+    """Fill the target's gaps from the nearest usable date (`weighted`: from every usable date,
+    weighted by its fit), matched to the target locally; with `edge_correction`, corrected to
+    the target around each gap."""
     def read_sources(window):
         return [(other.date, *other.read(window)) for other in others]
 
     def compute(block: Block):
+        if weighted:
+            return fill_weighted_matched(block, block.sources, radius, min_pixels, cancelled)
         return fill_nearest_matched(
             target_date, block, block.sources, radius, min_pixels, cancelled
         )

@@ -23,7 +23,7 @@ from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
 from ...raster.access import Window, crop
 from ...raster.fill_engine import Block
 from ..edge_correction import edge_corrected_prediction, edge_halo
-from ..histogram_matched_fill import fill_nearest_matched
+from ..histogram_matched_fill import fill_nearest_matched, fill_weighted_matched
 from ..pyramid_fill import (
     coarse_pyramid,
     pyramid_fill_arrays,
@@ -40,6 +40,7 @@ PYRAMID = "spatial pyramid"
 IDW = "spatial IDW"
 TEMPORAL = "temporal interpolation"
 HISTOGRAM = "histogram matching"
+WEIGHTED_HISTOGRAM = "weighted histogram matching"
 TEMPORAL_EDGES = "edge-corrected temporal interpolation"
 HISTOGRAM_EDGES = "edge-corrected histogram matching"
 IDW_DISTANCE = 100  # Fill gaps spatially's default search distance
@@ -111,15 +112,20 @@ def _temporal(inputs: SceneInputs) -> Predict:
     return predict
 
 
-def _histogram(inputs: SceneInputs) -> Predict:
+def _histogram(inputs: SceneInputs, weighted: bool = False) -> Predict:
+    """Histogram matching from the nearest date, or (`weighted`) from every date by its fit."""
+
     def predict(window: SceneWindow, hidden: np.ndarray, cancelled: CancelledFn) -> np.ndarray:
         data, visible = _visible(window, hidden)
         height, width = hidden.shape
         block = Block(window.window, (0, 0, width, height), data, ~visible, data, None)
-        values, filled = fill_nearest_matched(
-            inputs.target_date, block, window.observations, HISTOGRAM_RADIUS,
-            HISTOGRAM_MIN_PIXELS, cancelled,
-        )
+        settings = (HISTOGRAM_RADIUS, HISTOGRAM_MIN_PIXELS, cancelled)
+        if weighted:
+            values, filled = fill_weighted_matched(block, window.observations, *settings)
+        else:
+            values, filled = fill_nearest_matched(
+                inputs.target_date, block, window.observations, *settings
+            )
         values[:, visible] = data[:, visible]
         return np.where(filled | visible, values, np.nan)
 
@@ -139,8 +145,9 @@ def _edge_corrected(fill: Predict) -> Predict:
 
 
 def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
-    """Spatial fills always; temporal ones, as they are and corrected to the gap's edge, when
-    other dates (and the target's date) are given."""
+    """Spatial fills always; temporal ones (histogram matching also from every date weighted
+    by its fit), as they are and corrected to the gap's edge, when other dates (and the
+    target's date) are given."""
     found = [
         Candidate(PYRAMID, "classical", pyramid_halo(PYRAMID_DISTANCE), _pyramid),
         Candidate(IDW, "classical", IDW_DISTANCE, _inverse_distance),
@@ -150,6 +157,8 @@ def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
         found += [
             Candidate(TEMPORAL, "classical", 0, temporal),
             Candidate(HISTOGRAM, "classical", HISTOGRAM_RADIUS, histogram),
+            Candidate(WEIGHTED_HISTOGRAM, "classical", HISTOGRAM_RADIUS,
+                      _histogram(inputs, weighted=True)),
             Candidate(TEMPORAL_EDGES, "classical", edge_halo(), _edge_corrected(temporal)),
             Candidate(
                 HISTOGRAM_EDGES, "classical", HISTOGRAM_RADIUS + edge_halo(),

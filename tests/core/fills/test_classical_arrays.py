@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from gapfill.core.errors import Cancelled
-from gapfill.core.fills.histogram_matched_fill import gain_offset, matched_values
+from gapfill.core.fills.histogram_matched_fill import (
+    fill_nearest_matched,
+    fill_weighted_matched,
+    gain_offset,
+    matched_values,
+)
 from gapfill.core.fills.temporal_interpolation import interpolate_in_time
+from gapfill.core.raster.fill_engine import Block
 from gapfill.core.raster.morphology import box_mean, box_sum, dilate
 from gapfill.core.raster.pipeline import run_pipeline
 
@@ -72,6 +78,32 @@ def test_histogram_matching_recovers_a_linear_change():
     adjusted = matched_values(target, clear, source, np.ones_like(clear), 15, 50)
     np.testing.assert_allclose(adjusted[:, ~clear], target[:, ~clear], rtol=1e-9)
     np.testing.assert_allclose(adjusted[:, 15:25, 15:25], target[:, 15:25, 15:25], rtol=1e-6)
+
+
+def test_every_date_weighted_by_its_fit_beats_the_nearest_unlike_one():
+    """The nearest date holds another scene (a harvest between, say); a farther one is the
+    target under another gain and offset: the weighted fill follows the alike date, the
+    nearest-date fill the unlike one. Pixels only one date covers take it; none, no value."""
+    rng = np.random.default_rng(2)
+    target = rng.random((2, 60, 60)) * 1000
+    gap = np.zeros((60, 60), dtype=bool)
+    gap[20:40, 20:40] = True
+    unlike, alike = rng.random((2, 60, 60)) * 1000, (target - 50.0) / 1.5
+    everywhere = np.ones_like(gap)
+    only_left = everywhere.copy()
+    only_left[:, 30:] = False  # the alike date is cloudy on the right half
+    observations = [(date(2020, 6, 2), unlike, everywhere), (date(2020, 7, 1), alike, only_left)]
+    data = np.where(gap, 0.0, target)
+    block = Block((0, 0, 60, 60), (0, 0, 60, 60), data, gap, data, None)
+    weighted, filled = fill_weighted_matched(block, observations, 15, 50)
+    nearest, _ = fill_nearest_matched(date(2020, 6, 1), block, observations, 15, 50)
+    left, right = gap & only_left, gap & ~only_left
+    assert filled[gap].all() and not filled[~gap].any()
+    error = np.abs(weighted - target)
+    assert error[:, left].max() < 1e-3 * np.abs(nearest - target)[:, left].mean()
+    np.testing.assert_allclose(weighted[:, right], nearest[:, right])  # one date there
+    nothing = [(date(2020, 6, 2), unlike, np.zeros_like(gap))]
+    assert not fill_weighted_matched(block, nothing, 15, 50)[1].any()
 
 
 def test_pipeline_writes_in_order_and_stops_on_cancel():
