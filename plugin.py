@@ -33,6 +33,25 @@ def open_algorithm_dialog(algorithm_id: str) -> None:
     execAlgorithmDialog(algorithm_id, {})
 
 
+def keep_inputs_clean() -> None:
+    """`qgis_process run gapfill:…` loads each input raster as a layer before the algorithm
+    starts (its own check of the values), and the layer's default renderer has GDAL write the
+    statistics it computed into an .aux.xml beside the user's file. That process runs one
+    algorithm, ours: GDAL's auxiliary files are switched off in it (GeoTIFF and VRT, the
+    rasters Gapfill writes, keep their metadata inside). Nowhere else: QGIS desktop and
+    other algorithms keep them."""
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    arguments = QCoreApplication.arguments()
+    after = arguments[arguments.index("run") + 1 :] if "run" in arguments else []
+    algorithm = next((argument for argument in after if not argument.startswith("-")), "")
+    program = Path(arguments[0]).name if arguments else ""
+    if program.startswith("qgis_process") and algorithm.startswith("gapfill:"):
+        from osgeo import gdal
+
+        gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+
+
 class GapfillPlugin:
     """Owns the provider and the menu actions; `initProcessing` works without a GUI."""
 
@@ -45,6 +64,7 @@ class GapfillPlugin:
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API
         from .provider import GapfillProvider
 
+        keep_inputs_clean()
         self.provider = GapfillProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 

@@ -28,11 +28,11 @@ def test_same_mask_and_fills_as_processing(provider, series, tmp_path):
     mask = str(tmp_path / "p.tif")
     processing.run(
         "gapfill:filltemporal",
-        {"INPUT": target, "GAP_MASK": mask, "OTHER_DATES": others, "METHOD": 1,
+        {"INPUT": target, "GAP_MASK": mask, "OTHER_DATES": others, "METHOD": 2,
          "OUTPUT": str(tmp_path / "pt.tif")},
     )  # fmt: skip
     arguments = ["fill", "temporal", target, "--gap-mask", mask, "--other-dates", *others]
-    assert main([*arguments, "--method", "histogram", "-o", str(tmp_path / "ct.tif"), "-q"]) == 0
+    assert main([*arguments, "--method", "weighted", "-o", str(tmp_path / "ct.tif"), "-q"]) == 0
     np.testing.assert_array_equal(read(tmp_path / "ct.tif"), read(tmp_path / "pt.tif"))
     processing.run(
         "gapfill:filltemporal",

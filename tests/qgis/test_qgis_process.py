@@ -3,6 +3,7 @@ repository and from the packaged zip."""
 
 import configparser
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -64,7 +65,13 @@ def test_help_shows_the_defaults(qgis, algorithm, parameter, default):
 
 
 def test_mask_then_fill_chain(qgis, data_dir, tmp_path):
-    series = data_dir / "sen12mscr_ts"
+    """Nothing is written beside the inputs (copied here: qgis_process loads them as layers,
+    whose renderer would have GDAL keep its statistics in an .aux.xml beside each)."""
+    series = tmp_path / "inputs"
+    series.mkdir()
+    names = ["s2_2018-03-07.tif", "s2_2018-02-10.tif", "s2_2018-03-22.tif"]
+    for name in names:
+        shutil.copy(data_dir / "sen12mscr_ts" / name, series)
     target = series / "s2_2018-03-07.tif"
     mask = qgis.run(
         "gapfill:buildgapmask", {"INPUT": target, "DILATION": 1, "OUTPUT": tmp_path / "mask.tif"}
@@ -93,6 +100,7 @@ def test_mask_then_fill_chain(qgis, data_dir, tmp_path):
          "OUTPUT": tmp_path / "s.tif"},
     )  # the mask covers about nine tenths: some gaps lie over 100 px from a clear pixel
     assert spatial["results"]["UNFILLED_PIXELS"] == 0
+    assert sorted(path.name for path in series.iterdir()) == sorted(names)
 
 
 def test_errors_reach_the_command_line(qgis, data_dir, tmp_path):
