@@ -104,10 +104,7 @@ def fill_nearest_matched(
 
 
 def fill_weighted_matched(
-    block: Block,
-    observations: list[Observation],
-    radius: int,
-    min_pixels: int,
+    block: Block, observations: list[Observation], radius: int, min_pixels: int,
     cancelled: CancelledFn = never_cancelled,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per gap pixel, every usable date histogram-matched, averaged with weights inverse to its
