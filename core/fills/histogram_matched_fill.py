@@ -28,7 +28,9 @@ from .other_dates import OtherDate
 from .temporal_interpolation import Observation
 
 MIN_STD = 1e-6
-MIN_ERROR = 1e-12  # a residual of 0 (the same image) weighs 1e12, not infinity
+MIN_ERROR = 1e-12  # a residual of 0 (the same image) weighs 1e12, not infinity; a date
+# without a clear pixel in common with the target in the block weighs 1e-12: it fills
+# only where no other date can
 
 
 def gain_offset(
