@@ -33,20 +33,30 @@ def open_algorithm_dialog(algorithm_id: str) -> None:
     execAlgorithmDialog(algorithm_id, {})
 
 
+def _model_running_gapfill(path: str) -> bool:
+    """Whether `path` is a graphical-modeler model with a Gapfill algorithm in it."""
+    model = Path(path)
+    return model.suffix == ".model3" and model.is_file() and (
+        "gapfill:" in model.read_text(encoding="utf-8", errors="ignore")
+    )
+
+
 def keep_inputs_clean() -> None:
     """`qgis_process run gapfill:…` loads each input raster as a layer before the algorithm
     starts (its own check of the values), and the layer's default renderer has GDAL write the
     statistics it computed into an .aux.xml beside the user's file. That process runs one
-    algorithm, ours: GDAL's auxiliary files are switched off in it (GeoTIFF and VRT, the
-    rasters Gapfill writes, keep their metadata inside). Nowhere else: QGIS desktop and
-    other algorithms keep them."""
+    algorithm, ours or a model with ours in it: GDAL's auxiliary files are switched off in it
+    (GeoTIFF and VRT, the rasters Gapfill writes, keep their metadata inside). Nowhere else:
+    QGIS desktop and other algorithms keep them."""
     from qgis.PyQt.QtCore import QCoreApplication
 
     arguments = QCoreApplication.arguments()
     after = arguments[arguments.index("run") + 1 :] if "run" in arguments else []
     algorithm = next((argument for argument in after if not argument.startswith("-")), "")
     program = Path(arguments[0]).name if arguments else ""
-    if program.startswith("qgis_process") and algorithm.startswith("gapfill:"):
+    if program.startswith("qgis_process") and (
+        algorithm.startswith("gapfill:") or _model_running_gapfill(algorithm)
+    ):
         from osgeo import gdal
 
         gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
