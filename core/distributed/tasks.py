@@ -133,9 +133,12 @@ def inspect_job(job: Job, previous: Record | None, tile_size: int, overwrite: bo
         dataset = None
         if same and previous.get("status") == "done":
             recorded = previous["inputs"] + previous["outputs"]
-            inspection["verified"] = all(unchanged(item) for item in recorded)
-            if not inspection["verified"]:
-                inspection["note"] = "its inputs or outputs changed since the last run"
+            changed = [item["path"] for item in recorded if not unchanged(item)]
+            inspection["verified"] = not changed
+            if changed:
+                inspection["note"] = (
+                    f"its inputs or outputs changed since the last run ({', '.join(changed)})"
+                )
         elif same:
             inspection["tiles"] = {
                 name: tile for name, tile in previous.get("tiles", {}).items()
