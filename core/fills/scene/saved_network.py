@@ -114,7 +114,7 @@ def save_network(
     state = {k: v.detach().cpu() for k, v in network.network.state_dict().items()}
     with atomic_path(path) as temporary:
         torch.save({"card": json.dumps(card, default=float), "state": state}, temporary)
-    return path
+    return Path(path)
 
 
 def load_network(path: str | Path) -> SavedNetwork:
