@@ -1,6 +1,8 @@
 """The shipped modeler model prepares a patch dataset: statistics → scaling → sampling →
 extraction, through processing.run and through qgis_process (algorithms `gapfill:…`)."""
 
+import shutil
+
 import numpy as np
 import processing
 import pytest
@@ -20,10 +22,13 @@ def mask(data_dir, tmp_path_factory):
 
 
 def model_inputs(data_dir, mask, folder):
+    """Copies of the images: QGIS's model loads them as layers in this process, whose renderer
+    leaves an .aux.xml of statistics beside each."""
+    copies = [shutil.copy(date(data_dir, day), folder) for day in (CLOUDY, EARLIER)]
     return {
-        "target": str(date(data_dir, CLOUDY)),
+        "target": str(copies[0]),
         "gap_mask": str(mask),
-        "earlier": str(date(data_dir, EARLIER)),
+        "earlier": str(copies[1]),
         "patch_size": 32,
         "max_gap": 0.3,
         "statistics:statistics": str(folder / "statistics.json"),
