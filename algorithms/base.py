@@ -11,6 +11,7 @@ from typing import Any, ClassVar, TypeVar
 from qgis.core import (
     Qgis,
     QgsApplication,
+    QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -240,6 +241,15 @@ def _unacceptable(
     elif value in (None, "") and not definition.flags() & definition.FlagOptional:
         message += ": it is required"
     return message + "."
+
+
+def raster_crs(path: str) -> QgsCoordinateReferenceSystem:
+    """A raster's CRS as GDAL reads it: a layer loaded for it would have QGIS's renderer keep
+    its statistics in an .aux.xml beside the user's file."""
+    from osgeo import gdal
+
+    dataset = gdal.Open(path)
+    return QgsCoordinateReferenceSystem.fromWkt(dataset.GetProjection() if dataset else "")
 
 
 def raster_source(layer: QgsRasterLayer, name: str) -> str:

@@ -23,7 +23,7 @@ from qgis.core import (
 from ..core.prepare.patch_dataset import SPLITS
 from ..core.prepare.patch_extraction import extract_patches
 from ..core.prepare.patch_sampling import TRAIN, PatchPoint
-from .base import GapfillAlgorithm, run_core
+from .base import GapfillAlgorithm, raster_crs, run_core
 from .layers import centres, features_in
 
 ROLE_PARAMETERS = {  # parameter → role of docs/patch_dataset.md
@@ -148,7 +148,7 @@ class ExtractPatches(GapfillAlgorithm):
             for key, (role, _) in ROLE_PARAMETERS.items()
             if (path := self.raster_path(parameters, key, context))
         }
-        crs = self.parameterAsRasterLayer(parameters, "INPUT", context).crs()
+        crs = raster_crs(roles["target"])
         source = self.parameterAsSource(parameters, self.POINTS, context)
         split_field = self.parameterAsString(parameters, self.SPLIT_FIELD, context) or "split"
         points, split_method = self.points(source, split_field, crs, context, feedback)

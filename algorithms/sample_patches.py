@@ -35,7 +35,7 @@ from ..core.prepare.patch_sampling import (
     SamplingSettings,
     sample_patches,
 )
-from .base import GapfillAlgorithm, run_core
+from .base import GapfillAlgorithm, raster_crs, run_core
 from .layers import centres, features_in, new_field, polygons_wkt
 
 SPLIT_LABELS = {
@@ -207,7 +207,7 @@ class SamplePatches(GapfillAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         target = self.raster_path(parameters, self.INPUT, context)
-        crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
+        crs = raster_crs(target)
         locations = None
         source = self.parameterAsSource(parameters, self.LOCATIONS, context)
         if source is not None:
