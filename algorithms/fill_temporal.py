@@ -35,6 +35,7 @@ METHODS = [
     ("interpolation", "Temporal linear interpolation (nearest earlier and later clear dates)"),
     ("histogram", "Nearest clear date with local histogram matching"),
     ("weighted", "Every clear date with local histogram matching, weighted by its fit"),
+    ("regression", "Nearest clear date with local linear regression"),
 ]
 OTHER_MASK_METHODS = [
     ("automatic", "Automatic, as Build gap mask (the best cloud detector installed)"),
@@ -85,7 +86,13 @@ class FillTemporal(GapfillAlgorithm):
             "BENCHMARKS.md it beat the nearest date on five of six multi-date scenes (by up to "
             "2.8 dB) and lost 0.8 dB on one; Fill gaps, learned from this scene compares both "
             "on your scene.\n"
-            "• Correct to the gap's edge (either method): the clear pixels just around each gap "
+            "• Nearest clear date with local linear regression: as histogram matching, but the "
+            "gain and offset are the target's least-squares fit on the date in the window "
+            "(gain = covariance / variance): where the dates agree little, the fill leans "
+            "toward the target's local mean instead of copying the date's texture at full "
+            "contrast. On the real cloud shapes of BENCHMARKS.md it beat histogram matching "
+            "from the same date on all six multi-date scenes (by 0.05 to 2.0 dB).\n"
+            "• Correct to the gap's edge (any method): the clear pixels just around each gap "
             "are predicted too, as if hidden, and their difference to the target, interpolated "
             "into the gap (up to 64 px in), is added to the fill: what changed smoothly between "
             "the dates (growth, haze, illumination) goes, and no step is left at the gap's "
@@ -202,7 +209,8 @@ class FillTemporal(GapfillAlgorithm):
                     span=span,
                     radius=self.parameterAsInt(parameters, self.WINDOW_RADIUS, context),
                     min_pixels=self.parameterAsInt(parameters, self.MIN_PIXELS, context),
-                    weighted=method == "weighted", edge_correction=edges,
+                    weighted=method == "weighted", regression=method == "regression",
+                    edge_correction=edges,
                 )
             del target, others  # close the masks' datasets before their folder goes
         return fill_results(report, output, feedback)

@@ -59,6 +59,7 @@ from quality_cases import (  # noqa: F401 - also the recipes' import point
     HISTOGRAM,
     HISTOGRAM_EDGES,
     PYRAMID,
+    REGRESSION,
     SCENE,
     SEN12MSCR,
     SLOVENIA,
@@ -66,6 +67,7 @@ from quality_cases import (  # noqa: F401 - also the recipes' import point
     SPATIAL,
     TEMPORAL,
     TEMPORAL_EDGES,
+    WEIGHTED_EDGES,
     WEIGHTED_HISTOGRAM,
     Row,
     Runner,
@@ -89,7 +91,7 @@ S5P_DATA_RANGE = 0.1  # mol/m², fixed: nearly all true values lie in [0, 0.1] (
 COLUMNS = ("MAE", "RMSE", "PSNR (dB)", "SSIM", "SAM (°)", "NDVI MAE", "filled")
 KEYS = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae", "filled_fraction")
 CLASSICAL = (SPATIAL, PYRAMID, TEMPORAL, HISTOGRAM, TEMPORAL_EDGES, HISTOGRAM_EDGES,
-             WEIGHTED_HISTOGRAM)
+             WEIGHTED_HISTOGRAM, WEIGHTED_EDGES, REGRESSION)
 CASE_NAMES = {
     "a": "sen12mscr_ts, simulated gaps",
     "b": "eolearn_slovenia, simulated gaps",

@@ -63,10 +63,12 @@ def temporal_arguments(parser: argparse.ArgumentParser) -> None:
         "builds them; none: every valid pixel is used (default: %(default)s)",
     )
     parser.add_argument(
-        "--method", choices=("interpolation", "histogram", "weighted"), default="interpolation",
+        "--method", choices=("interpolation", "histogram", "weighted", "regression"),
+        default="interpolation",
         help="temporal linear interpolation; the nearest clear date with local histogram "
-        "matching; or every clear date so matched, weighted by its fit to the target around "
-        "the gap (default: %(default)s)",
+        "matching; every clear date so matched, weighted by its fit to the target around "
+        "the gap; or the nearest clear date with local linear regression (default: "
+        "%(default)s)",
     )
     parser.add_argument(
         "--dates", default="",
@@ -116,7 +118,7 @@ def temporal_fill(
             report = fill_by_histogram_matching(
                 target, target_date, others, arguments.output, radius=arguments.window_radius,
                 min_pixels=arguments.min_pixels, weighted=arguments.method == "weighted",
-                **common,
+                regression=arguments.method == "regression", **common,
             )
         del target, others  # close the masks' datasets before their folder goes
     return report, {"dates": dates}

@@ -146,7 +146,7 @@ def histogram_fill(job: Job, output: str, region: Window | None, hooks: Hooks):
     report = fill_by_histogram_matching(
         target, target_date, others, output, radius=job.options["window_radius"],
         min_pixels=job.options["min_pixels"], weighted=job.options["weighted"],
-        **hooks.calls(log=False),
+        regression=job.options["regression"], **hooks.calls(log=False),
     )
     return report, facts
 
@@ -265,8 +265,10 @@ METHODS: dict[str, JobMethod] = {
         JobMethod("temporal", "temporal linear interpolation from other dates", temporal_fill,
                   TEMPORAL, needs=("other_dates",), uses=("other_masks",), tiles=True),
         JobMethod("histogram", "the nearest clear date with local histogram matching "
-                  "(weighted=true: every clear date, weighted by its fit)", histogram_fill,
-                  TEMPORAL | {"window_radius": 15, "min_pixels": 50, "weighted": False},
+                  "(weighted=true: every clear date, weighted by its fit; regression=true: "
+                  "the nearest date's local linear regression)", histogram_fill,
+                  TEMPORAL | {"window_radius": 15, "min_pixels": 50, "weighted": False,
+                              "regression": False},
                   needs=("other_dates",), uses=("other_masks",), tiles=True),
         JobMethod("spatial", "inverse distance from the gap edges (GDAL FillNodata)",
                   spatial_fill, {"max_distance": 100, "smoothing": 0}, tiles=True),

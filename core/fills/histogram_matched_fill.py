@@ -5,6 +5,11 @@ deviation to the target's, fitted in a moving window on the pixels clear in both
 the window holds too few such pixels, the fit over the whole block (plus halo) is used, and
 where even that is empty, the value is copied.
 
+The closest date may also be fitted by local linear regression instead (least squares in the
+same window: gain = covariance / variance, as the regression fills of SLC-off gaps do): where the
+dates agree little, the fit leans toward the target's local mean instead of copying the date's
+texture at full contrast; its expected error is the smallest a local linear map can have.
+
 Two ways to use the dates: the closest usable date per gap pixel (the USGS method), or every
 usable date, weighted by how well its matched values explain the target's clear pixels around
 the gap (the inverse of their mean squared residual there: inverse-variance weighting, as in
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import GapfillError
 from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from ..raster.access import crop
 from ..raster.fill_engine import Block, FillReport, TargetImage, fill_image
@@ -44,6 +50,23 @@ def gain_offset(
     return gain, mean_t - gain * mean_s
 
 
+def regression_gain_offset(
+    n: np.ndarray, sum_t: np.ndarray, sum_ts: np.ndarray, sum_s: np.ndarray, sum_ss: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares gain and offset predicting the target from the source (n > 0); a flat
+    source predicts the target's mean."""
+    mean_t, mean_s = sum_t / n, sum_s / n
+    variance = np.maximum(sum_ss / n - mean_s**2, 0.0)
+    flat = variance <= MIN_STD**2
+    gain = np.where(flat, 0.0, (sum_ts / n - mean_t * mean_s) / np.where(flat, 1.0, variance))
+    return gain, mean_t - gain * mean_s
+
+
+def _fit(sums: list, n: np.ndarray, regression: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Gain and offset from the sums (t, tt or with `regression` ts, s, ss) over n pixels."""
+    return (regression_gain_offset if regression else gain_offset)(n, *sums)
+
+
 def matched_values(
     target: np.ndarray,
     target_clear: np.ndarray,
@@ -51,8 +74,10 @@ def matched_values(
     usable: np.ndarray,
     radius: int,
     min_pixels: int,
+    regression: bool = False,
 ) -> np.ndarray:
-    """The source adjusted band by band to the target's local statistics (same shape)."""
+    """The source adjusted band by band to the target's local statistics (`regression`: by the
+    target's local least-squares fit on it) (same shape)."""
     common = (target_clear & usable).astype(np.float64)
     n_local = box_sum(common, radius)
     local = n_local >= min_pixels
@@ -60,21 +85,18 @@ def matched_values(
     adjusted = source.copy()
     for band in range(source.shape[0]):
         t, s = target[band] * common, source[band] * common
+        products = [t, t * (source[band] if regression else target[band]), s, s * source[band]]
         if n_block > 0:
-            sums = [t.sum(), (t * target[band]).sum(), s.sum(), (s * source[band]).sum()]
-            gain, offset = gain_offset(np.float64(n_block), *(np.float64(v) for v in sums))
+            totals = [np.float64(p.sum()) for p in products]
+            gain, offset = _fit(totals, np.float64(n_block), regression)
         else:
             gain, offset = 1.0, 0.0
         adjusted[band] = gain * source[band] + offset
         if local.any():
             n = np.where(local, n_local, 1.0)
-            sums = [
-                box_sum(t, radius),
-                box_sum(t * target[band], radius),
-                box_sum(s, radius),
-                box_sum(s * source[band], radius),
-            ]
-            local_gain, local_offset = gain_offset(n, *sums)
+            local_gain, local_offset = _fit(
+                [box_sum(p, radius) for p in products], n, regression
+            )
             adjusted[band][local] = (local_gain * source[band] + local_offset)[local]
     return adjusted
 
@@ -86,8 +108,10 @@ def fill_nearest_matched(
     radius: int,
     min_pixels: int,
     cancelled: CancelledFn = never_cancelled,
+    regression: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per gap pixel, the temporally nearest usable date, histogram-matched. (values, filled)."""
+    """Per gap pixel, the temporally nearest usable date, histogram-matched (`regression`: its
+    local least-squares fit). (values, filled)."""
     clear = ~block.gap
     core_gap = crop(block.gap, block.inner)
     values = np.zeros(crop(block.data, block.inner).shape)
@@ -97,7 +121,9 @@ def fill_nearest_matched(
         take = core_gap & ~filled & crop(usable, block.inner)
         if not take.any():
             continue
-        adjusted = matched_values(block.data, clear, data, usable, radius, min_pixels)
+        adjusted = matched_values(
+            block.data, clear, data, usable, radius, min_pixels, regression
+        )
         values[:, take] = crop(adjusted, block.inner)[:, take]
         filled |= take
         if filled[core_gap].all():
@@ -147,14 +173,22 @@ def fill_by_histogram_matching(
     radius: int = 15,
     min_pixels: int = 50,
     weighted: bool = False,
+    regression: bool = False,
     edge_correction: bool = False,
     block_size: int = 512,
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
 ) -> FillReport:
-    """Fill the target's gaps from the nearest usable date (`weighted`: from every usable date,
-    weighted by its fit), matched to the target locally; with `edge_correction`, corrected to
-    the target around each gap."""
+    """Fill the target's gaps from the nearest usable date matched to the target locally
+    (`regression`: fitted by local least squares; `weighted`: from every usable date matched,
+    weighted by its fit); with `edge_correction`, corrected to the target around each gap.
+    Weighted fills match, never regress: an average of fits each already drawn toward the
+    local mean would be drawn twice (measured: 0.2–0.4 dB below matching, BENCHMARKS.md)."""
+    if weighted and regression:
+        raise GapfillError(
+            "Weighted histogram matching and local linear regression are two methods: choose "
+            "one (weighted: every clear date, matched; regression: the nearest date)."
+        )
     def read_sources(window):
         return [(other.date, *other.read(window)) for other in others]
 
@@ -162,7 +196,7 @@ def fill_by_histogram_matching(
         if weighted:
             return fill_weighted_matched(block, block.sources, radius, min_pixels, cancelled)
         return fill_nearest_matched(
-            target_date, block, block.sources, radius, min_pixels, cancelled
+            target_date, block, block.sources, radius, min_pixels, cancelled, regression
         )
 
     return fill_image(

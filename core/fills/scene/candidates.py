@@ -41,6 +41,7 @@ IDW = "spatial IDW"
 TEMPORAL = "temporal interpolation"
 HISTOGRAM = "histogram matching"
 WEIGHTED_HISTOGRAM = "weighted histogram matching"
+REGRESSION = "local linear regression"
 TEMPORAL_EDGES = "edge-corrected temporal interpolation"
 HISTOGRAM_EDGES = "edge-corrected histogram matching"
 IDW_DISTANCE = 100  # Fill gaps spatially's default search distance
@@ -112,8 +113,9 @@ def _temporal(inputs: SceneInputs) -> Predict:
     return predict
 
 
-def _histogram(inputs: SceneInputs, weighted: bool = False) -> Predict:
-    """Histogram matching from the nearest date, or (`weighted`) from every date by its fit."""
+def _histogram(inputs: SceneInputs, weighted: bool = False, regression: bool = False) -> Predict:
+    """Histogram matching from the nearest date (`regression`: its local least-squares fit),
+    or (`weighted`) from every date by its fit."""
 
     def predict(window: SceneWindow, hidden: np.ndarray, cancelled: CancelledFn) -> np.ndarray:
         data, visible = _visible(window, hidden)
@@ -124,7 +126,7 @@ def _histogram(inputs: SceneInputs, weighted: bool = False) -> Predict:
             values, filled = fill_weighted_matched(block, window.observations, *settings)
         else:
             values, filled = fill_nearest_matched(
-                inputs.target_date, block, window.observations, *settings
+                inputs.target_date, block, window.observations, *settings, regression
             )
         values[:, visible] = data[:, visible]
         return np.where(filled | visible, values, np.nan)
@@ -146,8 +148,8 @@ def _edge_corrected(fill: Predict) -> Predict:
 
 def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
     """Spatial fills always; temporal ones (histogram matching also from every date weighted
-    by its fit), as they are and corrected to the gap's edge, when other dates (and the
-    target's date) are given."""
+    by its fit, and the nearest date's local regression), as they are and corrected to the
+    gap's edge, when other dates (and the target's date) are given."""
     found = [
         Candidate(PYRAMID, "classical", pyramid_halo(PYRAMID_DISTANCE), _pyramid),
         Candidate(IDW, "classical", IDW_DISTANCE, _inverse_distance),
@@ -159,6 +161,8 @@ def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
             Candidate(HISTOGRAM, "classical", HISTOGRAM_RADIUS, histogram),
             Candidate(WEIGHTED_HISTOGRAM, "classical", HISTOGRAM_RADIUS,
                       _histogram(inputs, weighted=True)),
+            Candidate(REGRESSION, "classical", HISTOGRAM_RADIUS,
+                      _histogram(inputs, regression=True)),
             Candidate(TEMPORAL_EDGES, "classical", edge_halo(), _edge_corrected(temporal)),
             Candidate(
                 HISTOGRAM_EDGES, "classical", HISTOGRAM_RADIUS + edge_halo(),

@@ -37,6 +37,7 @@ from .candidates import (
     HISTOGRAM,
     IDW,
     PYRAMID,
+    REGRESSION,
     TEMPORAL,
     Candidate,
     bundled_candidates,
@@ -225,9 +226,10 @@ def _sample(
 
 
 def _unvalidated_choice(candidates: list[Candidate]) -> Candidate:
-    """Without clear pixels to learn from: histogram matching when other dates exist (the best
-    classical fill from other dates in the benchmarks), else a bundled model (it needs no clear
-    pixels), else pyramid interpolation."""
+    """Without clear pixels to learn from: histogram matching when other dates exist (of the
+    fills from other dates the one that needs fewest clear pixels: from a handful, regression
+    would flatten the gap to their mean, matching keeps the date's texture), else a bundled
+    model (it needs no clear pixels), else pyramid interpolation."""
     by_name = {c.name: c for c in candidates}
     if HISTOGRAM in by_name:
         return by_name[HISTOGRAM]
@@ -435,7 +437,9 @@ def fill_scene(
 
 # The fills that learn nothing, best first by their means over the real cases of BENCHMARKS.md
 # ("Quality", gap filling): the order a scene must overturn with evidence, not by a hair.
-PRIOR = (HISTOGRAM, PYRAMID, TEMPORAL, IDW)
+# Local regression beat histogram matching from the same date on every multi-date case; the
+# fills whose lead depends on the scene (weighted or edge-corrected ones) prove it there.
+PRIOR = (REGRESSION, HISTOGRAM, PYRAMID, TEMPORAL, IDW)
 
 
 def _with_prior(
