@@ -26,14 +26,16 @@ def test_same_mask_and_fills_as_processing(provider, series, tmp_path):
     assert main(["mask", target, "-o", str(tmp_path / "c.tif"), "-q"]) == 0
     np.testing.assert_array_equal(read(tmp_path / "c.tif"), read(tmp_path / "p.tif"))
     mask = str(tmp_path / "p.tif")
-    processing.run(
-        "gapfill:filltemporal",
-        {"INPUT": target, "GAP_MASK": mask, "OTHER_DATES": others, "METHOD": 2,
-         "OUTPUT": str(tmp_path / "pt.tif")},
-    )  # fmt: skip
     arguments = ["fill", "temporal", target, "--gap-mask", mask, "--other-dates", *others]
-    assert main([*arguments, "--method", "weighted", "-o", str(tmp_path / "ct.tif"), "-q"]) == 0
-    np.testing.assert_array_equal(read(tmp_path / "ct.tif"), read(tmp_path / "pt.tif"))
+    for number, method in ((2, "weighted"), (3, "regression")):
+        processing.run(
+            "gapfill:filltemporal",
+            {"INPUT": target, "GAP_MASK": mask, "OTHER_DATES": others, "METHOD": number,
+             "OUTPUT": str(tmp_path / f"p{method}.tif")},
+        )  # fmt: skip
+        written = str(tmp_path / f"c{method}.tif")
+        assert main([*arguments, "--method", method, "-o", written, "-q"]) == 0
+        np.testing.assert_array_equal(read(written), read(tmp_path / f"p{method}.tif"))
     processing.run(
         "gapfill:filltemporal",
         {"INPUT": target, "GAP_MASK": mask, "OTHER_DATES": others, "EDGE_CORRECTION": True,

@@ -5,8 +5,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from gapfill.core.errors import Cancelled
+from gapfill.core.errors import Cancelled, GapfillError
 from gapfill.core.fills.histogram_matched_fill import (
+    fill_by_histogram_matching,
     fill_nearest_matched,
     fill_weighted_matched,
     gain_offset,
@@ -78,6 +79,35 @@ def test_histogram_matching_recovers_a_linear_change():
     adjusted = matched_values(target, clear, source, np.ones_like(clear), 15, 50)
     np.testing.assert_allclose(adjusted[:, ~clear], target[:, ~clear], rtol=1e-9)
     np.testing.assert_allclose(adjusted[:, 15:25, 15:25], target[:, 15:25, 15:25], rtol=1e-6)
+
+
+def test_local_regression_leans_to_the_mean_where_the_date_agrees_little():
+    """A date that is the target under another gain plus its own texture (noise the target does
+    not share): matching copies that texture at full contrast, the least-squares fit shrinks it
+    and errs less; on a purely linear change both are exact."""
+    rng = np.random.default_rng(3)
+    target = 500 + 100 * rng.standard_normal((1, 60, 60))
+    gap = np.zeros((60, 60), dtype=bool)
+    gap[20:40, 20:40] = True
+    noisy = 2.0 * target + 400 * rng.standard_normal(target.shape)
+    everywhere = np.ones_like(gap)
+    data = np.where(gap, 0.0, target)
+    block = Block((0, 0, 60, 60), (0, 0, 60, 60), data, gap, data, None)
+    errors = {}
+    for regression in (False, True):
+        values, filled = fill_nearest_matched(
+            date(2020, 6, 1), block, [(date(2020, 6, 2), noisy, everywhere)], 15, 50,
+            regression=regression,
+        )
+        assert filled[gap].all()
+        errors[regression] = np.square(values[:, gap] - target[:, gap]).mean()
+    assert errors[True] < 0.85 * errors[False]  # expected: 8000 against 11056
+    linear = (target - 50.0) / 1.5
+    exact = matched_values(target, ~gap, linear, everywhere, 15, 50, regression=True)
+    np.testing.assert_allclose(exact[:, gap], target[:, gap], rtol=1e-6)
+    with pytest.raises(GapfillError, match="two methods: choose one"):
+        fill_by_histogram_matching(None, date(2020, 6, 1), [], "never.tif", weighted=True,
+                                   regression=True)
 
 
 def test_every_date_weighted_by_its_fit_beats_the_nearest_unlike_one():
