@@ -37,7 +37,6 @@ from .candidates import (
     HISTOGRAM,
     IDW,
     PYRAMID,
-    REGRESSION,
     TEMPORAL,
     Candidate,
     bundled_candidates,
@@ -437,9 +436,9 @@ def fill_scene(
 
 # The fills that learn nothing, best first by their means over the real cases of BENCHMARKS.md
 # ("Quality", gap filling): the order a scene must overturn with evidence, not by a hair.
-# Local regression beat histogram matching from the same date on every multi-date case; the
-# fills whose lead depends on the scene (weighted or edge-corrected ones) prove it there.
-PRIOR = (REGRESSION, HISTOGRAM, PYRAMID, TEMPORAL, IDW)
+# Fills added since (weighted matching, local regression, the edge-corrected ones) won on some
+# cases and lost on others: they prove their lead on the scene.
+PRIOR = (HISTOGRAM, PYRAMID, TEMPORAL, IDW)
 
 
 def _with_prior(
