@@ -105,3 +105,23 @@ class ConfidenceModel:
             "mean_factor": self.mean_factor,
             "upper_factor": self.upper_factor,
         }
+
+
+MIN_COVERAGE = 0.8  # of the 90 % bound on the report blocks: well below what it claims
+MIN_RANK_CORRELATION = 0.2  # with the true error: barely ranks the pixels
+
+
+def calibration_warning(report: dict[str, float] | None) -> str | None:
+    """What to tell the user when the confidence layer failed its check on the report blocks,
+    so that a layer that does not hold is not read as error bars."""
+    if report is None:
+        return None
+    coverage, rank = report["coverage_90"], report["rank_correlation"]
+    if coverage >= MIN_COVERAGE and rank >= MIN_RANK_CORRELATION:
+        return None
+    return (
+        f"The confidence layer is poorly calibrated on this scene: on the report blocks its "
+        f"90 % bound held for {100 * coverage:.0f} % of the pixels and its rank correlation with "
+        f"the true error is {rank:.2f}. Read it as a rough guide to where the fill is less "
+        "sure, not as error bars."
+    )

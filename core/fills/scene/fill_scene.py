@@ -44,7 +44,7 @@ from .candidates import (
     predict_all,
     streamed_pyramid,
 )
-from .confidence import ConfidenceModel, pixel_features
+from .confidence import ConfidenceModel, calibration_warning, pixel_features
 from .inputs import SceneInputs, SceneWindow
 from .layouts import REPORT, SELECT, STOP, TRAIN, sample_windows
 from .network import MARGIN, AdaptedNetwork, Example, FeatureSpec, Standardiser, train_adapted
@@ -414,6 +414,10 @@ def fill_scene(
     confidence_model, confidence_info = _confidence(
         windows, chosen.name, runner_up.name if runner_up else None, inputs, enough
     )
+    warning = calibration_warning(confidence_info["report"]) if confidence_info else None
+    if warning and confidence_output is not None:
+        notes.append(warning)
+        log(warning)
     report_stage(1.0)
 
     result = SceneResult(

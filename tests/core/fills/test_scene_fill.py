@@ -14,6 +14,7 @@ from osgeo import gdal
 from gapfill.core.errors import GapfillError
 from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
 from gapfill.core.fills.scene.candidates import HISTOGRAM, REGRESSION, TEMPORAL
+from gapfill.core.fills.scene.confidence import calibration_warning
 from gapfill.core.fills.scene.fill_scene import SceneSettings
 from gapfill.core.fills.scene.layouts import REPORT, SELECT, TRAIN, ShapeSource, split_blocks
 from gapfill.core.fills.scene.run import fill_scene_files
@@ -90,6 +91,20 @@ def test_fills_only_gaps_reports_and_is_reproducible(scene, tmp_path):
     assert (confidence[0, gaps] > 0).all() and (confidence[1, gaps] >= confidence[0, gaps]).all()
     calibration = document["confidence"]["report"]
     assert 0 <= calibration["coverage_90"] <= 1 and calibration["pixels"] > 100
+    # a layer that failed its check says so where the user reads (only when one was asked for)
+    warned = [note for note in first.notes if "poorly calibrated" in note]
+    assert len(warned) == (calibration_warning(calibration) is not None)
+    assert not any("poorly calibrated" in note for note in second.notes)
+
+
+def test_a_confidence_layer_that_fails_its_check_is_flagged():
+    held = {"coverage_90": 0.88, "rank_correlation": 0.45}
+    assert calibration_warning(held) is None and calibration_warning(None) is None
+    loose = calibration_warning({"coverage_90": 0.34, "rank_correlation": 0.38})
+    assert "held for 34 % of the pixels" in loose and "not as error bars" in loose
+    assert "rank correlation with the true error is -0.24" in calibration_warning(
+        {"coverage_90": 0.99, "rank_correlation": -0.24}
+    )
 
 
 def test_a_scene_whose_classical_fill_is_best_gets_the_classical_fill(data_dir, tmp_path):
