@@ -336,6 +336,28 @@ def test_fill_many_on_a_folder_of_scenes_then_resumes(data_dir, tmp_path, capsys
     assert code == 0 and sorted(result["skipped"]) == ["4287", "5254"] and not result["done"]
 
 
+def test_fill_many_passes_the_histogram_options_and_refuses_two_methods(series, mask, tmp_path,
+                                                                        capsys):
+    """regression=true fills as `fill temporal --method regression`; with weighted=true as
+    well, the job fails saying to choose one."""
+    others = f"{series[EARLIER]};{series[LATER]}"
+    table = tmp_path / "jobs.csv"
+    table.write_text(
+        "target,mask,other_dates,output,method,options\n"
+        f"{series[TARGET]},{mask},{others},regression.tif,histogram,regression=true\n"
+        f"{series[TARGET]},{mask},{others},both.tif,histogram,regression=true; weighted=true\n"
+    )
+    code, result, _ = gapfill(capsys, "fill-many", table, "--manifest", tmp_path / "run.json",
+                              "--workers", "1")
+    assert code == 4 and result["done"] == ["regression.tif"]
+    assert "choose one" in result["failed"]["both.tif"] and not (tmp_path / "both.tif").exists()
+    single = tmp_path / "single.tif"
+    assert gapfill(capsys, "fill", "temporal", series[TARGET], "--gap-mask", mask, "--method",
+                   "regression", "--other-dates", series[EARLIER], series[LATER],
+                   "-o", single)[0] == 0
+    np.testing.assert_array_equal(read(tmp_path / "regression.tif"), read(single))
+
+
 def test_fill_many_exits_4_when_a_job_fails_and_2_on_a_bad_table(data_dir, tmp_path, capsys):
     table = tmp_path / "jobs.csv"
     good = data_dir / "sen12mscr/4287_s2_cloudy.tif"
