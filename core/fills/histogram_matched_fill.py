@@ -183,12 +183,14 @@ def fill_by_histogram_matching(
     (`regression`: fitted by local least squares; `weighted`: from every usable date matched,
     weighted by its fit); with `edge_correction`, corrected to the target around each gap.
     Weighted fills match, never regress: an average of fits each already drawn toward the
-    local mean would be drawn twice (measured: 0.2–0.4 dB below matching, BENCHMARKS.md)."""
+    local mean would be drawn twice (measured: 0.18 and 0.44 dB below matching,
+    BENCHMARKS.md)."""
     if weighted and regression:
         raise GapfillError(
             "Weighted histogram matching and local linear regression are two methods: choose "
             "one (weighted: every clear date, matched; regression: the nearest date)."
         )
+
     def read_sources(window):
         return [(other.date, *other.read(window)) for other in others]
 
