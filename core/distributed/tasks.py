@@ -127,6 +127,8 @@ def inspect_job(job: Job, previous: Record | None, tile_size: int, overwrite: bo
     inspection: Record = {"id": job.id, "verified": False, "tiles": {}, "note": ""}
     same = (previous is not None and previous.get("job") == job.definition()
             and previous.get("tile_size", 0) == tile_size)
+    if previous is not None and not same:
+        inspection["note"] = "its definition or tile size changed since the last run"
     try:
         dataset = open_raster(job.target, "target image")
         inspection["size"] = [dataset.RasterXSize, dataset.RasterYSize]

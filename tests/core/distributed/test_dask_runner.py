@@ -114,6 +114,11 @@ def test_many_scenes_match_one_process_and_a_rerun_checks_and_skips(data_dir, tm
     assert any("changed since the last run" in line for line in lines)
     np.testing.assert_array_equal(read(changed), one_process(jobs[0], tmp_path / "again.tif"))
 
+    lines.clear()  # other settings: every job runs again, and the log says why
+    fourth = run_jobs(jobs, manifest, workers=WORKERS, tile_size=1024, log=lines.append)
+    assert not fourth.skipped and any("definition or tile size changed" in line
+                                      for line in lines)
+
 
 def test_an_output_the_run_did_not_write_is_kept(data_dir, tmp_path):
     jobs = read_job_table(scene_table(data_dir, tmp_path))
