@@ -57,6 +57,7 @@ from .validation import (
     lay_layouts,
     metric_scaling,
     pixels_of,
+    ranking_layouts,
     read_window,
     score,
     training_pixels,
@@ -310,7 +311,7 @@ def fill_scene(
         area = scene.cropped(stored)
         windows.append(ValidationWindow(
             stored, inner, cropped_truth(scene, stored), area.gap, split, blocks, evaluation,
-            training, trainable, dates_seeing(area),
+            training, trainable, dates_seeing(area), source=index,
         ))
         sample_stage((index + 1) / len(sampled))
     pixels = {"training": training_pixels(windows), "selection": pixels_of(windows, SELECT),
@@ -339,25 +340,37 @@ def fill_scene(
         predictions = predict_all(candidates, scene, hidden, cancelled, keep=stored)
         window.predictions = {k: v.astype(np.float32) for k, v in predictions.items()}
         candidate_stage((index + 1) / len(windows))
+    ranking_windows = windows + _ranking_layouts(
+        windows, sampled, candidates, pixels["selection"], settings.seed, cancelled
+    )
+    pixels["ranking"] = pixels_of(ranking_windows, TRAIN, STOP, SELECT)
+    if len(ranking_windows) > len(windows):
+        log(f"Few selection pixels: the fills that learn nothing are ranked on "
+            f"{len(ranking_windows) // len(windows) - 1} more layouts of simulated gaps "
+            f"({pixels['ranking']} pixels).")
     ndvi = _ndvi_bands(inputs)
 
-    def scored(name: str, *splits: int) -> Score:
-        predictions = {i: w.predictions[name] for i, w in enumerate(windows)}
-        return score(windows, predictions, splits, scaling, data_range, ndvi, REPORT in splits)
+    def scored(name: str, *splits: int, among: list[ValidationWindow] = windows) -> Score:
+        predictions = {i: w.predictions[name] for i, w in enumerate(among)}
+        return score(among, predictions, splits, scaling, data_range, ndvi, REPORT in splits)
 
     ranking_started = time.monotonic()
     results = [
         CandidateResult(c.name, c.kind, scored(c.name, SELECT),
-                        scored(c.name, TRAIN, STOP, SELECT))
+                        scored(c.name, TRAIN, STOP, SELECT, among=ranking_windows))
         for c in candidates
     ]
     # the report blocks' scores (all metrics) after the training cost about REPORT_COST times
-    # this ranking: the training leaves that much of the budget to them
-    report_reserve = REPORT_COST * (time.monotonic() - ranking_started)
+    # this ranking on the sampled windows' layouts: the training leaves that much of the
+    # budget to them
+    report_reserve = REPORT_COST * (time.monotonic() - ranking_started) * (
+        len(windows) / len(ranking_windows)
+    )
     ranked = sorted(results, key=lambda r: r.rank, reverse=True)
     log("Ranking PSNR (every block but the report ones): "
         + ", ".join(f"{r.name} {r.rank:.2f} dB" for r in ranked))
-    ranked = _with_prior(ranked, windows, scaling, log)
+    ranked = _with_prior(ranked, ranking_windows, scaling, log)
+    del ranking_windows  # their predictions: up to the windows' size again
 
     network, network_info = None, None
     training_stage = stages.stage("training")
@@ -508,6 +521,31 @@ def dates_seeing(scene: SceneWindow) -> np.ndarray:
     for _, _, usable in scene.observations:
         counts += usable
     return counts
+
+
+RANKING_PIXELS = 5000  # selection pixels a choice among fills that learn nothing should rest on
+MAX_RANKING_LAYOUTS = 7
+
+
+def _ranking_layouts(
+    windows: list[ValidationWindow], sampled: list, candidates: list[Candidate],
+    selection_pixels: int, seed: int, cancelled: CancelledFn,
+) -> list[ValidationWindow]:
+    """On a scene with fewer than RANKING_PIXELS selection pixels, further evaluation layouts
+    on the same blocks, predicted by every candidate (none of them learns from the scene):
+    enough for about RANKING_PIXELS, at most MAX_RANKING_LAYOUTS per window."""
+    count = min(MAX_RANKING_LAYOUTS, math.ceil(RANKING_PIXELS / max(selection_pixels, 1)) - 1)
+    if count <= 0:
+        return []
+    rng = np.random.default_rng([seed, 1])  # its own stream: the rest of the run draws as before
+    extra = []
+    for window, (scene, stored, _) in zip(windows, sampled, strict=True):
+        for layout in ranking_layouts(window, scene, stored, count, rng):
+            hidden = _on_scene(layout.hidden, scene, stored)
+            predictions = predict_all(candidates, scene, hidden, cancelled, keep=stored)
+            layout.predictions = {k: v.astype(np.float32) for k, v in predictions.items()}
+            extra.append(layout)
+    return extra
 
 
 def _on_scene(mask: np.ndarray, scene: SceneWindow, stored: tuple) -> np.ndarray:

@@ -8,13 +8,17 @@ the selection and report blocks only; further layouts, laid on the clear pixels 
 gaps leave, are the training targets on the training blocks only. The evaluation gaps of the
 selection and report blocks stay hidden in everything a network sees while it trains, so their
 true values reach it only as the truth it is scored against, never as an input.
+
+A small scene holds few evaluation pixels, and a choice on a few hundred is mostly luck; the
+fills that learn nothing are then also ranked on further evaluation layouts on the same blocks
+(never the report blocks, never the network: it has seen those pixels as inputs).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -56,6 +60,7 @@ class ValidationWindow:
     trainable: np.ndarray  # where training targets may lie
     seen: np.ndarray  # how many other dates have a usable pixel there
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # float32, evaluation
+    source: int = 0  # the sampled window it lays gaps on: its blocks are that window's
 
     @property
     def hidden(self) -> np.ndarray:
@@ -119,15 +124,33 @@ def lay_layouts(
     split[cy : cy + ch, cx : cx + cw], blocks[cy : cy + ch, cx : cx + cw] = split_blocks(
         ch, cw, rng
     )
-    clear = ~area.gap & np.isfinite(area.target).all(axis=0)
-    shapes = ShapeSource.of([area.gap] + [~usable for _, _, usable in area.observations])
-    inside = split != OUTSIDE
-    fraction = target_fraction(float(area.gap[inside].mean()) if inside.any() else 0.0)
+    clear, shapes, fraction = _shapes(area, split)
     evaluation = shapes.lay(clear, fraction, rng)
     scored = evaluation & (split != TRAIN) & (split != OUTSIDE)
     training = [shapes.lay(clear & ~scored, fraction, rng) for _ in range(layouts)]
     trainable = (split == TRAIN) & (distance_to(scored) > buffer_width(area.gap, clear))
     return split, blocks, evaluation, training, trainable
+
+
+def _shapes(area: SceneWindow, split: np.ndarray) -> tuple[np.ndarray, ShapeSource, float]:
+    """The clear pixels of a window, the real shapes to lay on them and the share to hide."""
+    clear = ~area.gap & np.isfinite(area.target).all(axis=0)
+    shapes = ShapeSource.of([area.gap] + [~usable for _, _, usable in area.observations])
+    inside = split != OUTSIDE
+    return clear, shapes, target_fraction(float(area.gap[inside].mean()) if inside.any() else 0.0)
+
+
+def ranking_layouts(
+    window: ValidationWindow, scene: SceneWindow, stored: Window, count: int,
+    rng: np.random.Generator,
+) -> list[ValidationWindow]:
+    """`count` more evaluation layouts of a window, on its blocks, for ranking the fills that
+    learn nothing (their arrays shared with the window's; no training layouts)."""
+    clear, shapes, fraction = _shapes(scene.cropped(stored), window.split)
+    return [
+        replace(window, evaluation=shapes.lay(clear, fraction, rng), training=[], predictions={})
+        for _ in range(count)
+    ]
 
 
 def buffer_width(gap: np.ndarray, clear: np.ndarray) -> float:
@@ -192,21 +215,25 @@ def score(
 def block_errors(
     windows: Iterable[ValidationWindow], name: str, split: int, scaling: Scaling
 ) -> dict[tuple[int, int], tuple[float, int]]:
-    """(window, block) → (sum of squared errors, values) of a candidate on a split's blocks."""
-    errors = {}
-    for index, window in enumerate(windows):
+    """(window, block) → (sum of squared errors, values) of a candidate on a split's blocks,
+    over every layout laid on them."""
+    errors: dict[tuple[int, int], tuple[float, int]] = {}
+    for window in windows:
         where = window.scored(split)
         prediction = scaling.apply(window.predictions[name])
         truth = scaling.apply(window.truth)
         for block in np.unique(window.blocks[where]):
             pixels = where & (window.blocks == block)
             error = (prediction[:, pixels] - truth[:, pixels]) ** 2
-            errors[(index, int(block))] = (float(np.nansum(error)), int(error.size))
+            total, values = errors.get((window.source, int(block)), (0.0, 0))
+            errors[(window.source, int(block))] = (
+                total + float(np.nansum(error)), values + int(error.size)
+            )
     return errors
 
 
-def pixels_of(windows: Iterable[ValidationWindow], split: int) -> int:
-    return int(sum(window.scored(split).sum() for window in windows))
+def pixels_of(windows: Iterable[ValidationWindow], *splits: int) -> int:
+    return int(sum(window.scored(*splits).sum() for window in windows))
 
 
 def training_pixels(windows: Iterable[ValidationWindow]) -> int:
