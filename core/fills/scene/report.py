@@ -68,8 +68,10 @@ def report_document(result: SceneResult, parameters: dict[str, Any]) -> dict[str
         "protocol": (
             "Real cloud shapes of the scene laid on its clear pixels (pure gap filling: the "
             "scene's own pixels are the truth). Blocks split into training, selection and "
-            "report; the choice is made on the selection blocks; the report blocks are scored "
-            "once, after the choice, and were never trained on or used to choose."
+            "report; the fills that learn nothing are ranked on the training and selection "
+            "blocks ('ranking', on further layouts too when the scene is small), a network is "
+            "chosen on the selection blocks; the report blocks are scored once, after the "
+            "choice, and were never trained on or used to choose."
         ),
         "scaling": result.scaling.describe(),
         "data_range": result.data_range,
@@ -79,7 +81,7 @@ def report_document(result: SceneResult, parameters: dict[str, Any]) -> dict[str
         "best_classical": result.best_classical.name,
         "candidates": [
             {"name": c.name, "kind": c.kind, "selection": _score_json(c.selection),
-             "report": _score_json(c.report)}
+             "ranking": _score_json(c.ranking), "report": _score_json(c.report)}
             for c in result.candidates
         ],
         "network": result.network,
