@@ -15,7 +15,7 @@ from gapfill.core.errors import GapfillError
 from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
 from gapfill.core.fills.scene.candidates import HISTOGRAM, REGRESSION, TEMPORAL
 from gapfill.core.fills.scene.confidence import calibration_warning
-from gapfill.core.fills.scene.fill_scene import SceneSettings
+from gapfill.core.fills.scene.fill_scene import RANKING_PIXELS, SceneSettings
 from gapfill.core.fills.scene.layouts import REPORT, SELECT, TRAIN, ShapeSource, split_blocks
 from gapfill.core.fills.scene.run import fill_scene_files
 from gapfill.core.fills.scene.saved_network import load_network
@@ -82,6 +82,10 @@ def test_fills_only_gaps_reports_and_is_reproducible(scene, tmp_path):
     names = [c["name"] for c in document["candidates"]]
     assert {"spatial pyramid", "spatial IDW", "adapted network"} <= set(names)
     assert document["chosen"] in names and len(document["summary"]) == 3
+    # a small scene: the fills that learn nothing are ranked on further layouts as well
+    pixels = document["pixels"]
+    assert pixels["selection"] < RANKING_PIXELS < pixels["ranking"]
+    assert all(c["ranking"]["psnr"] > 15 for c in document["candidates"] if c["kind"] != "adapted")
     assert all(c["report"]["psnr"] > 15 for c in document["candidates"])
     assert (tmp_path / "a" / "report" / "report.html").read_text().count("<img") >= 5
     # the confidence layer: positive on gap pixels, no data elsewhere, bound above expectation
