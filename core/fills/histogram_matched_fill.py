@@ -164,6 +164,20 @@ def fill_weighted_matched(
     return values, filled
 
 
+def fill_matched(
+    target_date: date, block: Block, observations: list[Observation], radius: int,
+    min_pixels: int, cancelled: CancelledFn = never_cancelled, *, weighted: bool = False,
+    regression: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A block's gaps from the nearest date matched (`regression`: fitted), or (`weighted`)
+    from every date matched and weighted by its fit. (values, filled)"""
+    if weighted:
+        return fill_weighted_matched(block, observations, radius, min_pixels, cancelled)
+    return fill_nearest_matched(
+        target_date, block, observations, radius, min_pixels, cancelled, regression
+    )
+
+
 def fill_by_histogram_matching(
     target: TargetImage,
     target_date: date,
@@ -195,11 +209,8 @@ def fill_by_histogram_matching(
         return [(other.date, *other.read(window)) for other in others]
 
     def compute(block: Block):
-        if weighted:
-            return fill_weighted_matched(block, block.sources, radius, min_pixels, cancelled)
-        return fill_nearest_matched(
-            target_date, block, block.sources, radius, min_pixels, cancelled, regression
-        )
+        return fill_matched(target_date, block, block.sources, radius, min_pixels, cancelled,
+                            weighted=weighted, regression=regression)
 
     return fill_image(
         target,

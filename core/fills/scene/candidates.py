@@ -23,7 +23,7 @@ from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
 from ...raster.access import Window, crop
 from ...raster.fill_engine import Block
 from ..edge_correction import edge_corrected_prediction, edge_halo
-from ..histogram_matched_fill import fill_nearest_matched, fill_weighted_matched
+from ..histogram_matched_fill import fill_matched
 from ..pyramid_fill import (
     coarse_pyramid,
     pyramid_fill_arrays,
@@ -121,13 +121,10 @@ def _histogram(inputs: SceneInputs, weighted: bool = False, regression: bool = F
         data, visible = _visible(window, hidden)
         height, width = hidden.shape
         block = Block(window.window, (0, 0, width, height), data, ~visible, data, None)
-        settings = (HISTOGRAM_RADIUS, HISTOGRAM_MIN_PIXELS, cancelled)
-        if weighted:
-            values, filled = fill_weighted_matched(block, window.observations, *settings)
-        else:
-            values, filled = fill_nearest_matched(
-                inputs.target_date, block, window.observations, *settings, regression
-            )
+        values, filled = fill_matched(
+            inputs.target_date, block, window.observations, HISTOGRAM_RADIUS,
+            HISTOGRAM_MIN_PIXELS, cancelled, weighted=weighted, regression=regression,
+        )
         values[:, visible] = data[:, visible]
         return np.where(filled | visible, values, np.nan)
 
