@@ -24,7 +24,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.fills.scene.fill_scene import SceneSettings
+from ..core.fills.scene.fill_scene import SceneSettings, margin_setting
 from ..core.fills.scene.run import fill_scene_files
 from ..core.learned.onnx_session import DEVICES
 from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core, target_parameters
@@ -45,6 +45,7 @@ class FillScene(GapfillAlgorithm):
     WINDOWS = "WINDOWS"
     BUNDLED = "BUNDLED"
     ADAPT = "ADAPT"
+    SOURCE_MARGIN = "SOURCE_MARGIN"
     START_NETWORK = "START_NETWORK"
     SAVE_NETWORK = "SAVE_NETWORK"
     OPTION_PARAMETERS = {"no_adapt": ADAPT, "start_network": START_NETWORK,
@@ -90,7 +91,15 @@ class FillScene(GapfillAlgorithm):
             "90 % upper bound (the target's units), calibrated on the scene; the report folder "
             "gets an HTML and a JSON report. The budget (default 5 minutes) bounds the learning; "
             "the final fill of the whole scene comes on top. A fixed seed and a step limit give "
-            "the same result every run on the CPU. The adapted network can be saved with its "
+            "the same result every run on the CPU.\n\n"
+            "Cloud masks often stop short of a cloud's thin edge and the haze around it. The "
+            "scene fill measures that haze (the haze optimised transform, blue over red, by "
+            "distance to the gaps against pixels far from them) and, where the ring around "
+            "the gaps is hazy, no fill reads the clear pixels that close to a gap: on the "
+            "SEN12MS-CR samples with haze this raised the fill's PSNR against a clear date by "
+            "3 to 7 dB. Those pixels are kept as they are; the log says how far the haze "
+            "reaches, so that the mask can be grown to fill them too. Set the margin yourself, "
+            "or 0 to read every clear pixel.\n\nThe adapted network can be saved with its "
             "card (a .pt file) and given to the next scene of the same date and sensor as a "
             "start: it trains on from those weights (its inputs standardised on the new scene) "
             "and again keeps only what helps there. The network needs 'torch' (Install "
@@ -144,7 +153,13 @@ class FillScene(GapfillAlgorithm):
         adapt = QgsProcessingParameterBoolean(
             self.ADAPT, self.tr("Train a network adapted to the scene"), defaultValue=True
         )
-        self.add_advanced(device, seed, steps, windows, bundled, adapt)
+        margin = QgsProcessingParameterNumber(
+            self.SOURCE_MARGIN,
+            self.tr("Clear pixels near the gaps no fill reads (px; -1 = as far as haze is "
+                    "measured around them, 0 = none)"),
+            QgsProcessingParameterNumber.Integer, defaultValue=-1, minValue=-1, maxValue=64,
+        )
+        self.add_advanced(device, seed, steps, windows, bundled, adapt, margin)
         self.addParameter(QgsProcessingParameterFile(
             self.START_NETWORK,
             self.tr("Start from an adapted network (.pt saved on a neighbouring scene; optional)"),
@@ -190,6 +205,9 @@ class FillScene(GapfillAlgorithm):
             windows=self.parameterAsInt(parameters, self.WINDOWS, context),
             bundled=self.parameterAsBoolean(parameters, self.BUNDLED, context),
             adapt=self.parameterAsBoolean(parameters, self.ADAPT, context),
+            source_margin=margin_setting(
+                self.parameterAsInt(parameters, self.SOURCE_MARGIN, context)
+            ),
         )
         result = run_core(
             fill_scene_files, feedback,

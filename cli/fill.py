@@ -21,7 +21,7 @@ from ..core.fills.pyramid_fill import fill_by_pyramid
 from ..core.fills.spatial_fill import fill_spatially
 from ..core.progress import CancelledFn, ProgressFn
 from ..core.raster.fill_engine import FillReport, open_target
-from .options import DEVICES, check_output, non_negative, positive
+from .options import DEVICES, check_output, margin, non_negative, positive
 from .session import Session
 
 Facts = dict[str, Any]  # what the result says beyond the pixel counts (dates, model used)
@@ -257,6 +257,9 @@ def scene_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validation windows of 512 px in large scenes (default: %(default)s)")
     parser.add_argument("--no-bundled", action="store_true",
                         help="the bundled models do not compete")
+    parser.add_argument("--source-margin", type=margin, default=-1, metavar="PX",
+                        help="clear pixels this close to a gap that no fill reads (-1: as far "
+                        "as haze is measured around the gaps; 0: none; default: %(default)s)")
     parser.add_argument("--no-adapt", action="store_true",
                         help="no network adapted to the scene (no torch needed)")
     parser.add_argument("--start-network", metavar="FILE",
@@ -281,7 +284,7 @@ def scene_outputs(arguments: argparse.Namespace) -> list[str]:
 def scene_fill(
     arguments: argparse.Namespace, session: Session, progress: ProgressFn, cancelled: CancelledFn
 ) -> tuple[FillReport, Facts]:
-    from ..core.fills.scene.fill_scene import SceneSettings
+    from ..core.fills.scene.fill_scene import SceneSettings, margin_setting
     from ..core.fills.scene.report import report_document
     from ..core.fills.scene.run import fill_scene_files
 
@@ -289,6 +292,7 @@ def scene_fill(
         budget_minutes=arguments.budget, max_steps=arguments.max_steps or None,
         seed=arguments.seed, device=arguments.device, windows=arguments.windows,
         bundled=not arguments.no_bundled, adapt=not arguments.no_adapt,
+        source_margin=margin_setting(arguments.source_margin),
     )
     result = fill_scene_files(
         arguments.image, arguments.output, gap_mask=arguments.gap_mask,

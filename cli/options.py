@@ -26,6 +26,14 @@ def non_negative(text: str) -> int:
     return value
 
 
+def margin(text: str) -> int:
+    """A source margin: -1 (measured on the scene) or 0 to 64 px, as in Processing."""
+    value = int(text)
+    if not -1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text} is not -1 (measured) or a whole number 0-64")
+    return value
+
+
 def check_output(
     output: str, inputs: Iterable[str | None], overwrite: bool, raster: bool = True
 ) -> None:

@@ -219,14 +219,14 @@ def model_fill(job: Job, output: str, _region: Window | None, hooks: Hooks):
 
 def scene_fill(job: Job, output: str, _region: Window | None, hooks: Hooks):
     """The scene-adaptive fill: learns on the scene itself, builds the masks not given."""
-    from ..fills.scene.fill_scene import SceneSettings
+    from ..fills.scene.fill_scene import SceneSettings, margin_setting
     from ..fills.scene.run import fill_scene_files
 
     options = job.options
     settings = SceneSettings(
         budget_minutes=options["budget_minutes"], max_steps=options["max_steps"] or None,
         seed=options["seed"], device=options["device"], bundled=options["bundled"],
-        adapt=options["adapt"],
+        adapt=options["adapt"], source_margin=margin_setting(options["source_margin"]),
     )
     result = fill_scene_files(
         job.target, output, gap_mask=job.mask, other_dates=list(job.other_dates),
@@ -257,7 +257,8 @@ MODEL = {"model": "", "band_mapping": "", "tile_size": 0, "margin": -1, "batch_s
          "device": "auto", "full_reconstruction": False, "dates": ""}
 SERIES = {"equal_spacing": False, "block": 256}
 SCENE = {"dates": "", "budget_minutes": 5.0, "max_steps": 0, "seed": 0, "device": "auto",
-         "bundled": True, "adapt": True}  # SceneSettings' defaults; max_steps 0: no limit
+         "bundled": True, "adapt": True, "source_margin": -1}
+# SceneSettings' defaults; max_steps 0: no limit; source_margin -1: measured
 
 METHODS: dict[str, JobMethod] = {
     method.name: method

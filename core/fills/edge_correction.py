@@ -70,7 +70,7 @@ def edge_corrected_prediction(
     """`predict(hidden pixels)` (values, NaN where it reaches none) run with the ring hidden
     too, then corrected to the gap's edge (`correct_to_edges`)."""
     visible = ~hidden & np.isfinite(target).all(axis=0)
-    ring = edge_ring(hidden, visible)
+    ring = edge_ring(~visible, visible)  # also around pixels read as unknown (a source margin)
     return correct_to_edges(predict(hidden | ring), target, hidden, ring, origin, cancelled)
 
 

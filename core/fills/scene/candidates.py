@@ -28,7 +28,6 @@ from ..pyramid_fill import (
     coarse_pyramid,
     pyramid_fill_arrays,
     pyramid_halo,
-    read_clear,
     streamed_halo,
 )
 from ..spatial_fill import fill_nodata_arrays
@@ -81,7 +80,7 @@ def streamed_pyramid(
     scene's coarse levels (built here, in one pass): (predict, context it needs)."""
     grid = inputs.target.grid
     coarse = coarse_pyramid(
-        lambda window: read_clear(inputs.target, window), (0, 0, grid.width, grid.height),
+        inputs.read_clear, (0, 0, grid.width, grid.height),
         PYRAMID_DISTANCE, progress=progress, cancelled=cancelled,
     )
     if coarse is None:

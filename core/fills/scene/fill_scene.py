@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ...dependencies import require
 from ...errors import GapfillError, MissingDependencyError
 from ...evaluate.metrics import Scaling
 from ...learned.onnx_session import LogFn, no_log
+from ...masks.haze_fringe import HAZE_BANDS, HazeFringe, measure_haze_fringe
 from ...progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from ...raster.access import crop, expand_window
 from ...raster.fill_engine import Block, FillReport, SideOutput, fill_image
@@ -86,9 +87,16 @@ class SceneSettings:
     adapt: bool = True
     threads: int = 2
     block_size: int = 1024  # of the final fill: the pyramid's context is a smaller share of it
+    source_margin: int | None = None  # px around the gaps no fill reads; None: measured haze
 
 
 DEFAULT_SETTINGS = SceneSettings()
+MEASURED = -1  # the source margin's value for "measured on the scene" (Processing, CLI, jobs)
+
+
+def margin_setting(value: int) -> int | None:
+    """A source margin as given (px; `MEASURED`) as `SceneSettings` takes it."""
+    return None if value == MEASURED else value
 
 
 @dataclass
@@ -199,12 +207,15 @@ def _ndvi_bands(inputs: SceneInputs) -> tuple[int, int] | None:
     return indices["B4"], indices["B8"]
 
 
+Sampled = list[tuple[SceneWindow, tuple, tuple]]  # each window read: (scene, stored area, core)
+
+
 def _sample(
     inputs: SceneInputs,
     settings: SceneSettings,
     rng: np.random.Generator,
     cancelled: CancelledFn,
-) -> tuple[list[tuple[SceneWindow, tuple, tuple]], np.ndarray]:
+) -> tuple[Sampled, np.ndarray]:
     """The windows read for validation, each (scene, stored area, core), and clear samples."""
     grid = inputs.target.grid
     chosen, samples = [], []
@@ -223,6 +234,38 @@ def _sample(
             break
     bands = inputs.target.bands
     return chosen, np.concatenate(samples, axis=1) if samples else np.zeros((bands, 0))
+
+
+def _off_the_haze(
+    inputs: SceneInputs,
+    sampled: Sampled,
+    margin: int | None,
+    notes: list[str],
+    log: LogFn,
+) -> tuple[SceneInputs, Sampled]:
+    """The scene read with the source margin (`margin`, or the haze measured around the gaps
+    of the sampled windows), and those windows read again with it."""
+    if margin is None:
+        fringe = _haze_fringe(inputs, sampled)
+        margin = fringe.margin
+        if margin:
+            notes.append(fringe.message())
+        log(fringe.message())
+    elif margin:
+        log(f"Clear pixels within {margin} px of the gaps are not used as sources (as set).")
+    if not margin:
+        return inputs, sampled
+    inputs = replace(inputs, source_margin=margin)
+    return inputs, [(inputs.read(scene.window), stored, inner) for scene, stored, inner in sampled]
+
+
+def _haze_fringe(inputs: SceneInputs, sampled: Sampled) -> HazeFringe:
+    try:
+        bands = band_indices(band_names(inputs.target.descriptions), list(HAZE_BANDS), "")
+    except GapfillError:
+        return HazeFringe(0, None)
+    areas = [scene.cropped(stored) for scene, stored, _ in sampled]
+    return measure_haze_fringe([(a.target, a.gap) for a in areas], *bands.values())
 
 
 def _unvalidated_choice(candidates: list[Candidate]) -> Candidate:
@@ -293,8 +336,9 @@ def fill_scene(
     sampled, samples = _sample(inputs, settings, rng, cancelled)
     integer = not np.issubdtype(target.dtype, np.floating)
     scaling, data_range = metric_scaling(samples, integer)
-    candidates = classical_candidates(inputs)
     notes: list[str] = []
+    inputs, sampled = _off_the_haze(inputs, sampled, settings.source_margin, notes, log)
+    candidates = classical_candidates(inputs)
     if settings.bundled:
         try:
             candidates += bundled_candidates(inputs, settings.device, log)

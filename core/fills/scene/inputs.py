@@ -7,9 +7,10 @@ from datetime import date
 
 import numpy as np
 
-from ...raster.access import Window, crop, read_bands
+from ...raster.access import Window, crop, expand_window, read_bands
 from ...raster.dates import resolve_dates
 from ...raster.fill_engine import TargetImage, open_target, read_gaps
+from ...raster.proximity import distance_to
 from ..deep_image_prior import AuxiliarySource, open_auxiliary
 from ..other_dates import OtherDate, open_other_dates
 from ..temporal_interpolation import Observation
@@ -59,13 +60,16 @@ class SceneWindow:
 
 @dataclass
 class SceneInputs:
-    """The opened scene: target and gap mask, other dates, SAR and DEM on the target grid."""
+    """The opened scene: target and gap mask, other dates, SAR and DEM on the target grid.
+    `source_margin`: clear pixels this close to a gap are read as unknown (hazy edges the gap
+    mask missed, `haze_fringe`): no fill takes them as sources, and they are not gaps."""
 
     target: TargetImage
     target_date: date | None
     others: list[OtherDate]
     sar: AuxiliarySource | None
     dem: AuxiliarySource | None
+    source_margin: int = 0
 
     @property
     def dated(self) -> bool:
@@ -90,12 +94,29 @@ class SceneInputs:
         raw = read_bands(self.target.dataset, window)
         known, gap = read_gaps(self.target, window, raw)
         target = raw.astype(np.float64)
-        target[:, ~known] = np.nan
+        target[:, ~known | self.fringe(window, gap)] = np.nan
         observations = [(other.date, *other.read(window)) for other in self.others]
         return SceneWindow(
             window, target, gap, observations, _auxiliary(self.sar, window),
             _auxiliary(self.dem, window),
         )
+
+    def fringe(self, window: Window, gap: np.ndarray) -> np.ndarray:
+        """The clear pixels of `window` within `source_margin` of a gap, also of one just
+        outside it (`gap`: the window's own gaps)."""
+        if self.source_margin <= 0:
+            return np.zeros(gap.shape, dtype=bool)
+        grid = self.target.grid
+        outer, inner = expand_window(window, self.source_margin, grid.width, grid.height)
+        _, around = read_gaps(self.target, outer)
+        return crop(distance_to(around) <= self.source_margin, inner) & ~gap
+
+    def read_clear(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """The target's bands over `window` and the pixels fills take as sources (for the
+        pyramid's coarse levels)."""
+        raw = read_bands(self.target.dataset, window)
+        _, gap = read_gaps(self.target, window, raw)
+        return raw, ~gap & ~self.fringe(window, gap)
 
 
 def open_scene(
