@@ -72,6 +72,8 @@ def measure_haze_fringe(
     image has no data; gap (h, w) bool): pooled over the windows, the clear line fitted on
     their far pixels. The margin reaches at most the last distance bin's end, and leaves at
     least `MIN_SOURCE_SHARE` of the clear pixels as sources."""
+    if not windows:
+        return HazeFringe(0, None)
     distances, indices_blue, indices_red = [], [], []
     for values, gap in windows:
         clear = ~gap & np.isfinite(values[[blue, red]]).all(axis=0)

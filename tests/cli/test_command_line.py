@@ -369,3 +369,29 @@ def test_fill_many_exits_4_when_a_job_fails_and_2_on_a_bad_table(data_dir, tmp_p
     assert (tmp_path / "ok.tif").exists() and not (tmp_path / "bad.tif").exists()
     code, result, _ = gapfill(capsys, "fill-many", table)
     assert code == 2 and "--manifest" in result["error"]
+
+
+def test_scene_fill_takes_a_source_margin_as_fill_many_does(data_dir, tmp_path, capsys):
+    """`--source-margin 8` on a sample whose cloud edges are hazy: said in the log, the same
+    fill as fill-many's `source_margin=8`; a margin out of range is refused before any work."""
+    target = data_dir / "sen12mscr/5349_s2_cloudy.tif"
+    mask = data_dir / "sen12mscr/5349_cloudmask.tif"
+    single = tmp_path / "single.tif"
+    code, _, err = gapfill(capsys, "fill", "scene", target, "--gap-mask", mask, "--no-adapt",
+                           "--no-bundled", "--source-margin", "8", "-o", single)
+    assert code == 0 and "within 8 px of the gaps are not used as sources (as set)" in err
+    table = tmp_path / "jobs.csv"
+    table.write_text("target,mask,output,method,options\n"
+                     f"{target},{mask},many.tif,scene,source_margin=8; adapt=false; "
+                     "bundled=false\n")
+    code, result, _ = gapfill(capsys, "fill-many", table, "--manifest", tmp_path / "run.json",
+                              "--workers", "1")
+    assert code == 0 and result["done"] == ["many.tif"], result
+    np.testing.assert_array_equal(read(tmp_path / "many.tif"), read(single))
+    with pytest.raises(SystemExit) as refused:
+        main(["fill", "scene", str(target), "--source-margin", "99", "-o",
+              str(tmp_path / "x.tif")])
+    assert refused.value.code == 2 and "-1 (measured) or a whole number 0-64" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "x.tif").exists()

@@ -99,3 +99,25 @@ def test_cancel_leaves_no_output(scene, tmp_path):
             scene, tmp_path, CONFIDENCE=str(tmp_path / "confidence.tif"),
         ), feedback=RecordingFeedback(cancel_above=30))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_haze_around_real_clouds_is_kept_off_and_said(provider, data_dir, tmp_path):
+    """A real cloudy sample whose mask misses the clouds' hazy edges: by default the haze is
+    measured and warned of, the clear pixels (the margin's too) are copied; SOURCE_MARGIN 0
+    reads every clear pixel and says nothing of haze."""
+    target = str(data_dir / "sen12mscr/5349_s2_cloudy.tif")
+    mask = str(data_dir / "sen12mscr/5349_cloudmask.tif")
+    runs = {}
+    for margin in (-1, 0):
+        feedback = RecordingFeedback()
+        runs[margin] = processing.run("gapfill:fillscene", {
+            "INPUT": target, "GAP_MASK": mask, "ADAPT": False, "BUNDLED": False,
+            "SOURCE_MARGIN": margin, "OUTPUT": str(tmp_path / f"filled{margin}.tif"),
+        }, feedback=feedback)["OUTPUT"], feedback.warnings
+    gaps = read(mask)[0] == 1
+    measured, warnings = runs[-1]
+    assert any(w.startswith("Haze around the gaps") and "grow it by" in w for w in warnings)
+    np.testing.assert_array_equal(read(measured)[:, ~gaps], read(target)[:, ~gaps])
+    every_pixel, warnings = runs[0]
+    assert not any("Haze" in w for w in warnings)
+    assert not np.array_equal(read(every_pixel)[:, gaps], read(measured)[:, gaps])

@@ -215,10 +215,10 @@ def _sample(
     settings: SceneSettings,
     rng: np.random.Generator,
     cancelled: CancelledFn,
-) -> tuple[Sampled, np.ndarray]:
-    """The windows read for validation, each (scene, stored area, core), and clear samples."""
+) -> Sampled:
+    """The windows read for validation, each (scene, stored area, core)."""
     grid = inputs.target.grid
-    chosen, samples = [], []
+    chosen = []
     for core in sample_windows(
         grid.width, grid.height, settings.window_size, settings.windows, rng
     ):
@@ -229,11 +229,19 @@ def _sample(
         if clear.mean() < 0.05 and len(chosen) + 1 < settings.windows:
             continue  # mostly gaps: another window teaches more
         chosen.append((scene, stored, inner))
-        samples.append(area.target[:, clear][:, :: max(1, clear.sum() // 20000)])
         if len(chosen) == settings.windows:
             break
-    bands = inputs.target.bands
-    return chosen, np.concatenate(samples, axis=1) if samples else np.zeros((bands, 0))
+    return chosen
+
+
+def _clear_samples(sampled: Sampled, bands: int) -> np.ndarray:
+    """Up to 20,000 clear pixels of each window (bands, n): the scale of the scene's values."""
+    samples = []
+    for scene, stored, _ in sampled:
+        area = scene.cropped(stored)
+        clear = ~area.gap & np.isfinite(area.target).all(axis=0)
+        samples.append(area.target[:, clear][:, :: max(1, clear.sum() // 20000)])
+    return np.concatenate(samples, axis=1) if samples else np.zeros((bands, 0))
 
 
 def _off_the_haze(
@@ -333,11 +341,13 @@ def fill_scene(
     rng = np.random.default_rng(settings.seed)
     target = inputs.target
 
-    sampled, samples = _sample(inputs, settings, rng, cancelled)
+    notes: list[str] = []
+    inputs, sampled = _off_the_haze(
+        inputs, _sample(inputs, settings, rng, cancelled), settings.source_margin, notes, log
+    )
+    samples = _clear_samples(sampled, target.bands)
     integer = not np.issubdtype(target.dtype, np.floating)
     scaling, data_range = metric_scaling(samples, integer)
-    notes: list[str] = []
-    inputs, sampled = _off_the_haze(inputs, sampled, settings.source_margin, notes, log)
     candidates = classical_candidates(inputs)
     if settings.bundled:
         try:
@@ -355,7 +365,7 @@ def fill_scene(
         area = scene.cropped(stored)
         windows.append(ValidationWindow(
             stored, inner, cropped_truth(scene, stored), area.gap, split, blocks, evaluation,
-            training, trainable, dates_seeing(area), source=index,
+            training, trainable, dates_seeing(area), source=index, margin=inputs.source_margin,
         ))
         sample_stage((index + 1) / len(sampled))
     pixels = {"training": training_pixels(windows), "selection": pixels_of(windows, SELECT),

@@ -61,11 +61,24 @@ class ValidationWindow:
     seen: np.ndarray  # how many other dates have a usable pixel there
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # float32, evaluation
     source: int = 0  # the sampled window it lays gaps on: its blocks are that window's
+    margin: int = 0  # the scene's source margin: simulated gaps hide it too, as real ones do
 
     @property
     def hidden(self) -> np.ndarray:
-        """What every candidate is denied while it is scored (evaluation gaps in every block)."""
-        return self.gap | self.evaluation
+        """What every candidate is denied while it is scored (evaluation gaps in every block,
+        with their margin)."""
+        return self.gap | self._grown(self.evaluation)
+
+    @property
+    def shown(self) -> np.ndarray:
+        """The pixels a fill of the hidden ones would keep: all but the real and simulated gaps
+        (the margin around them keeps its values)."""
+        return ~(self.gap | self.evaluation) & np.isfinite(self.truth).all(axis=0)
+
+    def _grown(self, simulated: np.ndarray) -> np.ndarray:
+        """Simulated gaps and the clear pixels within the source margin of them, which the
+        fills are denied as they are around the real gaps (`SceneInputs.source_margin`)."""
+        return simulated if self.margin <= 0 else distance_to(simulated) <= self.margin
 
     def scored(self, *splits: int) -> np.ndarray:
         """Evaluation gaps of the blocks of `splits`."""
@@ -78,8 +91,8 @@ class ValidationWindow:
 
     def training_hidden(self, layout: np.ndarray) -> np.ndarray:
         """What a network is denied while it trains on `layout`: the real gaps, the layout and
-        the evaluation gaps of the selection and report blocks."""
-        return self.gap | layout | (self.evaluation & (self.split != TRAIN))
+        the evaluation gaps of the selection and report blocks, with their margin."""
+        return self.gap | self._grown(layout | (self.evaluation & (self.split != TRAIN)))
 
     def training_layouts(self) -> list[np.ndarray]:
         """Every layout the network trains on: the evaluation layout itself (its pixels in the
@@ -200,8 +213,9 @@ def score(
             continue
         values = prediction[index]
         accumulator.add(np.nan_to_num(window.truth), values, where)
-        visible = ~window.hidden & np.isfinite(window.truth).all(axis=0)
-        scaled, truth = scaling.apply(values), scaling.apply(window.truth)
+        visible = window.shown
+        written = np.where(visible & window.hidden, window.truth, values)  # a margin keeps its own
+        scaled, truth = scaling.apply(written), scaling.apply(window.truth)
         total, count = boundary_jump(scaled, where, visible)
         jump, pairs = jump + total, pairs + count
         total, count = boundary_jump(truth, where, visible)
