@@ -313,7 +313,7 @@ def scene_fill(
 
 # what the JSON result tells of the scene fill (the report's JSON has it all, with the protocol)
 SCENE_FACTS = ("chosen", "best_classical", "candidates", "summary", "pixels", "windows",
-               "scaling", "network", "confidence")
+               "scaling", "network", "confidence", "source_margin")
 
 
 METHODS = (

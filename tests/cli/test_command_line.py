@@ -377,9 +377,10 @@ def test_scene_fill_takes_a_source_margin_as_fill_many_does(data_dir, tmp_path, 
     target = data_dir / "sen12mscr/5349_s2_cloudy.tif"
     mask = data_dir / "sen12mscr/5349_cloudmask.tif"
     single = tmp_path / "single.tif"
-    code, _, err = gapfill(capsys, "fill", "scene", target, "--gap-mask", mask, "--no-adapt",
-                           "--no-bundled", "--source-margin", "8", "-o", single)
+    code, result, err = gapfill(capsys, "fill", "scene", target, "--gap-mask", mask,
+                                "--no-adapt", "--no-bundled", "--source-margin", "8", "-o", single)
     assert code == 0 and "within 8 px of the gaps are not used as sources (as set)" in err
+    assert result["source_margin"] == 8
     table = tmp_path / "jobs.csv"
     table.write_text("target,mask,output,method,options\n"
                      f"{target},{mask},many.tif,scene,source_margin=8; adapt=false; "

@@ -131,6 +131,7 @@ class SceneResult:
     confidence: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    source_margin: int = 0  # px around the gaps no fill read (haze the mask missed)
 
     def result_of(self, name: str) -> CandidateResult:
         return next(c for c in self.candidates if c.name == name)
@@ -381,6 +382,7 @@ def fill_scene(
         result = SceneResult(
             FillReport(), fallback.name, [CandidateResult(c.name, c.kind) for c in candidates],
             scaling, data_range, len(windows), pixels, notes=notes,
+            source_margin=inputs.source_margin,
         )
         result.fill = _final_fill(
             inputs, output, candidates, fallback.name, None, None, None, None, settings,
@@ -489,7 +491,7 @@ def fill_scene(
 
     result = SceneResult(
         FillReport(), chosen.name, results, scaling, data_range, len(windows), pixels,
-        network_info, confidence_info, notes=notes,
+        network_info, confidence_info, notes=notes, source_margin=inputs.source_margin,
     )
     result.seconds["learning"] = time.monotonic() - started
     for line in result.summary():

@@ -77,6 +77,7 @@ def report_document(result: SceneResult, parameters: dict[str, Any]) -> dict[str
         "data_range": result.data_range,
         "windows": result.windows,
         "pixels": result.pixels,
+        "source_margin": result.source_margin,
         "chosen": result.chosen,
         "best_classical": result.best_classical.name,
         "candidates": [
