@@ -91,32 +91,32 @@ class SceneInputs:
         return roles
 
     def read(self, window: Window) -> SceneWindow:
-        raw = read_bands(self.target.dataset, window)
-        known, gap = read_gaps(self.target, window, raw)
+        raw, known, gap, fringe = self._read_target(window)
         target = raw.astype(np.float64)
-        target[:, ~known | self.fringe(window, gap)] = np.nan
+        target[:, ~known | fringe] = np.nan
         observations = [(other.date, *other.read(window)) for other in self.others]
         return SceneWindow(
             window, target, gap, observations, _auxiliary(self.sar, window),
             _auxiliary(self.dem, window),
         )
 
-    def fringe(self, window: Window, gap: np.ndarray) -> np.ndarray:
-        """The clear pixels of `window` within `source_margin` of a gap, also of one just
-        outside it (`gap`: the window's own gaps)."""
-        if self.source_margin <= 0:
-            return np.zeros(gap.shape, dtype=bool)
-        grid = self.target.grid
-        outer, inner = expand_window(window, self.source_margin, grid.width, grid.height)
-        _, around = read_gaps(self.target, outer)
-        return crop(distance_to(around) <= self.source_margin, inner) & ~gap
-
     def read_clear(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """The target's bands over `window` and the pixels fills take as sources (for the
         pyramid's coarse levels)."""
-        raw = read_bands(self.target.dataset, window)
-        _, gap = read_gaps(self.target, window, raw)
-        return raw, ~gap & ~self.fringe(window, gap)
+        raw, _, gap, fringe = self._read_target(window)
+        return raw, ~gap & ~fringe
+
+    def _read_target(self, window: Window) -> tuple[np.ndarray, ...]:
+        """The target's bands over `window`, where it has data, its gaps, and its clear pixels
+        within `source_margin` of a gap (read with that margin around the window, so that a gap
+        just outside it counts)."""
+        grid = self.target.grid
+        outer, inner = expand_window(window, self.source_margin, grid.width, grid.height)
+        raw = read_bands(self.target.dataset, outer)
+        known, gap = read_gaps(self.target, outer, raw)
+        near = distance_to(gap) <= self.source_margin if self.source_margin > 0 else gap
+        raw, known, gap, near = (crop(array, inner) for array in (raw, known, gap, near))
+        return raw, known, gap, near & ~gap
 
 
 def open_scene(
