@@ -48,7 +48,15 @@ from .candidates import (
 from .confidence import ConfidenceModel, calibration_warning, pixel_features
 from .inputs import SceneInputs, SceneWindow
 from .layouts import REPORT, SELECT, STOP, TRAIN, sample_windows
-from .network import MARGIN, AdaptedNetwork, Example, FeatureSpec, Standardiser, train_adapted
+from .network import (
+    MARGIN,
+    AdaptedNetwork,
+    Example,
+    FeatureSpec,
+    Standardiser,
+    despeckled,
+    train_adapted,
+)
 from .saved_network import SavedNetwork
 from .validation import (
     Score,
@@ -293,6 +301,8 @@ def _auxiliary_standardiser(windows: list[SceneWindow], kind: str) -> Standardis
     arrays = [getattr(w, kind) for w in windows]
     if arrays[0] is None:
         return None
+    if kind == "sar":
+        arrays = [despeckled(a) for a in arrays]
     flat = np.concatenate([a.reshape(a.shape[0], -1) for a in arrays], axis=1)
     return Standardiser.fit(flat[:, np.isfinite(flat).all(axis=0)][:, ::7])
 

@@ -23,6 +23,7 @@ import numpy as np
 from ...dependencies import require
 from ...errors import Cancelled
 from ...progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
+from ...raster.morphology import box_sum
 from ..torch_device import deterministic, resolve_device
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ LEARNING_RATE = 2e-3
 PATIENCE = 12  # selection checks without progress before training stops
 SHRINK = (0.25, 0.5, 0.75, 1.0)
 DISTANCE_SCALE = 32.0  # pixels: the distance channel is log1p(distance / scale)
+# The SAR is read as its mean over (2r+1)² pixels: raw, its speckle is learnt as texture and
+# painted into large gaps as pale blotches (seen on make demo's single-date scene).
+SAR_SMOOTHING = 2
 CHECKS_AFTER = len(SHRINK) + 1  # selection checks' worth of work after the training
 
 
@@ -102,7 +106,7 @@ class FeatureSpec:
             parts.append(self._prediction(predictions[self.second]))
         if self.sar is not None:
             valid = np.isfinite(window.sar).all(axis=0)
-            parts += [np.where(valid, self.sar.apply(np.nan_to_num(window.sar)), 0.0), valid[None]]
+            parts += [np.where(valid, self.sar.apply(despeckled(window.sar)), 0.0), valid[None]]
         if self.dem is not None:
             parts.append(np.nan_to_num(self.dem.apply(window.dem)))
         return np.concatenate(parts).astype(np.float32)
@@ -117,7 +121,17 @@ class FeatureSpec:
             "second": self.second,
             "sar": self.sar.to_json() if self.sar else None,
             "dem": self.dem.to_json() if self.dem else None,
+            "sar_smoothing": SAR_SMOOTHING,
         }
+
+
+def despeckled(sar: np.ndarray) -> np.ndarray:
+    """The SAR bands (NaN where not valid) as their local means over the valid pixels
+    (`SAR_SMOOTHING`), as the network reads them; NaN where they were."""
+    valid = np.isfinite(sar).all(axis=0)
+    count = np.maximum(box_sum(valid.astype(np.float64), SAR_SMOOTHING), 1.0)
+    means = np.stack([box_sum(np.where(valid, band, 0.0), SAR_SMOOTHING) for band in sar]) / count
+    return np.where(valid, means, np.nan)
 
 
 @dataclass
