@@ -1,5 +1,6 @@
 """The scene fill keeps off the haze its gap mask missed (real SEN12MS-CR sample with hazy cloud
-edges): the margin's pixels are read by no fill, are kept as they are, and the log says so."""
+edges): the margin's pixels are read by no fill, are kept as they are, and the log says so;
+and the adapted network reads the SAR despeckled."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from osgeo import gdal
 
 from gapfill.core.fills.scene.fill_scene import SceneSettings
+from gapfill.core.fills.scene.network import despeckled
 from gapfill.core.fills.scene.run import fill_scene_files
 from gapfill.core.raster.proximity import distance_to
 from rasters import read
@@ -53,3 +55,15 @@ def test_the_haze_is_measured_by_default_and_said(data_dir, tmp_path):
     gap = read(mask)[0] > 0
     kept_off, next_to = read(tmp_path / "m.tif")[:, gap], read(tmp_path / "0.tif")[:, gap]
     assert kept_off.mean() < next_to.mean()  # the hazy edge's brightness is not carried in
+
+
+def test_the_network_reads_the_sar_despeckled(data_dir):
+    """Real S1: the pixel-to-pixel speckle the network would paint as texture is mostly gone,
+    the level is kept, and pixels without SAR stay without."""
+    sar = read(data_dir / "sen12mscr/4287_s1.tif").astype(np.float64)
+    sar[:, :10, :10] = np.nan
+    smooth = despeckled(sar)
+    assert np.isnan(smooth[:, :10, :10]).all() and np.isfinite(smooth[:, 10:, 10:]).all()
+    step = np.nanstd(np.diff(sar, axis=2)), np.nanstd(np.diff(smooth, axis=2))
+    assert step[1] < 0.5 * step[0]  # 0.39 measured
+    assert abs(np.nanmean(smooth) - np.nanmean(sar)) < 0.05 * abs(np.nanmean(sar))
