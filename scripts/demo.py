@@ -83,7 +83,6 @@ def multi_date(qgis: QgisProcess, series: Path, output: Path) -> tuple[Path, Pat
         "OTHER_MASKS": [masks[day] for day in NEIGHBOURS],
         "OUTPUT": filled,
     })
-    show_log(result)
     picture = quicklook(
         series / f"s2_{TARGET}.tif", masks[TARGET], filled, output / "quicklook.png"
     )
@@ -107,7 +106,6 @@ def single_date(qgis: QgisProcess, folder: Path, output: Path) -> tuple[Path, Pa
         "SAR": folder / f"{SINGLE}_s1.tif",
         "OUTPUT": filled,
     })
-    show_log(result)
     return filled, quicklook(cloudy, mask, filled, output / "quicklook_single_date.png")
 
 
