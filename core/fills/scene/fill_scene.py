@@ -30,7 +30,7 @@ from ...evaluate.metrics import Scaling
 from ...learned.onnx_session import LogFn, no_log
 from ...masks.haze_fringe import HAZE_BANDS, HazeFringe, measure_haze_fringe
 from ...progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
-from ...raster.access import crop, expand_window
+from ...raster.access import Grid, crop, expand_window
 from ...raster.fill_engine import Block, FillReport, SideOutput, fill_image
 from ...raster.sentinel2_bands import band_indices, band_names
 from ..pyramid_fill import COARSE_SHARE
@@ -253,6 +253,18 @@ def _clear_samples(sampled: Sampled, bands: int) -> np.ndarray:
     return np.concatenate(samples, axis=1) if samples else np.zeros((bands, 0))
 
 
+# The final fill with the adapted network may take at most this many learning budgets.
+FINAL_FILL_BUDGETS = 2
+
+
+def _final_fill_estimate(grid: Grid, windows: list[ValidationWindow], seconds: float) -> float:
+    """Seconds to fill the whole scene with the network and the candidates, from `seconds`
+    they took on the sampled windows (an upper bound: every candidate counted, and the
+    streamed pyramid costs less than the windows' own)."""
+    sampled = sum(w.truth.shape[1] * w.truth.shape[2] for w in windows)
+    return seconds * grid.width * grid.height / max(sampled, 1)
+
+
 def _off_the_haze(
     inputs: SceneInputs,
     sampled: Sampled,
@@ -401,11 +413,13 @@ def fill_scene(
         return result, {"windows": windows, "network": None, "confidence": None}
 
     candidate_stage = stages.stage("candidates")
+    candidates_started = time.monotonic()
     for index, (window, (scene, stored, _)) in enumerate(zip(windows, sampled, strict=True)):
         hidden = _on_scene(window.hidden, scene, stored)
         predictions = predict_all(candidates, scene, hidden, cancelled, keep=stored)
         window.predictions = {k: v.astype(np.float32) for k, v in predictions.items()}
         candidate_stage((index + 1) / len(windows))
+    candidates_seconds = time.monotonic() - candidates_started
     ranking_windows = windows + _ranking_layouts(
         windows, sampled, candidates, pixels["selection"], settings.seed, cancelled
     )
@@ -457,15 +471,29 @@ def fill_scene(
         except MissingDependencyError as error:
             notes.append(f"No network adapted to the scene: {error}")
     if network is not None:
+        network_started = time.monotonic()
         for window, (scene, stored, _) in zip(windows, sampled, strict=True):
             area = scene.cropped(stored)
             window.predictions[ADAPTED] = network.predict(
                 area, window.hidden, {k: v.astype(np.float64) for k, v in
                                       window.predictions.items()}
             ).astype(np.float32)
+        final_estimate = _final_fill_estimate(
+            target.grid, windows, candidates_seconds + time.monotonic() - network_started
+        )
         results.append(CandidateResult(ADAPTED, "adapted", scored(ADAPTED, SELECT)))
         better, blocks = _blocks_won(windows, ADAPTED, network.spec.base, scaling)
         accepted = network.shrink > 0 and blocks > 0 and better >= required_wins(blocks)
+        if accepted and final_estimate > FINAL_FILL_BUDGETS * 60.0 * settings.budget_minutes:
+            accepted = False
+            notes.append(
+                f"The adapted network won on the selection blocks, but filling the whole scene "
+                f"with it (it and every candidate on each block) would take about "
+                f"{final_estimate / 60:.0f} min on this device, more than "
+                f"{FINAL_FILL_BUDGETS} times the budget: {network.spec.base} fills instead. "
+                "Give a larger budget, or a GPU (Device)."
+            )
+            log(notes[-1])
         network_info = {
             "base": network.spec.base, "second": network.spec.second, "steps": network.steps,
             "stopped_by": network.stopped_by, "shrink": network.shrink,
