@@ -13,9 +13,10 @@ from osgeo import gdal
 
 from gapfill.core.errors import GapfillError
 from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
+from gapfill.core.fills.scene import fill_scene as fill_scene_module
 from gapfill.core.fills.scene.candidates import HISTOGRAM, REGRESSION, TEMPORAL
 from gapfill.core.fills.scene.confidence import calibration_warning
-from gapfill.core.fills.scene.fill_scene import RANKING_PIXELS, SceneSettings
+from gapfill.core.fills.scene.fill_scene import RANKING_PIXELS, SceneSettings, required_wins
 from gapfill.core.fills.scene.layouts import REPORT, SELECT, TRAIN, ShapeSource, split_blocks
 from gapfill.core.fills.scene.run import fill_scene_files
 from gapfill.core.fills.scene.saved_network import load_network
@@ -191,3 +192,22 @@ def test_a_saved_network_starts_the_next_run_and_refuses_other_inputs(scene, tmp
     with pytest.raises(GapfillError, match="none can be started from a saved one"):
         run(scene, tmp_path / "g", SceneSettings(adapt=False), start_network=tmp_path / "net.pt")
     assert not any((tmp_path / name).exists() for name in ("d.tif", "e", "f", "g", "h", "x.pt"))
+
+
+@pytest.mark.torch  # the adapted network wins here (1 of 1 selection blocks at 300 steps)
+def test_a_network_too_slow_for_the_whole_scene_is_not_used(data_dir, tmp_path, monkeypatch):
+    """With no time allowed for the final fill, the network that won is refused, said so,
+    and the fill it corrects fills the scene."""
+    monkeypatch.setattr(fill_scene_module, "FINAL_FILL_BUDGETS", 0)
+    folder = data_dir / "sen12mscr"
+    result = fill_scene_files(
+        str(folder / "4433_s2_clear.tif"), tmp_path / "filled.tif",
+        gap_mask=str(folder / "4433_cloudmask.tif"), sar=str(folder / "4433_s1.tif"),
+        settings=SceneSettings(max_steps=300, bundled=False),
+    )
+    info = result.network
+    assert info["shrink"] > 0 and info["selection_blocks_won"] >= required_wins(
+        info["selection_blocks"]
+    )  # it won
+    assert not info["accepted"] and result.chosen == info["base"]
+    assert any("would take about" in note and "a GPU" in note for note in result.notes)
