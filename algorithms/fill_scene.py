@@ -24,7 +24,12 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.fills.scene.fill_scene import SceneSettings, margin_setting
+from ..core.fills.scene.fill_scene import (
+    MAX_SOURCE_MARGIN,
+    MEASURED,
+    SceneSettings,
+    margin_setting,
+)
 from ..core.fills.scene.run import fill_scene_files
 from ..core.learned.onnx_session import DEVICES
 from .base import GapfillAlgorithm, fill_outputs, fill_results, run_core, target_parameters
@@ -157,7 +162,8 @@ class FillScene(GapfillAlgorithm):
             self.SOURCE_MARGIN,
             self.tr("Clear pixels near the gaps no fill reads (px; -1 = as far as haze is "
                     "measured around them, 0 = none)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=-1, minValue=-1, maxValue=64,
+            QgsProcessingParameterNumber.Integer, defaultValue=MEASURED, minValue=MEASURED,
+            maxValue=MAX_SOURCE_MARGIN,
         )
         self.add_advanced(device, seed, steps, windows, bundled, adapt, margin)
         self.addParameter(QgsProcessingParameterFile(

@@ -28,9 +28,13 @@ def non_negative(text: str) -> int:
 
 def margin(text: str) -> int:
     """A source margin: -1 (measured on the scene) or 0 to 64 px, as in Processing."""
+    from ..core.fills.scene.fill_scene import MAX_SOURCE_MARGIN, MEASURED
+
     value = int(text)
-    if not -1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"{text} is not -1 (measured) or a whole number 0-64")
+    if not MEASURED <= value <= MAX_SOURCE_MARGIN:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not -1 (measured) or a whole number 0-{MAX_SOURCE_MARGIN}"
+        )
     return value
 
 

@@ -396,3 +396,14 @@ def test_scene_fill_takes_a_source_margin_as_fill_many_does(data_dir, tmp_path, 
         capsys.readouterr().err
     )
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_fill_many_refuses_a_source_margin_out_of_range(data_dir, tmp_path, capsys):
+    target = data_dir / "sen12mscr/5349_s2_cloudy.tif"
+    table = tmp_path / "jobs.csv"
+    table.write_text("target,mask,output,method,options\n"
+                     f"{target},,bad.tif,scene,source_margin=-5; adapt=false\n")
+    code, result, _ = gapfill(capsys, "fill-many", table, "--manifest", tmp_path / "run.json",
+                              "--workers", "1")
+    assert code == 4 and "source margin -5 is out of range" in result["failed"]["bad.tif"]
+    assert not (tmp_path / "bad.tif").exists()

@@ -30,7 +30,7 @@ from ...evaluate.metrics import Scaling
 from ...learned.onnx_session import LogFn, no_log
 from ...masks.haze_fringe import HAZE_BANDS, HazeFringe, measure_haze_fringe
 from ...progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
-from ...raster.access import Grid, crop, expand_window
+from ...raster.access import Grid, Window, crop, expand_window
 from ...raster.fill_engine import Block, FillReport, SideOutput, fill_image
 from ...raster.sentinel2_bands import band_indices, band_names
 from ..pyramid_fill import COARSE_SHARE
@@ -100,10 +100,16 @@ class SceneSettings:
 
 DEFAULT_SETTINGS = SceneSettings()
 MEASURED = -1  # the source margin's value for "measured on the scene" (Processing, CLI, jobs)
+MAX_SOURCE_MARGIN = 64
 
 
 def margin_setting(value: int) -> int | None:
-    """A source margin as given (px; `MEASURED`) as `SceneSettings` takes it."""
+    """A source margin as given (px, or `MEASURED`) as `SceneSettings` takes it."""
+    if not MEASURED <= value <= MAX_SOURCE_MARGIN:
+        raise GapfillError(
+            f"The source margin {value} is out of range: give {MEASURED} (measured on the "
+            f"scene), 0 (every clear pixel is read) or up to {MAX_SOURCE_MARGIN} px."
+        )
     return None if value == MEASURED else value
 
 
@@ -216,7 +222,7 @@ def _ndvi_bands(inputs: SceneInputs) -> tuple[int, int] | None:
     return indices["B4"], indices["B8"]
 
 
-Sampled = list[tuple[SceneWindow, tuple, tuple]]  # each window read: (scene, stored area, core)
+Sampled = list[tuple[SceneWindow, Window, Window]]  # each read: (scene, stored area, core)
 
 
 def _sample(
@@ -234,7 +240,7 @@ def _sample(
         check_cancelled(cancelled)
         scene, stored, inner = read_window(inputs, core, CONTEXT, MARGIN)
         area = scene.cropped(stored)
-        clear = ~area.gap & np.isfinite(area.target).all(axis=0)
+        clear = area.clear
         if clear.mean() < 0.05 and len(chosen) + 1 < settings.windows:
             continue  # mostly gaps: another window teaches more
         chosen.append((scene, stored, inner))
@@ -248,7 +254,7 @@ def _clear_samples(sampled: Sampled, bands: int) -> np.ndarray:
     samples = []
     for scene, stored, _ in sampled:
         area = scene.cropped(stored)
-        clear = ~area.gap & np.isfinite(area.target).all(axis=0)
+        clear = area.clear
         samples.append(area.target[:, clear][:, :: max(1, clear.sum() // 20000)])
     return np.concatenate(samples, axis=1) if samples else np.zeros((bands, 0))
 
@@ -836,7 +842,7 @@ def _final_fill(
         filled = np.isfinite(core).all(axis=0)
         if side is None:
             return core, filled
-        visible = ~scene.gap & np.isfinite(scene.target).all(axis=0)
+        visible = scene.clear
         second = predictions.get(runner_up) if runner_up else None
         disagreement = _disagreement(values, second, confidence.scale)
         where = np.zeros_like(scene.gap)

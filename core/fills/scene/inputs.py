@@ -32,6 +32,11 @@ class SceneWindow:
     def shape(self) -> tuple[int, int]:
         return self.gap.shape
 
+    @property
+    def clear(self) -> np.ndarray:
+        """Where the target is known and not a gap (nor in a source margin)."""
+        return ~self.gap & np.isfinite(self.target).all(axis=0)
+
     def nearest(self, target_date: date, later: bool) -> np.ndarray:
         """Per pixel the nearest usable date on one side of `target_date` (bands, h, w), NaN
         where none: a model's before/after."""

@@ -147,7 +147,7 @@ def lay_layouts(
 
 def _shapes(area: SceneWindow, split: np.ndarray) -> tuple[np.ndarray, ShapeSource, float]:
     """The clear pixels of a window, the real shapes to lay on them and the share to hide."""
-    clear = ~area.gap & np.isfinite(area.target).all(axis=0)
+    clear = area.clear
     shapes = ShapeSource.of([area.gap] + [~usable for _, _, usable in area.observations])
     inside = split != OUTSIDE
     return clear, shapes, target_fraction(float(area.gap[inside].mean()) if inside.any() else 0.0)
