@@ -18,6 +18,7 @@ from qgis.core import (
 
 from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
 from ..core.fills.other_dates import build_other_date_masks, open_other_dates
+from ..core.fills.similar_pixels import fill_by_similar_pixels
 from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
 from ..core.masks.gap_mask import MaskSettings
 from ..core.raster.dates import resolve_dates
@@ -36,6 +37,7 @@ METHODS = [
     ("histogram", "Nearest clear date with local histogram matching"),
     ("weighted", "Every clear date with local histogram matching, weighted by its fit"),
     ("regression", "Nearest clear date with local linear regression"),
+    ("similar", "Every clear date through similar pixels (the change of the pixels most alike)"),
 ]
 OTHER_MASK_METHODS = [
     ("automatic", "Automatic, as Build gap mask (the best cloud detector installed)"),
@@ -93,6 +95,16 @@ class FillTemporal(GapfillAlgorithm):
             "contrast. On the real cloud shapes of BENCHMARKS.md it beat histogram matching "
             "from the same date on all six multi-date scenes (by 0.05 to 2.0 dB), and was 0.8 "
             "dB below it on make demo's scene.\n"
+            "• Every clear date through similar pixels: each gap pixel takes a date's value "
+            "plus the change that the clear pixels most like it on that date (six bands and "
+            "the position; the 15 nearest of the block) made between that date and the "
+            "target, as the NSPI gap filler of Landsat SLC-off does; the dates are averaged "
+            "with weights inverse to each one's error on clear pixels predicted the same way. "
+            "Inside large gaps, where a window holds no target pixel, a field and the forest "
+            "beside it still get their own change. On the real cloud shapes of BENCHMARKS.md "
+            "it was the best fill of five of the six multi-date scenes (up to 2.8 dB above "
+            "weighted histogram matching) and 1.3 dB below local linear regression on one. "
+            "Needs scipy (shipped with QGIS on most systems); slower than histogram matching.\n"
             "• Correct to the gap's edge (any method): the clear pixels just around each gap "
             "are predicted too, as if hidden, and their difference to the target, interpolated "
             "into the gap (up to 64 px in), is added to the fill: what changed smoothly between "
@@ -203,6 +215,11 @@ class FillTemporal(GapfillAlgorithm):
                 report = run_core(
                     fill_by_temporal_interpolation, feedback, target, dates[0], others, output,
                     span=span, edge_correction=edges,
+                )
+            elif method == "similar":
+                report = run_core(
+                    fill_by_similar_pixels, feedback, target, others, output, span=span,
+                    edge_correction=edges,
                 )
             else:
                 report = run_core(

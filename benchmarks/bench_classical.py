@@ -47,6 +47,7 @@ METHODS = {
     FLOOR: "I/O floor: GDAL reads target, mask, 2 dates; writes",
     "temporal": "temporal interpolation",
     "histogram": "nearest date, histogram matching",
+    "similar": "every date through similar pixels",
     "spatial": "spatial inverse distance",
     "pyramid": "spatial pyramid (coarse levels once, 128 px halo)",
     "pyramid-halo": "spatial pyramid, each block with the 1024 px halo (before)",
@@ -104,6 +105,7 @@ def fill(method: str, inputs: MosaicSet, output: Path) -> dict[str, int]:
     from gapfill.core.fills.histogram_matched_fill import fill_by_histogram_matching
     from gapfill.core.fills.other_dates import open_other_dates
     from gapfill.core.fills.pyramid_fill import fill_by_pyramid
+    from gapfill.core.fills.similar_pixels import fill_by_similar_pixels
     from gapfill.core.fills.spatial_fill import fill_spatially
     from gapfill.core.fills.temporal_interpolation import fill_by_temporal_interpolation
     from gapfill.core.raster.fill_engine import open_target
@@ -119,10 +121,13 @@ def fill(method: str, inputs: MosaicSet, output: Path) -> dict[str, int]:
         others = open_other_dates(
             target, [str(path) for path in inputs.others], list(inputs.other_dates)
         )
-        run = fill_by_temporal_interpolation if method == "temporal" else (
-            fill_by_histogram_matching
-        )
-        report = run(target, inputs.target_date, others, output)
+        if method == "similar":
+            report = fill_by_similar_pixels(target, others, output)
+        else:
+            run = fill_by_temporal_interpolation if method == "temporal" else (
+                fill_by_histogram_matching
+            )
+            report = run(target, inputs.target_date, others, output)
     return {"gaps": report.gaps, "filled": report.filled}
 
 

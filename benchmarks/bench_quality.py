@@ -62,6 +62,7 @@ from quality_cases import (  # noqa: F401 - also the recipes' import point
     REGRESSION,
     SCENE,
     SEN12MSCR,
+    SIMILAR,
     SLOVENIA,
     SLOVENIA_DATES,
     SPATIAL,
@@ -91,7 +92,7 @@ S5P_DATA_RANGE = 0.1  # mol/m², fixed: nearly all true values lie in [0, 0.1] (
 COLUMNS = ("MAE", "RMSE", "PSNR (dB)", "SSIM", "SAM (°)", "NDVI MAE", "filled")
 KEYS = ("mae", "rmse", "psnr", "ssim", "sam", "ndvi_mae", "filled_fraction")
 CLASSICAL = (SPATIAL, PYRAMID, TEMPORAL, HISTOGRAM, TEMPORAL_EDGES, HISTOGRAM_EDGES,
-             WEIGHTED_HISTOGRAM, WEIGHTED_EDGES, REGRESSION)
+             WEIGHTED_HISTOGRAM, WEIGHTED_EDGES, REGRESSION, SIMILAR)
 CASE_NAMES = {
     "a": "sen12mscr_ts, simulated gaps",
     "b": "eolearn_slovenia, simulated gaps",

@@ -25,6 +25,7 @@ HISTOGRAM_EDGES = "edge-corrected histogram matching"
 WEIGHTED_HISTOGRAM = "weighted histogram matching"
 WEIGHTED_EDGES = "edge-corrected weighted histogram matching"
 REGRESSION = "local linear regression"
+SIMILAR = "similar pixels"
 SPATIAL, PYRAMID = "spatial IDW", "spatial pyramid"
 DIP, SCENE, BUNDLED = "deep image prior", "scene fill", "bundled model"
 SEN12MSCR, GAP_FILLING = "SEN12MS-CR", "gap filling"
@@ -37,6 +38,7 @@ FILLS: dict[str, tuple[str, dict[str, object]]] = {
     WEIGHTED_HISTOGRAM: ("gapfill:filltemporal", {"METHOD": 2}),
     WEIGHTED_EDGES: ("gapfill:filltemporal", {"METHOD": 2, "EDGE_CORRECTION": True}),
     REGRESSION: ("gapfill:filltemporal", {"METHOD": 3}),
+    SIMILAR: ("gapfill:filltemporal", {"METHOD": 4}),
     SPATIAL: ("gapfill:fillspatial", {"METHOD": 0, "MAX_DISTANCE": DISTANCE}),
     PYRAMID: ("gapfill:fillspatial", {"METHOD": 1, "MAX_DISTANCE": DISTANCE}),
     DIP: ("gapfill:filldip", {"ITERATIONS": 300, "SEED": 0, "DEVICE": 1}),
@@ -195,7 +197,7 @@ def run_simulated(runner: Runner, case: SimulatedCase,
     dated = {"OTHER_DATES": others, "OTHER_MASKS": other_masks, "DATES": case.dates}
     filled = dict(extra(runner, case, folder, simulated)) if extra else {}
     methods = (SCENE, HISTOGRAM, TEMPORAL, HISTOGRAM_EDGES, TEMPORAL_EDGES, WEIGHTED_HISTOGRAM,
-               WEIGHTED_EDGES, REGRESSION, PYRAMID, SPATIAL)
+               WEIGHTED_EDGES, REGRESSION, SIMILAR, PYRAMID, SPATIAL)
     for method in methods:
         if runner.wants(method):
             options = dated if method not in (PYRAMID, SPATIAL) else {}

@@ -63,12 +63,13 @@ def temporal_arguments(parser: argparse.ArgumentParser) -> None:
         "builds them; none: every valid pixel is used (default: %(default)s)",
     )
     parser.add_argument(
-        "--method", choices=("interpolation", "histogram", "weighted", "regression"),
+        "--method", choices=("interpolation", "histogram", "weighted", "regression", "similar"),
         default="interpolation",
         help="temporal linear interpolation; the nearest clear date with local histogram "
         "matching; every clear date so matched, weighted by its fit to the target around "
-        "the gap; or the nearest clear date with local linear regression (default: "
-        "%(default)s)",
+        "the gap; the nearest clear date with local linear regression; or every clear date "
+        "through similar pixels (a date's value plus the change of the pixels most like it "
+        "on that date; needs scipy) (default: %(default)s)",
     )
     parser.add_argument(
         "--dates", default="",
@@ -91,6 +92,7 @@ def temporal_fill(
 ) -> tuple[FillReport, Facts]:
     from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
     from ..core.fills.other_dates import build_other_date_masks, open_temporal_inputs
+    from ..core.fills.similar_pixels import fill_by_similar_pixels
     from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
     from ..core.masks.gap_mask import MaskSettings
 
@@ -114,6 +116,8 @@ def temporal_fill(
             report = fill_by_temporal_interpolation(
                 target, target_date, others, arguments.output, **common
             )
+        elif arguments.method == "similar":
+            report = fill_by_similar_pixels(target, others, arguments.output, **common)
         else:
             report = fill_by_histogram_matching(
                 target, target_date, others, arguments.output, radius=arguments.window_radius,

@@ -151,6 +151,14 @@ def histogram_fill(job: Job, output: str, region: Window | None, hooks: Hooks):
     return report, facts
 
 
+def similar_fill(job: Job, output: str, region: Window | None, hooks: Hooks):
+    from ..fills.similar_pixels import fill_by_similar_pixels
+
+    target, _, others, facts = temporal_inputs(job, region)
+    report = fill_by_similar_pixels(target, others, output, **hooks.calls(log=False))
+    return report, facts
+
+
 def spatial_fill(job: Job, output: str, region: Window | None, hooks: Hooks):
     from ..fills.spatial_fill import fill_spatially
     from ..raster.fill_engine import open_target
@@ -284,5 +292,9 @@ METHODS: dict[str, JobMethod] = {
                   time_series_fill("linear"), SERIES, uses=("other_dates",), stack_mask=True),
         JobMethod("whittaker", "a time series with the Whittaker smoother", time_series_fill(
                   "whittaker"), SERIES | {"lam": 10.0}, uses=("other_dates",), stack_mask=True),
+        # last: Processing's enum of the default method keeps its earlier indices
+        JobMethod("similar", "every clear date through similar pixels (a date's value plus the "
+                  "change of the pixels most like it on that date)", similar_fill, TEMPORAL,
+                  needs=("other_dates",), uses=("other_masks",), tiles=True),
     )
 }

@@ -67,8 +67,8 @@ def check_fill(output, series, masks, tolerance):
 
 
 @pytest.mark.parametrize("edges", [False, True])
-@pytest.mark.parametrize("method", [0, 1, 2, 3])  # interpolation, nearest and weighted
-# matching, nearest regression
+@pytest.mark.parametrize("method", [0, 1, 2, 3, 4])  # interpolation, nearest and weighted
+# matching, nearest regression, similar pixels
 def test_fill_from_other_dates(method, edges, series, masks, tmp_path):
     result = processing.run(
         "gapfill:filltemporal",
