@@ -9,6 +9,7 @@ NaN (no data in the output).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from ..pyramid_fill import (
     pyramid_halo,
     streamed_halo,
 )
+from ..similar_pixels import SEARCH_HALO, similar_pixel_values, similarity_bands
 from ..spatial_fill import fill_nodata_arrays
 from ..temporal_interpolation import interpolate_in_time
 from .inputs import SceneInputs, SceneWindow
@@ -43,6 +45,7 @@ WEIGHTED_HISTOGRAM = "weighted histogram matching"
 REGRESSION = "local linear regression"
 TEMPORAL_EDGES = "edge-corrected temporal interpolation"
 HISTOGRAM_EDGES = "edge-corrected histogram matching"
+SIMILAR = "similar pixels"
 IDW_DISTANCE = 100  # Fill gaps spatially's default search distance
 PYRAMID_DISTANCE = 256
 HISTOGRAM_RADIUS, HISTOGRAM_MIN_PIXELS = 15, 50  # Fill gaps from other dates' defaults
@@ -130,6 +133,21 @@ def _histogram(inputs: SceneInputs, weighted: bool = False, regression: bool = F
     return predict
 
 
+def _similar(inputs: SceneInputs) -> Predict:
+    """Every date through the pixels most like each gap pixel on it (`similar_pixels`)."""
+    bands = similarity_bands(inputs.target.descriptions, inputs.target.bands)
+
+    def predict(window: SceneWindow, hidden: np.ndarray, cancelled: CancelledFn) -> np.ndarray:
+        data, visible = _visible(window, hidden)
+        values, filled = similar_pixel_values(
+            data, visible, window.observations, bands, window.window[:2], cancelled
+        )
+        values[:, visible] = data[:, visible]
+        return np.where(filled | visible, values, np.nan)
+
+    return predict
+
+
 def _edge_corrected(fill: Predict) -> Predict:
     """`fill` corrected to the target around each gap (`edge_correction`)."""
 
@@ -145,7 +163,8 @@ def _edge_corrected(fill: Predict) -> Predict:
 def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
     """Spatial fills always; temporal ones (histogram matching also from every date weighted
     by its fit, and the nearest date's local regression), as they are and corrected to the
-    gap's edge, when other dates (and the target's date) are given."""
+    gap's edge, and similar pixels (where scipy is there), when other dates (and the target's
+    date) are given."""
     found = [
         Candidate(PYRAMID, "classical", pyramid_halo(PYRAMID_DISTANCE), _pyramid),
         Candidate(IDW, "classical", IDW_DISTANCE, _inverse_distance),
@@ -165,6 +184,8 @@ def classical_candidates(inputs: SceneInputs) -> list[Candidate]:
                 _edge_corrected(histogram),
             ),
         ]
+        if importlib.util.find_spec("scipy") is not None:
+            found.append(Candidate(SIMILAR, "classical", SEARCH_HALO, _similar(inputs)))
     return found
 
 
