@@ -10,6 +10,7 @@ NaN (no data in the output).
 from __future__ import annotations
 
 import importlib.util
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -262,16 +263,26 @@ def predict_all(
     cancelled: CancelledFn = never_cancelled,
     keep: Window | None = None,
     pyramid_fill: Predict = _pyramid,
+    seconds: dict[str, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every candidate's prediction, its unreached pixels completed by the pyramid fill, cut
     to `keep` (a part of the window) as soon as it is made, so memory holds one whole one.
-    `pyramid_fill`: how the pyramid is computed (`streamed_pyramid` in the final pass)."""
+    `pyramid_fill`: how the pyramid is computed (`streamed_pyramid` in the final pass);
+    `seconds`: each candidate's time is added there."""
     region = keep or (0, 0, window.shape[1], window.shape[0])
+    timings = {} if seconds is None else seconds
+    started = time.monotonic()
     pyramid = crop(pyramid_fill(window, hidden, cancelled), region)
+    timings[PYRAMID] = timings.get(PYRAMID, 0.0) + time.monotonic() - started
     predictions = {}
     for candidate in candidates:
+        started = time.monotonic()
         values = pyramid if candidate.name == PYRAMID else crop(
             candidate.predict(window, hidden, cancelled), region
         )
         predictions[candidate.name] = np.where(np.isnan(values), pyramid, values)
+        if candidate.name != PYRAMID:
+            timings[candidate.name] = (
+                timings.get(candidate.name, 0.0) + time.monotonic() - started
+            )
     return predictions

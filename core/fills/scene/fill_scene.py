@@ -264,11 +264,38 @@ FINAL_FILL_BUDGETS = 2
 
 
 def _final_fill_estimate(grid: Grid, windows: list[ValidationWindow], seconds: float) -> float:
-    """Seconds to fill the whole scene with the network and the candidates, from `seconds`
-    they took on the sampled windows (an upper bound: every candidate counted, and the
-    streamed pyramid costs less than the windows' own)."""
+    """Seconds to fill the whole scene from `seconds` a fill (the network: with every
+    candidate) took on the sampled windows, scaled by area (the streamed pyramid of the final
+    pass costs less than the windows' own)."""
     sampled = sum(w.truth.shape[1] * w.truth.shape[2] for w in windows)
     return seconds * grid.width * grid.height / max(sampled, 1)
+
+
+def _affordable_first(
+    ranked: list[CandidateResult], seconds: dict[str, float], grid: Grid,
+    windows: list[ValidationWindow], budget_minutes: float, notes: list[str], log: LogFn,
+) -> list[CandidateResult]:
+    """The ranking, with a first fill whose fill of the whole scene (its time on the sampled
+    windows, scaled to the scene) would take more than `FINAL_FILL_BUDGETS` learning budgets
+    moved behind the first one that would not (similar pixels on a large scene on a laptop);
+    the note says so."""
+    allowed = FINAL_FILL_BUDGETS * 60.0 * budget_minutes
+    estimate = {r.name: _final_fill_estimate(grid, windows, seconds.get(r.name, 0.0))
+                for r in ranked}
+    if estimate[ranked[0].name] <= allowed:
+        return ranked
+    affordable = next((r for r in ranked if estimate[r.name] <= allowed), None)
+    if affordable is None:
+        return ranked
+    first = ranked[0]
+    notes.append(
+        f"{first.name} ranked first, but filling the whole scene with it would take about "
+        f"{estimate[first.name] / 60:.0f} min on this machine, more than {FINAL_FILL_BUDGETS} "
+        f"times the budget: {affordable.name} fills instead. Give a budget of "
+        f"{math.ceil(estimate[first.name] / 60 / FINAL_FILL_BUDGETS)} min or more to use it."
+    )
+    log(notes[-1])
+    return [affordable, *(r for r in ranked if r is not affordable)]
 
 
 def _off_the_haze(
@@ -420,9 +447,12 @@ def fill_scene(
 
     candidate_stage = stages.stage("candidates")
     candidates_started = time.monotonic()
+    candidate_seconds: dict[str, float] = {}
     for index, (window, (scene, stored, _)) in enumerate(zip(windows, sampled, strict=True)):
         hidden = _on_scene(window.hidden, scene, stored)
-        predictions = predict_all(candidates, scene, hidden, cancelled, keep=stored)
+        predictions = predict_all(
+            candidates, scene, hidden, cancelled, keep=stored, seconds=candidate_seconds
+        )
         window.predictions = {k: v.astype(np.float32) for k, v in predictions.items()}
         candidate_stage((index + 1) / len(windows))
     candidates_seconds = time.monotonic() - candidates_started
@@ -456,6 +486,9 @@ def fill_scene(
     log("Ranking PSNR (every block but the report ones): "
         + ", ".join(f"{r.name} {r.rank:.2f} dB" for r in ranked))
     ranked = _with_prior(ranked, ranking_windows, scaling, log)
+    ranked = _affordable_first(
+        ranked, candidate_seconds, target.grid, windows, settings.budget_minutes, notes, log
+    )
     del ranking_windows  # their predictions: up to the windows' size again
 
     network, network_info = None, None

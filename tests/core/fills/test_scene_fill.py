@@ -211,3 +211,26 @@ def test_a_network_too_slow_for_the_whole_scene_is_not_used(data_dir, tmp_path, 
     )  # it won
     assert not info["accepted"] and result.chosen == info["base"]
     assert any("would take about" in note and "a GPU" in note for note in result.notes)
+
+
+def test_a_first_fill_too_slow_for_the_whole_scene_gives_way():
+    """A fill ranked first whose fill of the whole scene (its seconds on the sampled windows,
+    scaled by area) would take more than twice the budget goes behind the first that would
+    not, and the note says which budget would let it fill; one within it stays first."""
+    from types import SimpleNamespace
+
+    from gapfill.core.fills.scene.candidates import PYRAMID, SIMILAR
+    from gapfill.core.fills.scene.fill_scene import CandidateResult, _affordable_first
+    from gapfill.core.raster.access import Grid
+
+    grid = Grid(10980, 10980, (0.0, 10.0, 0.0, 0.0, 0.0, -10.0), "")
+    windows = [SimpleNamespace(truth=np.zeros((13, 1098, 1098)))]  # a hundredth of the scene
+    ranked = [CandidateResult(SIMILAR, "classical"), CandidateResult(HISTOGRAM, "classical"),
+              CandidateResult(PYRAMID, "classical")]
+    seconds = {SIMILAR: 9.0, HISTOGRAM: 1.0, PYRAMID: 0.5}  # 15, 1.7 and 0.8 min in all
+    notes: list[str] = []
+    first = _affordable_first(ranked, seconds, grid, windows, 5.0, notes, lambda _: None)
+    assert [r.name for r in first] == [HISTOGRAM, SIMILAR, PYRAMID]
+    assert "about 15 min" in notes[0] and "budget of 8 min" in notes[0]
+    again = _affordable_first(ranked, seconds, grid, windows, 8.0, [], lambda _: None)
+    assert again[0].name == SIMILAR
