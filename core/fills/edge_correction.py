@@ -13,14 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..progress import CancelledFn, never_cancelled
+from ..progress import CancelledFn, ProgressFn, never_cancelled, no_progress
 from ..raster.access import crop
-from ..raster.fill_engine import Block, ComputeFn
+from ..raster.fill_engine import Block, ComputeFn, FillReport, TargetImage, fill_image
 from ..raster.morphology import dilate
 from .pyramid_fill import aligned_pyramid_fill, levels_for, pyramid_halo
+
+if TYPE_CHECKING:
+    from .other_dates import OtherDate
 
 EDGE_RING = 2  # pixels of the ring around each gap where the difference is measured
 EDGE_DISTANCE = 64  # how far into a gap the difference is carried (pyramid's reach)
@@ -97,3 +102,33 @@ def edge_corrected(
         return crop(corrected, block.inner), crop(reached, block.inner)
 
     return compute
+
+
+def fill_from_dates(
+    target: TargetImage,
+    others: list[OtherDate],
+    output: str | Path,
+    compute: Callable[[Block], tuple[np.ndarray, np.ndarray]],
+    *,
+    halo: int = 0,
+    edge_correction: bool = False,
+    block_size: int = 512,
+    progress: ProgressFn = no_progress,
+    cancelled: CancelledFn = never_cancelled,
+) -> FillReport:
+    """Stream the target through `compute` (its blocks' `sources`: every other date as an
+    observation, read with `halo` of context), corrected to the gaps' edges when asked."""
+
+    def read_sources(window):
+        return [(other.date, *other.read(window)) for other in others]
+
+    return fill_image(
+        target,
+        output,
+        edge_corrected(compute, cancelled) if edge_correction else compute,
+        read_sources=read_sources,
+        halo=halo + (edge_halo() if edge_correction else 0),
+        block_size=block_size,
+        progress=progress,
+        cancelled=cancelled,
+    )

@@ -27,9 +27,9 @@ import numpy as np
 from ..errors import GapfillError
 from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from ..raster.access import crop
-from ..raster.fill_engine import Block, FillReport, TargetImage, fill_image
+from ..raster.fill_engine import Block, FillReport, TargetImage
 from ..raster.morphology import box_sum
-from .edge_correction import edge_corrected, edge_halo
+from .edge_correction import fill_from_dates
 from .other_dates import OtherDate
 from .temporal_interpolation import Observation
 
@@ -205,20 +205,11 @@ def fill_by_histogram_matching(
             "one (weighted: every clear date, matched; regression: the nearest date)."
         )
 
-    def read_sources(window):
-        return [(other.date, *other.read(window)) for other in others]
-
     def compute(block: Block):
         return fill_matched(target_date, block, block.sources, radius, min_pixels, cancelled,
                             weighted=weighted, regression=regression)
 
-    return fill_image(
-        target,
-        output,
-        edge_corrected(compute, cancelled) if edge_correction else compute,
-        read_sources=read_sources,
-        halo=radius + (edge_halo() if edge_correction else 0),
-        block_size=block_size,
-        progress=progress,
-        cancelled=cancelled,
+    return fill_from_dates(
+        target, others, output, compute, halo=radius, edge_correction=edge_correction,
+        block_size=block_size, progress=progress, cancelled=cancelled,
     )

@@ -16,16 +16,15 @@ each one's error on clear pixels nearby, predicted the same way as if hidden.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..dependencies import require
 from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from ..raster.access import crop
-from ..raster.fill_engine import Block, FillReport, TargetImage, fill_image
+from ..raster.fill_engine import Block, FillReport, TargetImage
 from ..raster.morphology import box_sum
-from .edge_correction import edge_corrected, edge_halo
+from .edge_correction import fill_from_dates
 from .other_dates import OtherDate
 from .temporal_interpolation import Observation
 
@@ -38,7 +37,7 @@ MAX_PROBES = 16384
 WEIGHT_RADIUS = 32  # px: a date's error is measured on the probes this near
 MIN_PROBES = 8  # fewer near a pixel: the date's error over the whole window is used
 MIN_POOL = 50  # fewer clear pixels on both dates: the date is not used in the block
-APPROXIMATION = 2.0  # neighbours within (1 + this) × the exact k-th distance: 2.5× faster, same fill
+APPROXIMATION = 2.0  # neighbours within (1 + this) × the exact k-th distance: faster, same fill
 QUERY_CHUNK = 16384  # pixels per neighbour query (bounds the gathered changes' memory)
 MIN_ERROR = 1e-12
 PURPOSE = "Filling from other dates through similar pixels"
@@ -145,22 +144,13 @@ def fill_by_similar_pixels(
     require("scipy.spatial", PURPOSE)
     bands = similarity_bands(target.descriptions, target.bands)
 
-    def read_sources(window: Any) -> list[Observation]:
-        return [(other.date, *other.read(window)) for other in others]
-
     def predict(block: Block) -> tuple[np.ndarray, np.ndarray]:
         values, filled = similar_pixel_values(
             block.data, ~block.gap, block.sources, bands, block.outer[:2], cancelled
         )
         return crop(values, block.inner), crop(filled, block.inner)
 
-    return fill_image(
-        target,
-        output,
-        edge_corrected(predict, cancelled) if edge_correction else predict,
-        read_sources=read_sources,
-        halo=SEARCH_HALO + (edge_halo() if edge_correction else 0),
-        block_size=block_size,
-        progress=progress,
-        cancelled=cancelled,
+    return fill_from_dates(
+        target, others, output, predict, halo=SEARCH_HALO, edge_correction=edge_correction,
+        block_size=block_size, progress=progress, cancelled=cancelled,
     )

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
-from ..raster.fill_engine import Block, FillReport, TargetImage, fill_image
-from .edge_correction import edge_corrected, edge_halo
+from ..raster.fill_engine import Block, FillReport, TargetImage
+from .edge_correction import fill_from_dates
 from .other_dates import OtherDate
 
 Observation = tuple[date, np.ndarray, np.ndarray]  # date, (bands, h, w) values, (h, w) usable
@@ -61,19 +61,10 @@ def fill_by_temporal_interpolation(
 ) -> FillReport:
     """Fill the target's gaps from the other dates, block by block; with `edge_correction`,
     corrected to the target around each gap (`edge_correction.edge_corrected`)."""
-    def read_sources(window):
-        return [(other.date, *other.read(window)) for other in others]
-
     def compute(block: Block):
         return interpolate_in_time(target_date, block.sources, cancelled)
 
-    return fill_image(
-        target,
-        output,
-        edge_corrected(compute, cancelled) if edge_correction else compute,
-        read_sources=read_sources,
-        halo=edge_halo() if edge_correction else 0,
-        block_size=block_size,
-        progress=progress,
-        cancelled=cancelled,
+    return fill_from_dates(
+        target, others, output, compute, edge_correction=edge_correction,
+        block_size=block_size, progress=progress, cancelled=cancelled,
     )
