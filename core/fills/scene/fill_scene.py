@@ -594,24 +594,31 @@ PRIOR = (HISTOGRAM, PYRAMID, TEMPORAL, IDW)
 def _with_prior(
     ranked: list[CandidateResult], windows: list[ValidationWindow], scaling: Scaling, log: LogFn
 ) -> list[CandidateResult]:
-    """The ranking, unless its first fill does not beat the available fill that comes first
-    in `PRIOR` on enough ranking blocks (the network's sign test): a lead of a few hundredths
-    of a dB on one scene is noise, and the benchmarks' order is then the better bet."""
+    """The ranking led by its best fill that beats the available fill coming first in `PRIOR`
+    on enough ranking blocks (the network's sign test), else by that fill: a lead of a few
+    hundredths of a dB on one scene is noise, and the benchmarks' order is then the better
+    bet. A fill that fails the test does not hide one ranked below it that passes."""
     available = [r for r in ranked if r.name in PRIOR]
     if not available:
         return ranked
     preferred = min(available, key=lambda r: PRIOR.index(r.name))
     if preferred is ranked[0]:
         return ranked
-    ours, theirs = ({}, {})
+    theirs: dict = {}
     for split in (TRAIN, STOP, SELECT):
-        ours |= block_errors(windows, ranked[0].name, split, scaling)
         theirs |= block_errors(windows, preferred.name, split, scaling)
-    wins = sum(ours[k][0] < theirs[k][0] for k in ours)
-    if wins >= required_wins(len(ours)):
-        return ranked
-    log(f"{ranked[0].name} leads {preferred.name} on {wins} of {len(ours)} ranking blocks, "
-        f"too few to overturn the benchmarks' order: {preferred.name} goes first.")
+    for challenger in ranked:
+        if challenger is preferred:
+            break
+        ours: dict = {}
+        for split in (TRAIN, STOP, SELECT):
+            ours |= block_errors(windows, challenger.name, split, scaling)
+        wins = sum(ours[k][0] < theirs[k][0] for k in ours)
+        if wins >= required_wins(len(ours)):
+            return [challenger, *(r for r in ranked if r is not challenger)]
+        log(f"{challenger.name} leads {preferred.name} on {wins} of {len(ours)} ranking "
+            f"blocks, too few to overturn the benchmarks' order.")
+    log(f"{preferred.name} goes first.")
     return [preferred, *(r for r in ranked if r is not preferred)]
 
 
