@@ -591,6 +591,14 @@ def fill_scene(
 PRIOR = (HISTOGRAM, PYRAMID, TEMPORAL, IDW)
 
 
+def _ranking_errors(windows: list[ValidationWindow], name: str, scaling: Scaling) -> dict:
+    """`name`'s squared error per block of every split but the report."""
+    errors: dict = {}
+    for split in (TRAIN, STOP, SELECT):
+        errors |= block_errors(windows, name, split, scaling)
+    return errors
+
+
 def _with_prior(
     ranked: list[CandidateResult], windows: list[ValidationWindow], scaling: Scaling, log: LogFn
 ) -> list[CandidateResult]:
@@ -604,15 +612,11 @@ def _with_prior(
     preferred = min(available, key=lambda r: PRIOR.index(r.name))
     if preferred is ranked[0]:
         return ranked
-    theirs: dict = {}
-    for split in (TRAIN, STOP, SELECT):
-        theirs |= block_errors(windows, preferred.name, split, scaling)
+    theirs = _ranking_errors(windows, preferred.name, scaling)
     for challenger in ranked:
         if challenger is preferred:
             break
-        ours: dict = {}
-        for split in (TRAIN, STOP, SELECT):
-            ours |= block_errors(windows, challenger.name, split, scaling)
+        ours = _ranking_errors(windows, challenger.name, scaling)
         wins = sum(ours[k][0] < theirs[k][0] for k in ours)
         if wins >= required_wins(len(ours)):
             return [challenger, *(r for r in ranked if r is not challenger)]
