@@ -47,19 +47,46 @@ def fingerprint(path: str) -> dict[str, Any]:
 
 
 def checksum(path: str | Path) -> dict[str, Any]:
-    """What a re-run checks an output against."""
-    return {"path": str(path), "bytes": os.path.getsize(path), "sha256": sha256(path)}
+    """What a re-run checks an output against (its time only says when it changed, if so)."""
+    stat = os.stat(path)
+    return {"path": str(path), "bytes": stat.st_size, "sha256": sha256(path),
+            "modified": stat.st_mtime}
+
+
+def change_of(recorded: dict[str, Any]) -> str:
+    """How a file recorded by `checksum` (or `fingerprint`) differs now, in words for the
+    re-run's log; empty when it is the same."""
+    path = recorded["path"]
+    if "sha256" not in recorded:
+        now_seen = fingerprint(path)
+        if now_seen == recorded:
+            return ""
+        return "missing" if now_seen.get("missing") else (
+            f"{now_seen['bytes']} bytes modified at {stamp(now_seen['modified'])} "
+            f"(recorded: {recorded.get('bytes')} bytes of {stamp(recorded.get('modified'))})"
+        )
+    if not os.path.isfile(path):
+        return "missing"
+    stat = os.stat(path)
+    if stat.st_size == recorded["bytes"] and sha256(path) == recorded["sha256"]:
+        return ""
+    content = ("other content, same size" if stat.st_size == recorded["bytes"]
+               else f"{stat.st_size} bytes instead of {recorded['bytes']}")
+    return (f"{content}, last written {stamp(stat.st_mtime)} (recorded as written "
+            f"{stamp(recorded.get('modified'))})")
 
 
 def unchanged(recorded: dict[str, Any]) -> bool:
     """Whether a file recorded by `checksum` (or `fingerprint`) is still the same."""
-    if "sha256" in recorded:
-        path = recorded["path"]
-        return (
-            os.path.isfile(path) and os.path.getsize(path) == recorded["bytes"]
-            and sha256(path) == recorded["sha256"]
-        )
-    return fingerprint(recorded["path"]) == recorded
+    return not change_of(recorded)
+
+
+def stamp(seconds: float | None) -> str:
+    """A file time to the millisecond, in UTC (two writes a second apart must differ)."""
+    if seconds is None:
+        return "unknown"
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
 
 
 class Manifest:

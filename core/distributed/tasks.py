@@ -25,7 +25,7 @@ from ..raster.access import Window, open_raster
 from ..raster.fill_engine import FillReport, conclude
 from ..raster.output import remove_stale_partials
 from .jobs import BUILD, Job, with_masks
-from .manifest import checksum, fingerprint, now, unchanged
+from .manifest import change_of, checksum, fingerprint, now, unchanged
 from .methods import Hooks
 from .tiles import merge_reports, remove_tiles, tile_path, write_mosaic
 
@@ -135,11 +135,12 @@ def inspect_job(job: Job, previous: Record | None, tile_size: int, overwrite: bo
         dataset = None
         if same and previous.get("status") == "done":
             recorded = previous["inputs"] + previous["outputs"]
-            changed = [item["path"] for item in recorded if not unchanged(item)]
+            changed = [f"{item['path']}: {why}" for item in recorded
+                       if (why := change_of(item))]
             inspection["verified"] = not changed
             if changed:
                 inspection["note"] = (
-                    f"its inputs or outputs changed since the last run ({', '.join(changed)})"
+                    f"its inputs or outputs changed since the last run ({'; '.join(changed)})"
                 )
         elif same:
             inspection["tiles"] = {

@@ -221,6 +221,9 @@ class GeoTiffWriter:
         gdal.ErrorReset()
         self.dataset.FlushCache()
         message = gdal.GetLastErrorMsg()
+        close = getattr(self.dataset, "Close", None)  # GDAL >= 3.8: closes now, whatever
+        if close is not None:  # else refers to it (a band, say); older: on the last reference
+            close()
         self.dataset = None
         if message and gdal.GetLastErrorType() >= gdal.CE_Failure:
             raise GapfillError(f"Writing '{self.path}' failed: {message}")

@@ -19,7 +19,7 @@ import pytest
 from osgeo import gdal, osr
 
 from gapfill.core.distributed.jobs import make_job, read_job_table
-from gapfill.core.distributed.manifest import unchanged
+from gapfill.core.distributed.manifest import change_of
 from gapfill.core.distributed.methods import Hooks
 from gapfill.core.distributed.runner import run_jobs
 from gapfill.core.errors import Cancelled, GapfillError
@@ -82,15 +82,16 @@ def scene_table(data_dir: Path, folder: Path, broken: bool = False) -> Path:
     return table
 
 
-def recorded_state(records: dict) -> list[str]:
-    """Each job's recorded status and whether its recorded files are unchanged now: what a
-    re-run decides on (a failure of this test once in several full runs had its reason cut)."""
+def recorded_state(records: dict, folder: Path) -> list[str]:
+    """Each job's recorded status and how its recorded files differ now, and every file of the
+    outputs' folder (hidden ones are partial files): what a re-run decides on (a failure of
+    this test once in several full runs had its reason cut)."""
     return [
-        f"{job_id}: {record['status']}; unchanged: "
-        f"{[(item['path'], unchanged(item)) for item in files]}"
+        f"{job_id}: {record['status']}; changed: "
+        f"{[(item['path'], change_of(item)) for item in files]}"
         for job_id, record in records.items()
         for files in [record.get("inputs", []) + record.get("outputs", [])]
-    ]
+    ] + [f"in {folder}: {sorted(path.name for path in folder.iterdir())}"]
 
 
 def test_many_scenes_match_one_process_and_a_rerun_checks_and_skips(data_dir, tmp_path):
@@ -113,7 +114,7 @@ def test_many_scenes_match_one_process_and_a_rerun_checks_and_skips(data_dir, tm
     assert done["report"]["gaps"] > 0 and done["outputs"][0]["sha256"]
     assert records["out/5254.tif"]["status"] == "failed"
 
-    before = recorded_state(records)
+    before = recorded_state(records, tmp_path / "out")
     lines.clear()
     again = run_jobs(jobs, manifest, workers=WORKERS, log=lines.append)
     assert sorted(again.skipped) == sorted(summary.done) and list(again.failed) == [
@@ -125,7 +126,8 @@ def test_many_scenes_match_one_process_and_a_rerun_checks_and_skips(data_dir, tm
         stream.write(b"\0" * 16)
     third = run_jobs(jobs, manifest, workers=WORKERS, log=lines.append)
     assert third.done == [jobs[0].id] and jobs[0].id not in third.skipped
-    assert any("changed since the last run" in line for line in lines)
+    assert any("changed since the last run" in line and "other content, same size, last written"
+               in line for line in lines), "\n".join(lines)
     np.testing.assert_array_equal(read(changed), one_process(jobs[0], tmp_path / "again.tif"))
 
     lines.clear()  # other settings: every job runs again, and the log says why
