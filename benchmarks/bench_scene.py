@@ -72,7 +72,14 @@ def measure(case: str, folder: Path, size: int, budget: float, output: Path) -> 
         if result.best_classical.report else None,
         "steps": (result.network or {}).get("steps"),
         "stopped_by": (result.network or {}).get("stopped_by"),
+        "said": [ranking_line(result), *result.notes, *result.summary()],
     }
+
+
+def ranking_line(result) -> str:
+    """The candidates by ranking PSNR: why a fill was chosen, kept beside the timings."""
+    ranked = sorted(result.candidates, key=lambda candidate: -candidate.rank)
+    return "Ranking PSNR: " + ", ".join(f"{c.name} {c.rank:.2f} dB" for c in ranked)
 
 
 def main() -> None:
@@ -90,6 +97,7 @@ def main() -> None:
         return
     make_plugin_importable()
     load_before, start = os.getloadavg()[0], time.perf_counter()
+    said: list[str] = []
     lines = ["| case | size | total s | learning s | final fill s | peak RSS MiB | chosen | "
              "report PSNR | best classical (report PSNR) | steps (stopped by) |",
              "|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
@@ -110,12 +118,14 @@ def main() -> None:
             f"{result['classical']} ({classical}) | {result['steps']} "
             f"({result['stopped_by']}) |"
         )
+        said += [f"What the scene fill said on `{case}`:", "",
+                 *(f"- {line}" for line in result["said"]), ""]
     command = f"GAPFILL_DATA={data_folder()} python {shlex.join(sys.argv)}"
     report = "\n".join([
         "# Scene fill: speed and memory", "", *lines, "",
         f"Goal: {GOAL_S / 60:.0f} minutes end to end at the default budget "
         f"({args.budget:g} min of learning).", "", load_line(load_before), "",
-        f"Command: `{command}`; whole run {time.perf_counter() - start:.0f} s.", "",
+        f"Command: `{command}`; whole run {time.perf_counter() - start:.0f} s.", "", *said,
     ])
     (folder / "bench_scene.md").write_text(report)
     print(report)
