@@ -501,11 +501,10 @@ def fill_scene(
                 settings, deadline - report_reserve, start_from, training_stage, cancelled,
             )
             if network.steps == 0 and settings.max_steps != 0:
-                notes.append(
-                    f"The budget of {settings.budget_minutes:g} min was spent before the network "
-                    f"could train ({time.monotonic() - started:.0f} s for the candidates on "
-                    f"{len(windows)} window(s)): give a larger budget or fewer windows."
-                )
+                notes.append(budget_spent_note(
+                    settings.budget_minutes, time.monotonic() - started, len(windows),
+                    candidate_seconds,
+                ))
                 log(notes[-1])
         except MissingDependencyError as error:
             notes.append(f"No network adapted to the scene: {error}")
@@ -699,6 +698,20 @@ def _on_scene(mask: np.ndarray, scene: SceneWindow, stored: tuple) -> np.ndarray
     x, y, w, h = stored
     full[y : y + h, x : x + w] |= mask
     return full
+
+
+def budget_spent_note(budget_minutes: float, elapsed: float, windows: int,
+                      candidate_seconds: dict[str, float]) -> str:
+    """Why the network did not train, and which candidates took the budget: the user can
+    give more minutes, or fewer windows."""
+    dearest = sorted(candidate_seconds.items(), key=lambda item: -item[1])[:3]
+    return (
+        f"The budget of {budget_minutes:g} min was spent before the network could train "
+        f"({elapsed:.0f} s had passed; the candidates' fills of {windows} window(s) took "
+        f"{sum(candidate_seconds.values()):.0f} s, the dearest: "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in dearest)
+        + "): give a larger budget or fewer windows."
+    )
 
 
 def _adapt(

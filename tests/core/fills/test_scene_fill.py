@@ -16,7 +16,12 @@ from gapfill.core.evaluate.simulate_gaps import simulate_gap_files
 from gapfill.core.fills.scene import fill_scene as fill_scene_module
 from gapfill.core.fills.scene.candidates import HISTOGRAM, REGRESSION, TEMPORAL
 from gapfill.core.fills.scene.confidence import calibration_warning
-from gapfill.core.fills.scene.fill_scene import RANKING_PIXELS, SceneSettings, required_wins
+from gapfill.core.fills.scene.fill_scene import (
+    RANKING_PIXELS,
+    SceneSettings,
+    budget_spent_note,
+    required_wins,
+)
 from gapfill.core.fills.scene.layouts import REPORT, SELECT, TRAIN, ShapeSource, split_blocks
 from gapfill.core.fills.scene.run import fill_scene_files
 from gapfill.core.fills.scene.saved_network import load_network
@@ -135,6 +140,13 @@ def test_a_scene_whose_classical_fill_is_best_gets_the_classical_fill(data_dir, 
     )
     assert result.chosen in (TEMPORAL, HISTOGRAM, REGRESSION)
     np.testing.assert_array_equal(read(tmp_path / "filled.tif"), read(target))
+
+
+def test_a_budget_spent_on_the_candidates_says_which_cost_most():
+    note = budget_spent_note(5, 312.4, 6, {"spatial pyramid": 10.0, "similar pixels": 181.5,
+                                            "histogram matching": 27.25, "spatial IDW": 5.0})
+    assert "312 s had passed" in note and "6 window(s) took 224 s" in note
+    assert "the dearest: similar pixels 181.5 s, histogram matching 27.2 s, spatial pyramid" in note
 
 
 def test_a_scene_without_clear_pixels_says_it_is_not_validated(scene, tmp_path):
