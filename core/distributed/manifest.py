@@ -3,7 +3,8 @@ wrote (with checksums), when, on which worker, how long it took, and the error i
 A re-run reads it to skip the jobs already done, after checking their outputs.
 
 Files are identified by size and modification time (inputs: cheap to check on every re-run)
-and by SHA-256 (outputs: a re-run proves they are still what the run wrote).
+and by SHA-256 (outputs: a re-run proves they are still what the run wrote; their modification
+time only tells, when one changed, when it was written).
 """
 
 from __future__ import annotations

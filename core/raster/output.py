@@ -221,10 +221,10 @@ class GeoTiffWriter:
         gdal.ErrorReset()
         self.dataset.FlushCache()
         message = gdal.GetLastErrorMsg()
-        close = getattr(self.dataset, "Close", None)  # GDAL >= 3.8: closes now, whatever
-        if close is not None:  # else refers to it (a band, say); older: on the last reference
+        close = getattr(self.dataset, "Close", None)  # GDAL >= 3.8: closes now, even if a
+        if close is not None:  # band object somewhere still refers to the dataset
             close()
-        self.dataset = None
+        self.dataset = None  # older GDAL: closes on this last reference
         if message and gdal.GetLastErrorType() >= gdal.CE_Failure:
             raise GapfillError(f"Writing '{self.path}' failed: {message}")
 
