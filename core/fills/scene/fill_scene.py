@@ -496,11 +496,15 @@ def fill_scene(
     if settings.adapt:
         try:
             require("torch", "The network adapted to the scene")
-            network = _adapt(
-                inputs, windows, sampled, candidates, ranked, samples, scaling, data_range,
-                settings, deadline - report_reserve, start_from, training_stage, cancelled,
-            )
-            if network.steps == 0 and settings.max_steps != 0:
+            # past the deadline a new network could not train (its examples alone cost
+            # minutes on a large scene); a saved one still corrects as it is
+            if start_from is not None or time.monotonic() < deadline - report_reserve:
+                network = _adapt(
+                    inputs, windows, sampled, candidates, ranked, samples, scaling,
+                    data_range, settings, deadline - report_reserve, start_from,
+                    training_stage, cancelled,
+                )
+            if (network is None or network.steps == 0) and settings.max_steps != 0:
                 notes.append(budget_spent_note(
                     settings.budget_minutes, time.monotonic() - started, len(windows),
                     candidate_seconds,

@@ -149,6 +149,18 @@ def test_a_budget_spent_on_the_candidates_says_which_cost_most():
     assert "the dearest: similar pixels 181.5 s, histogram matching 27.2 s, spatial pyramid" in note
 
 
+def test_a_budget_spent_before_the_training_trains_no_network(scene, tmp_path):
+    """Its examples would cost more than the whole budget: no network, and the note says why."""
+    result = run(scene, tmp_path, SceneSettings(budget_minutes=1e-5, max_steps=40,
+                                                bundled=False))
+    assert result.network is None and result.chosen in ("spatial pyramid", "spatial IDW")
+    assert "adapted network" not in [candidate.name for candidate in result.candidates]
+    assert any("spent before the network could train" in note for note in result.notes)
+    gaps = read(scene["gaps"])[0] == 1
+    np.testing.assert_array_equal(read(tmp_path / "filled.tif")[:, ~gaps],
+                                  read(scene["cloudy"])[:, ~gaps])
+
+
 def test_a_scene_without_clear_pixels_says_it_is_not_validated(scene, tmp_path):
     """With SAR a bundled model can still fill it, unvalidated; without any source: refused."""
     full = blank_mask(scene["gaps"], tmp_path / "full.tif", 1)
