@@ -496,8 +496,8 @@ def fill_scene(
     if settings.adapt:
         try:
             require("torch", "The network adapted to the scene")
-            # past the deadline a new network could not train (its examples alone cost
-            # minutes on a large scene); a saved one still corrects as it is
+            # past the deadline a new network could not train, and its examples cost about
+            # what the candidates' fills of the windows did; a saved one corrects as it is
             if start_from is not None or time.monotonic() < deadline - report_reserve:
                 network = _adapt(
                     inputs, windows, sampled, candidates, ranked, samples, scaling,
