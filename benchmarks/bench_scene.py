@@ -115,8 +115,9 @@ def main() -> None:
         lines.append(
             f"| {case} | {args.size}² | {result['seconds']:.0f} | {result['learning']:.0f} | "
             f"{result['fill']:.0f} | {result['peak_rss_mb']:.0f} | {result['chosen']} | {psnr} | "
-            f"{result['classical']} ({classical}) | {result['steps']} "
-            f"({result['stopped_by']}) |"
+            f"{result['classical']} ({classical}) | "
+            + (f"{result['steps']} ({result['stopped_by']}) |" if result["steps"] is not None
+               else "– (no network) |")
         )
         said += [f"What the scene fill said on `{case}`:", "",
                  *(f"- {line}" for line in result["said"]), ""]
