@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import glob
 import os
 import signal
@@ -175,6 +176,23 @@ def creation_options(
     ]
 
 
+def descriptors_of(path: Path) -> int:
+    """How many file descriptors of this process are open on `path` (Linux's /proc; 0 where
+    there is none): a GDAL dataset closed for good holds none."""
+    target = os.path.realpath(path)
+    try:
+        entries = os.listdir("/proc/self/fd")
+    except OSError:
+        return 0
+    count = 0
+    for entry in entries:
+        try:
+            count += os.readlink(f"/proc/self/fd/{entry}") == target
+        except OSError:  # closed since the listing
+            continue
+    return count
+
+
 class GeoTiffWriter:
     """Writes windows of a (bands, h, w) raster on a grid; `close()` checks GDAL's error state."""
 
@@ -225,6 +243,13 @@ class GeoTiffWriter:
         if close is not None:  # band object somewhere still refers to the dataset
             close()
         self.dataset = None  # older GDAL: closes on this last reference
+        if descriptors_of(self.path):  # not the last: a reference cycle still holds it, and
+            gc.collect()  # its late close would rewrite the file after it is published
+        if descriptors_of(self.path):
+            raise GapfillError(
+                f"'{self.path}' is still open after it was written: something in this process "
+                "still refers to it. Please report this; no output was written."
+            )
         if message and gdal.GetLastErrorType() >= gdal.CE_Failure:
             raise GapfillError(f"Writing '{self.path}' failed: {message}")
 
