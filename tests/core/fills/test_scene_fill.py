@@ -149,6 +149,7 @@ def test_a_budget_spent_on_the_candidates_says_which_cost_most():
     assert "the dearest: similar pixels 181.5 s, histogram matching 27.2 s, spatial pyramid" in note
 
 
+@pytest.mark.torch  # without torch no network is ever built: the note says so instead
 def test_a_budget_spent_before_the_training_trains_no_network(scene, tmp_path):
     """Its examples would cost more than the whole budget: no network, and the note says why."""
     result = run(scene, tmp_path, SceneSettings(budget_minutes=1e-5, max_steps=40,
