@@ -111,6 +111,36 @@ def _termination_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def descriptors_of(path: Path) -> int:
+    """How many file descriptors of this process are open on `path` (read in Linux's /proc;
+    0 without it): a GDAL dataset closed for good holds none."""
+    target = os.path.realpath(path)
+    try:
+        entries = os.listdir("/proc/self/fd")
+    except OSError:
+        return 0
+    count = 0
+    for entry in entries:
+        try:
+            count += os.readlink(f"/proc/self/fd/{entry}") == target
+        except OSError:  # closed since the listing
+            continue
+    return count
+
+
+def ensure_closed(path: str | Path) -> None:
+    """Before a written file is published: nothing in this process may still hold it open. A
+    GDAL dataset held by a reference cycle (GDAL < 3.8 has no Close()) is collected now, as
+    its late close would rewrite the file after it was renamed and checksummed."""
+    if descriptors_of(path):
+        gc.collect()
+    if descriptors_of(path):
+        raise GapfillError(
+            f"'{path}' is still open after it was written: something in this process still "
+            "refers to it. Please report this; no output was written."
+        )
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
@@ -123,6 +153,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         with _termination_raises():
             yield Path(temporary)
+        ensure_closed(temporary)
         os.replace(temporary, final)
     finally:
         for leftover in (temporary, temporary + ".aux.xml"):
@@ -176,23 +207,6 @@ def creation_options(
     ]
 
 
-def descriptors_of(path: Path) -> int:
-    """How many file descriptors of this process are open on `path` (Linux's /proc; 0 where
-    there is none): a GDAL dataset closed for good holds none."""
-    target = os.path.realpath(path)
-    try:
-        entries = os.listdir("/proc/self/fd")
-    except OSError:
-        return 0
-    count = 0
-    for entry in entries:
-        try:
-            count += os.readlink(f"/proc/self/fd/{entry}") == target
-        except OSError:  # closed since the listing
-            continue
-    return count
-
-
 class GeoTiffWriter:
     """Writes windows of a (bands, h, w) raster on a grid; `close()` checks GDAL's error state."""
 
@@ -242,14 +256,8 @@ class GeoTiffWriter:
         close = getattr(self.dataset, "Close", None)  # GDAL >= 3.8: closes now, even if a
         if close is not None:  # band object somewhere still refers to the dataset
             close()
-        self.dataset = None  # older GDAL: closes on this last reference
-        if descriptors_of(self.path):  # not the last: a reference cycle still holds it, and
-            gc.collect()  # its late close would rewrite the file after it is published
-        if descriptors_of(self.path):
-            raise GapfillError(
-                f"'{self.path}' is still open after it was written: something in this process "
-                "still refers to it. Please report this; no output was written."
-            )
+        self.dataset = None  # older GDAL: closes on this last reference (`atomic_path`
+        # makes sure it was the last before the file is published)
         if message and gdal.GetLastErrorType() >= gdal.CE_Failure:
             raise GapfillError(f"Writing '{self.path}' failed: {message}")
 
