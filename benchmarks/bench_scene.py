@@ -55,10 +55,12 @@ def measure(case: str, folder: Path, size: int, budget: float, output: Path) -> 
     from gapfill.core.fills.scene.run import fill_scene_files
 
     arguments = inputs_of(case, folder, size)
+    said: list[str] = []  # its log (ranking, notes, choice): why it chose, beside the timings
     start = time.perf_counter()
     result = fill_scene_files(
         arguments.pop("target"), output, settings=SceneSettings(budget_minutes=budget),
-        confidence_output=output.with_name(f"{output.stem}_confidence.tif"), **arguments,
+        confidence_output=output.with_name(f"{output.stem}_confidence.tif"), log=said.append,
+        **arguments,
     )
     seconds = time.perf_counter() - start
     output.with_name(f"{output.stem}_confidence.tif").unlink(missing_ok=True)
@@ -72,14 +74,8 @@ def measure(case: str, folder: Path, size: int, budget: float, output: Path) -> 
         if result.best_classical.report else None,
         "steps": (result.network or {}).get("steps"),
         "stopped_by": (result.network or {}).get("stopped_by"),
-        "said": [ranking_line(result), *result.notes, *result.summary()],
+        "said": said,
     }
-
-
-def ranking_line(result) -> str:
-    """The candidates by ranking PSNR: why a fill was chosen, kept beside the timings."""
-    ranked = sorted(result.candidates, key=lambda candidate: -candidate.rank)
-    return "Ranking PSNR: " + ", ".join(f"{c.name} {c.rank:.2f} dB" for c in ranked)
 
 
 def main() -> None:
