@@ -45,11 +45,13 @@ MIN_CLEAR_PIXELS = 64  # a tile with fewer clear target pixels has nothing to fi
 
 @dataclass
 class AuxiliarySource:
-    """One auxiliary raster on the target grid; `usable` pixels have data and are not masked."""
+    """One auxiliary raster on the target grid; `usable` pixels have data and are not masked.
+    `linear_to_db`: SAR backscatter given linear, read as dB (zero or negative: not usable)."""
 
     path: str
     dataset: gdal.Dataset
     mask: gdal.Dataset | None
+    linear_to_db: bool = False
 
     @property
     def bands(self) -> int:
@@ -62,6 +64,9 @@ class AuxiliarySource:
             x, y, w, h = window
             usable &= self.mask.GetRasterBand(1).ReadAsArray(x, y, w, h) == 0
             usable &= read_valid(self.mask, window)
+        if self.linear_to_db:
+            usable &= (data > 0).all(axis=0)
+            data = 10.0 * np.log10(np.where(data > 0, data, 1.0))
         return data, usable
 
 

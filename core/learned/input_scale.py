@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from ..errors import GapfillError
-from ..raster.value_range import Spread
+from ..raster.value_range import Spread, looks_like_linear_backscatter
 from .model_card import BandScaling, ModelCard, ModelInput
 from .onnx_session import LogFn
 
@@ -42,7 +42,7 @@ def checked_input(
     if spread is None or any(s.db for s in item.scaling):
         return item  # no valid value, or the card converts linear values itself
     low, high = expected_range(item.scaling)
-    if _wants_db(item.scaling) and spread.low >= 0 and spread.high <= 10:
+    if _wants_db(item.scaling) and looks_like_linear_backscatter(spread):
         log(
             f"The {label} '{path}' holds values of {spread.text()}, linear backscatter, where "
             f"the model expects dB ({low:g} to {high:g}): converted to dB (10·log10); zero or "

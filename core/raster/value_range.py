@@ -32,6 +32,12 @@ class Spread:
         return f"{self.low:.4g} to {self.high:.4g}"
 
 
+def looks_like_linear_backscatter(spread: Spread) -> bool:
+    """SAR backscatter in dB is mostly negative over land and water; linear backscatter is
+    never negative and rarely above 10."""
+    return spread.low >= 0 and spread.high <= 10
+
+
 def sample_windows(width: int, height: int) -> list[Window]:
     """A grid of small windows spread over the image (the whole image when it is small): a
     few blocks per band, where a decimated read of a tiled, compressed image decodes all of

@@ -121,3 +121,51 @@ def test_the_haze_around_real_clouds_is_kept_off_and_said(provider, data_dir, tm
     every_pixel, warnings = runs[0]
     assert not any("Haze" in w for w in warnings)
     assert not np.array_equal(read(every_pixel)[:, gaps], read(measured)[:, gaps])
+
+
+def test_sar_and_target_on_the_bundled_models_scale(provider, data_dir, tmp_path):
+    """A scene under cloud nearly everywhere is filled by the bundled S1+S2 model (nothing to
+    validate on): linear SAR is read as dB, and said, so the fill is the one from dB (to a DN
+    or two); a target in reflectance 0–1, where the model wants digital numbers, leaves the
+    model out (said) instead of filling with values on another scale."""
+    folder = data_dir / "sen12mscr_georef"
+    clear = folder / "ROIs1158_spring_101_p30_s2_clear.tif"
+    sar_db = folder / "ROIs1158_spring_101_p30_s1.tif"
+    sar_linear = tmp_path / "s1_linear.tif"
+    gdal.Translate(str(sar_linear), str(sar_db), outputType=gdal.GDT_Float32)
+    dataset = gdal.Open(str(sar_linear), gdal.GA_Update)
+    for band in range(1, dataset.RasterCount + 1):
+        values = dataset.GetRasterBand(band).ReadAsArray()
+        dataset.GetRasterBand(band).WriteArray(10 ** (values / 10))
+    dataset = None
+    reflectance = tmp_path / "reflectance.tif"
+    gdal.Translate(str(reflectance), str(clear), outputType=gdal.GDT_Float32,
+                   scaleParams=[[0, 10000, 0, 1]])
+    gaps = np.ones(read(clear).shape[1:], np.uint8)
+    gaps[:16, :16] = 0
+    mask = tmp_path / "mask.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(mask), *gaps.shape[::-1], 1)
+    dataset.SetGeoTransform(gdal.Open(str(clear)).GetGeoTransform())
+    dataset.SetProjection(gdal.Open(str(clear)).GetProjection())
+    dataset.GetRasterBand(1).WriteArray(gaps)
+    dataset = None
+
+    def run(target, sar, name):
+        feedback = RecordingFeedback()
+        result = processing.run("gapfill:fillscene", {
+            "INPUT": str(target), "GAP_MASK": str(mask), "SAR": str(sar), "ADAPT": False,
+            "OUTPUT": str(tmp_path / f"filled_{name}.tif"),
+        }, feedback=feedback)
+        return result, feedback.lines
+
+    from_db, _ = run(clear, sar_db, "db")
+    from_linear, lines = run(clear, sar_linear, "linear")
+    assert from_db["CHOSEN"] == from_linear["CHOSEN"] == "s1s2_unet_small"
+    assert any("linear backscatter: read as dB" in line for line in lines)
+    difference = read(from_linear["OUTPUT"]).astype(int) - read(from_db["OUTPUT"])
+    assert np.abs(difference).max() <= 2  # float32 rounding of 10^(dB/10) and back
+    in_reflectance, lines = run(reflectance, sar_db, "reflectance")
+    assert in_reflectance["CHOSEN"] == "spatial pyramid"
+    assert any("s1s2_unet_small" in line and "left out" in line and "another scale" in line
+               for line in lines)
+    assert read(in_reflectance["OUTPUT"]).max() < 2

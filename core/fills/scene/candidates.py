@@ -18,12 +18,14 @@ from typing import Any, Literal
 import numpy as np
 
 from ...learned.bundled_models import BundledModel, bundled_models
+from ...learned.input_scale import checked_input
 from ...learned.onnx_fill import fill_arrays
 from ...learned.onnx_fill_raster import resolve_bands
 from ...learned.onnx_session import LogFn, create_session, no_log
 from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
 from ...raster.access import Window, crop
 from ...raster.fill_engine import Block
+from ...raster.value_range import sample_spread
 from ..edge_correction import edge_corrected_prediction, edge_halo
 from ..histogram_matched_fill import fill_matched
 from ..pyramid_fill import (
@@ -204,6 +206,8 @@ class _BundledPredictor:
                 target.path, target.descriptions, self.card.output.bands, None, "target", log
             )
         ]
+        spread = sample_spread(target.dataset, [band + 1 for band in self.bands])
+        checked_input(self.card.input_for("target"), spread, target.path, "target image", log)
         self.sar_bands: list[int] = []
         if inputs.sar is not None and self.card.input_for("sar") is not None:
             sar = inputs.sar

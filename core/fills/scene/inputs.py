@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -11,6 +12,7 @@ from ...raster.access import Window, crop, expand_window, read_bands
 from ...raster.dates import resolve_dates
 from ...raster.fill_engine import TargetImage, open_target, read_gaps
 from ...raster.proximity import distance_to
+from ...raster.value_range import looks_like_linear_backscatter, sample_spread
 from ..deep_image_prior import AuxiliarySource, open_auxiliary
 from ..other_dates import OtherDate, open_other_dates
 from ..temporal_interpolation import Observation
@@ -133,6 +135,7 @@ def open_scene(
     dates: str | None = None,
     sar_path: str | None = None,
     dem_path: str | None = None,
+    log: Callable[[str], None] = lambda _: None,
 ) -> SceneInputs:
     """Open the target, its gap mask and every other layer on the target grid; dates come from
     `dates` (target first) or the files, and are needed only with other dates."""
@@ -143,9 +146,23 @@ def open_scene(
         when = resolve_dates([target_path, *other_paths], dates)
         target_date = when[0]
         others = open_other_dates(target, other_paths, when[1:], other_masks)
-    sar = open_auxiliary(target, [sar_path])[0] if sar_path else None
+    sar = _sar_in_db(open_auxiliary(target, [sar_path])[0], log) if sar_path else None
     dem = open_auxiliary(target, [dem_path])[0] if dem_path else None
     return SceneInputs(target, target_date, others, sar, dem)
+
+
+def _sar_in_db(sar: AuxiliarySource, log: Callable[[str], None]) -> AuxiliarySource:
+    """The SAR as the network and the bundled models read it, in dB: linear backscatter is
+    converted (and said), as the model fill does."""
+    spread = sample_spread(sar.dataset, list(range(1, sar.bands + 1)))
+    if spread is None or not looks_like_linear_backscatter(spread):
+        return sar
+    log(
+        f"The SAR image '{sar.path}' holds values of {spread.text()}, linear backscatter: "
+        "read as dB (10·log10); zero or negative backscatter has no dB value and counts as "
+        "no data."
+    )
+    return replace(sar, linear_to_db=True)
 
 
 def _auxiliary(source: AuxiliarySource | None, window: Window) -> np.ndarray | None:

@@ -85,7 +85,7 @@ def fill_scene_files(
             ]
         inputs = open_scene(
             target, gap_mask, other_paths=other_dates, other_masks=other_masks or None,
-            dates=dates, sar_path=sar, dem_path=dem,
+            dates=dates, sar_path=sar, dem_path=dem, log=log,
         )
         result, pieces = fill_scene(
             inputs, output, settings, confidence_output=confidence_output,
