@@ -49,6 +49,14 @@ def open_raster(path: str | Path, role: str = "raster") -> gdal.Dataset:
         raise RasterOpenError(f"The {role} '{path}' {what}.")
     if dataset.RasterCount == 0:
         raise RasterOpenError(f"The {role} '{path}' has no raster bands.")
+    kind = dataset.GetRasterBand(1).DataType
+    if gdal.DataTypeIsComplex(kind):
+        raise RasterOpenError(
+            f"The {role} '{path}' holds complex values ({gdal.GetDataTypeName(kind)}, e.g. SAR "
+            "in single-look complex form); Gapfill reads real values. Give the intensity or "
+            "backscatter instead (e.g. |value|² with the raster calculator, or SNAP's "
+            "calibration to sigma0 in dB)."
+        )
     return dataset
 
 

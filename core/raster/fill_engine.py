@@ -37,6 +37,7 @@ from .alignment import align_to_grid, covered_fraction
 from .output import GeoTiffWriter, atomic_path, cast_to
 from .pipeline import run_pipeline
 from .validity import BandMasks
+from .value_range import sample_windows
 
 MASK_OUTSIDE = 255  # value of gap-mask pixels outside the image
 
@@ -214,10 +215,32 @@ def filled_window(target: TargetImage, block_size: int) -> Window:
     return target.region
 
 
+def bands_without_data(path: str) -> list[str]:
+    """The bands (number and description) with no valid value in windows spread over the
+    image while other bands have some there: why a target can have no clear pixel at all."""
+    dataset = open_raster(path, "target image")
+    masks, descriptions = BandMasks(dataset), band_descriptions(dataset)
+    seen = np.zeros(len(descriptions), bool)
+    for window in sample_windows(dataset.RasterXSize, dataset.RasterYSize):
+        seen |= masks.valid(window, read_bands(dataset, window)).any(axis=(1, 2))
+    if seen.all() or not seen.any():
+        return []
+    return [f"{band + 1} ({descriptions[band]})" if descriptions[band] else str(band + 1)
+            for band in np.flatnonzero(~seen)]
+
+
 def conclude(report: FillReport, target_path: str) -> FillReport:
     """The checks made once the whole image is filled (for a mosaic filled by tiles: on the
     sum of its tiles' reports, since one tile alone cannot tell)."""
     if report.clear_required and report.clear == 0:
+        empty = bands_without_data(target_path)
+        if empty:
+            raise GapfillError(
+                f"The target '{target_path}' has no data at all in band(s) {', '.join(empty)} "
+                "(every value no-data or NaN), so no pixel has every band: drop the band "
+                "(Processing › GDAL › Raster conversion › Rearrange bands, or gdal_translate "
+                "-b) or give it values, and run again."
+            )
         raise GapfillError(
             f"The target '{target_path}' is entirely in gaps: this fill has no clear pixel "
             "to learn or interpolate from. Use 'Fill gaps from other dates' with images of "

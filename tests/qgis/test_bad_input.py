@@ -380,3 +380,20 @@ def test_simulated_gaps_on_an_image_without_data_are_refused(provider, series, t
                        "OUTPUT": str(tmp_path / "out.tif"),
                        "GAP_MASK": str(tmp_path / "out_gaps.tif"),
                        "EVALUATION_MASK": str(tmp_path / "out_eval.tif")}))
+
+
+def test_complex_values_and_a_band_without_data_say_what_to_do(provider, series, tmp_path):
+    """Single-look complex SAR is refused by name; a stack with one empty band is not called
+    'entirely in gaps' but has that band named."""
+    complex_copy = tmp_path / "slc.tif"
+    gdal.Translate(str(complex_copy), str(series / TARGET), outputType=gdal.GDT_CInt16)
+    assert_refused("holds complex values", tmp_path, lambda: processing.run(
+        "gapfill:fillspatial", {"INPUT": str(complex_copy), "OUTPUT": str(tmp_path / "out.tif")}))
+    stack = tmp_path / "stack.tif"
+    gdal.Translate(str(stack), str(series / TARGET), outputType=gdal.GDT_Float32)
+    dataset = gdal.Open(str(stack), gdal.GA_Update)
+    last = dataset.GetRasterBand(dataset.RasterCount)
+    last.WriteArray(np.full((dataset.RasterYSize, dataset.RasterXSize), np.nan, np.float32))
+    count, dataset, last = dataset.RasterCount, None, None
+    assert_refused(f"no data at all in band\\(s\\) {count} ", tmp_path, lambda: processing.run(
+        "gapfill:fillspatial", {"INPUT": str(stack), "OUTPUT": str(tmp_path / "out.tif")}))
