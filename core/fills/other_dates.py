@@ -132,6 +132,7 @@ def build_other_date_masks(
             progress=lambda f, i=index: progress((i + f) / len(paths)),
             cancelled=cancelled,
             log=log,
+            role=f"other-date image {index + 1}",
         )
         log(f"Gap mask of '{path}': {100 * report.gap_fraction:.1f} % gaps ({report.method}).")
         masks.append(str(output))

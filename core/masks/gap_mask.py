@@ -329,12 +329,13 @@ def build_gap_mask(
     progress: ProgressFn = no_progress,
     cancelled: CancelledFn = never_cancelled,
     log: LogFn = no_log,
+    role: str = "target image",
 ) -> MaskReport:
     """Write the Byte gap mask of the target (1 gap, 0 clear, 255 no data) to `output`.
 
     `block_size`: pixels per block side (default 1024, or the detector's), rounded up to a
-    multiple of a detector's cell."""
-    target = open_raster(target_path, "target image")
+    multiple of a detector's cell; `role`: what the image is, for messages."""
+    target = open_raster(target_path, role)
     grid = Grid.of(target)
     method = settings.method
     names: list[str] = []
@@ -432,7 +433,7 @@ def build_gap_mask(
         missing = report.gaps if method == "nodata" else report.outside  # pixels without data
         if report.pixels and missing == report.pixels:  # refused before the mask appears
             raise GapfillError(
-                f"The target image '{target_path}' has no pixel with data (every pixel is "
+                f"The {role} '{target_path}' has no pixel with data (every pixel is "
                 "no-data, NaN or masked): there is nothing to mask. Check the file and its "
                 "no-data value."
             )

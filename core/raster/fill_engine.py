@@ -78,6 +78,7 @@ def default_nodata(dtype: np.dtype) -> float:
 def open_target(path: str, mask_path: str | None = None) -> TargetImage:
     """Open the target and its gap mask; a mask must be one integer band (1 = gap, 0 = clear)."""
     dataset = open_raster(path, "target image")
+    check_every_band_has_data(dataset, path)
     grid = Grid.of(dataset)
     mask, coverage = None, 1.0
     if mask_path:
@@ -215,32 +216,30 @@ def filled_window(target: TargetImage, block_size: int) -> Window:
     return target.region
 
 
-def bands_without_data(path: str) -> list[str]:
-    """The bands (number and description) with no valid value in windows spread over the
-    image while other bands have some there: why a target can have no clear pixel at all."""
-    dataset = open_raster(path, "target image")
+def check_every_band_has_data(dataset: gdal.Dataset, path: str) -> None:
+    """Refuse a target with bands that have no valid value in windows spread over the image
+    while other bands have some there: no pixel has every band, so every pixel would be a gap
+    and the fill would replace the other bands' clear values."""
     masks, descriptions = BandMasks(dataset), band_descriptions(dataset)
     seen = np.zeros(len(descriptions), bool)
     for window in sample_windows(dataset.RasterXSize, dataset.RasterYSize):
         seen |= masks.valid(window, read_bands(dataset, window)).any(axis=(1, 2))
     if seen.all() or not seen.any():
-        return []
-    return [f"{band + 1} ({descriptions[band]})" if descriptions[band] else str(band + 1)
-            for band in np.flatnonzero(~seen)]
+        return
+    empty = [f"{band + 1} ({descriptions[band]})" if descriptions[band] else str(band + 1)
+             for band in np.flatnonzero(~seen)]
+    raise GapfillError(
+        f"The target '{path}' has no data at all in band(s) {', '.join(empty)} (every value "
+        "no-data or NaN), so no pixel has every band: drop the band (Processing › GDAL › "
+        "Raster conversion › Rearrange bands, or gdal_translate -b) or give it values, and "
+        "run again."
+    )
 
 
 def conclude(report: FillReport, target_path: str) -> FillReport:
     """The checks made once the whole image is filled (for a mosaic filled by tiles: on the
     sum of its tiles' reports, since one tile alone cannot tell)."""
     if report.clear_required and report.clear == 0:
-        empty = bands_without_data(target_path)
-        if empty:
-            raise GapfillError(
-                f"The target '{target_path}' has no data at all in band(s) {', '.join(empty)} "
-                "(every value no-data or NaN), so no pixel has every band: drop the band "
-                "(Processing › GDAL › Raster conversion › Rearrange bands, or gdal_translate "
-                "-b) or give it values, and run again."
-            )
         raise GapfillError(
             f"The target '{target_path}' is entirely in gaps: this fill has no clear pixel "
             "to learn or interpolate from. Use 'Fill gaps from other dates' with images of "

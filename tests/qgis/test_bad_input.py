@@ -383,8 +383,9 @@ def test_simulated_gaps_on_an_image_without_data_are_refused(provider, series, t
 
 
 def test_complex_values_and_a_band_without_data_say_what_to_do(provider, series, tmp_path):
-    """Single-look complex SAR is refused by name; a stack with one empty band is not called
-    'entirely in gaps' but has that band named."""
+    """Single-look complex SAR is refused by name; a stack with one empty band has that band
+    named, where the fills from other dates would have replaced every pixel (none has every
+    band) and the spatial fill called it 'entirely in gaps'."""
     complex_copy = tmp_path / "slc.tif"
     gdal.Translate(str(complex_copy), str(series / TARGET), outputType=gdal.GDT_CInt16)
     assert_refused("holds complex values", tmp_path, lambda: processing.run(
@@ -397,3 +398,5 @@ def test_complex_values_and_a_band_without_data_say_what_to_do(provider, series,
     count, dataset, last = dataset.RasterCount, None, None
     assert_refused(f"no data at all in band\\(s\\) {count} ", tmp_path, lambda: processing.run(
         "gapfill:fillspatial", {"INPUT": str(stack), "OUTPUT": str(tmp_path / "out.tif")}))
+    assert_refused("no data at all in band", tmp_path, lambda: fill(
+        series, tmp_path, INPUT=str(stack), DATES="2018-03-07, 2018-03-22"))

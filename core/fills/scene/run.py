@@ -25,7 +25,8 @@ def _mask_or_none(path: str, folder: Path, index: int, log: LogFn) -> str | None
     (the best detector installed, its haze buffer), or None (not Sentinel-2)."""
     output = folder / f"gap_mask_{index}.tif"
     try:
-        report = build_gap_mask(path, output, AUTOMATIC, log=log)
+        role = f"other-date image {index}" if index else "target image"
+        report = build_gap_mask(path, output, AUTOMATIC, log=log, role=role)
     except GapfillError as error:
         log(f"No gap mask built for '{path}' ({error}); its no-data is its gaps.")
         return None
