@@ -25,6 +25,7 @@ from qgis.core import (
 )
 
 from ..core.fills.scene.fill_scene import (
+    BUDGET_RANGE,
     MAX_SOURCE_MARGIN,
     MEASURED,
     SceneSettings,
@@ -135,7 +136,8 @@ class FillScene(GapfillAlgorithm):
         ))
         self.addParameter(QgsProcessingParameterNumber(
             self.BUDGET, self.tr("Time budget for learning (minutes; default 5)"),
-            QgsProcessingParameterNumber.Double, defaultValue=5.0, minValue=0.1, maxValue=600.0,
+            QgsProcessingParameterNumber.Double, defaultValue=5.0, minValue=BUDGET_RANGE[0],
+            maxValue=BUDGET_RANGE[1],
         ))
         device = QgsProcessingParameterEnum(
             self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue=0

@@ -21,7 +21,7 @@ from ..core.fills.pyramid_fill import fill_by_pyramid
 from ..core.fills.spatial_fill import fill_spatially
 from ..core.progress import CancelledFn, ProgressFn
 from ..core.raster.fill_engine import FillReport, open_target
-from .options import DEVICES, check_output, margin, non_negative, positive
+from .options import DEVICES, budget, check_output, margin, non_negative, positive
 from .session import Session
 
 Facts = dict[str, Any]  # what the result says beyond the pixel counts (dates, model used)
@@ -247,7 +247,7 @@ def scene_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dates, target first (default: from each file)")
     parser.add_argument("--sar", metavar="RASTER", help="SAR image at the target's date")
     parser.add_argument("--dem", metavar="RASTER", help="digital elevation model")
-    parser.add_argument("--budget", type=float, default=DEFAULT.budget_minutes,
+    parser.add_argument("--budget", type=budget, default=DEFAULT.budget_minutes,
                         help="time budget for learning, minutes; the final fill comes on top "
                         "(default: %(default)s)")
     parser.add_argument("--device", choices=DEVICES, default=DEFAULT.device,

@@ -38,6 +38,17 @@ def margin(text: str) -> int:
     return value
 
 
+def budget(text: str) -> float:
+    """A time budget in minutes, within the range Processing accepts."""
+    from ..core.errors import GapfillError
+    from ..core.fills.scene.fill_scene import budget_setting
+
+    try:
+        return budget_setting(float(text))
+    except GapfillError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def check_output(
     output: str, inputs: Iterable[str | None], overwrite: bool, raster: bool = True
 ) -> None:

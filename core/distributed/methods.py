@@ -227,12 +227,13 @@ def model_fill(job: Job, output: str, _region: Window | None, hooks: Hooks):
 
 def scene_fill(job: Job, output: str, _region: Window | None, hooks: Hooks):
     """The scene-adaptive fill: learns on the scene itself, builds the masks not given."""
-    from ..fills.scene.fill_scene import SceneSettings, margin_setting
+    from ..fills.scene.fill_scene import SceneSettings, budget_setting, margin_setting
     from ..fills.scene.run import fill_scene_files
 
     options = job.options
     settings = SceneSettings(
-        budget_minutes=options["budget_minutes"], max_steps=options["max_steps"] or None,
+        budget_minutes=budget_setting(options["budget_minutes"]),
+        max_steps=options["max_steps"] or None,
         seed=options["seed"], device=options["device"], bundled=options["bundled"],
         adapt=options["adapt"], source_margin=margin_setting(options["source_margin"]),
     )

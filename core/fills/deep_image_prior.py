@@ -71,9 +71,11 @@ class AuxiliarySource:
 
 
 def open_auxiliary(
-    target: TargetImage, paths: list[str], mask_paths: list[str] | None = None
+    target: TargetImage, paths: list[str], mask_paths: list[str] | None = None,
+    label: str | None = None,
 ) -> list[AuxiliarySource]:
-    """Align every auxiliary source (bilinear) and its optional mask (nearest) to the target."""
+    """Align every auxiliary source (bilinear) and its optional mask (nearest) to the target;
+    `label`: what a single source is, for messages (default "auxiliary source N")."""
     masks = mask_paths or []
     if masks and len(masks) != len(paths):
         raise GapfillError(
@@ -82,7 +84,8 @@ def open_auxiliary(
         )
     sources = []
     for index, path in enumerate(paths):
-        dataset = align_to_grid(path, target.grid, "bilinear", f"auxiliary source {index + 1}")
+        role = label or f"auxiliary source {index + 1}"
+        dataset = align_to_grid(path, target.grid, "bilinear", role)
         mask = None
         if masks and masks[index]:
             mask = align_to_grid(masks[index], target.grid, "nearest", f"mask {index + 1}")

@@ -62,8 +62,8 @@ def check_overlap(grid: Grid, target: Grid, path: str, role: str) -> None:
         raise NoOverlapError(
             f"The {role} '{path}' does not overlap the target image (source extent "
             f"{xmin:.1f}, {ymin:.1f} – {xmax:.1f}, {ymax:.1f}; target extent {txmin:.1f}, "
-            f"{tymin:.1f} – {txmax:.1f}, {tymax:.1f} in the target CRS). Choose a {role} that "
-            "covers the same place."
+            f"{tymin:.1f} – {txmax:.1f}, {tymax:.1f} in the target CRS). Give a file for the "
+            f"{role} that covers the same place."
         )
 
 

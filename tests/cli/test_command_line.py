@@ -398,12 +398,31 @@ def test_scene_fill_takes_a_source_margin_as_fill_many_does(data_dir, tmp_path, 
     assert not (tmp_path / "x.tif").exists()
 
 
-def test_fill_many_refuses_a_source_margin_out_of_range(data_dir, tmp_path, capsys):
+def test_fill_many_refuses_a_source_margin_or_a_budget_out_of_range(data_dir, tmp_path, capsys):
     target = data_dir / "sen12mscr/5349_s2_cloudy.tif"
     table = tmp_path / "jobs.csv"
     table.write_text("target,mask,output,method,options\n"
-                     f"{target},,bad.tif,scene,source_margin=-5; adapt=false\n")
+                     f"{target},,bad.tif,scene,source_margin=-5; adapt=false\n"
+                     f"{target},,late.tif,scene,budget_minutes=-3; adapt=false\n")
     code, result, _ = gapfill(capsys, "fill-many", table, "--manifest", tmp_path / "run.json",
                               "--workers", "1")
     assert code == 4 and "source margin -5 is out of range" in result["failed"]["bad.tif"]
-    assert not (tmp_path / "bad.tif").exists()
+    assert "time budget -3 min is out of range" in result["failed"]["late.tif"]
+    assert not (tmp_path / "bad.tif").exists() and not (tmp_path / "late.tif").exists()
+
+
+def test_scene_fill_refuses_a_budget_or_a_report_folder_it_cannot_use(data_dir, tmp_path,
+                                                                       capsys):
+    """Before any work: a budget Processing would not take, and a report folder that is a
+    file (the fill is not published by a run whose report then fails)."""
+    target = data_dir / "sen12mscr/5349_s2_cloudy.tif"
+    output = tmp_path / "x.tif"
+    with pytest.raises(SystemExit) as refused:
+        main(["fill", "scene", str(target), "--budget", "-3", "-o", str(output)])
+    assert refused.value.code == 2 and "give 0.1 to 600 minutes" in capsys.readouterr().err
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    code, result, _ = gapfill(capsys, "fill", "scene", target, "--no-adapt", "--report", taken,
+                              "-o", output)
+    assert code == 2 and "taken' cannot be created" in result["error"]
+    assert not output.exists() and taken.read_text() == "a file"

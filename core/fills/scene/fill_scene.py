@@ -101,6 +101,17 @@ class SceneSettings:
 DEFAULT_SETTINGS = SceneSettings()
 MEASURED = -1  # the source margin's value for "measured on the scene" (Processing, CLI, jobs)
 MAX_SOURCE_MARGIN = 64
+BUDGET_RANGE = (0.1, 600.0)  # minutes a user may give for learning (Processing, CLI, jobs)
+
+
+def budget_setting(minutes: float) -> float:
+    """A time budget as a user gives it (Processing, CLI, jobs), checked."""
+    low, high = BUDGET_RANGE
+    if not low <= minutes <= high:
+        raise GapfillError(
+            f"The time budget {minutes:g} min is out of range: give {low:g} to {high:g} minutes."
+        )
+    return minutes
 
 
 def margin_setting(value: int) -> int | None:

@@ -146,8 +146,9 @@ def open_scene(
         when = resolve_dates([target_path, *other_paths], dates)
         target_date = when[0]
         others = open_other_dates(target, other_paths, when[1:], other_masks)
-    sar = _sar_in_db(open_auxiliary(target, [sar_path])[0], log) if sar_path else None
-    dem = open_auxiliary(target, [dem_path])[0] if dem_path else None
+    sar = open_auxiliary(target, [sar_path], label="SAR image")[0] if sar_path else None
+    sar = _sar_in_db(sar, log) if sar is not None else None
+    dem = open_auxiliary(target, [dem_path], label="elevation model")[0] if dem_path else None
     return SceneInputs(target, target_date, others, sar, dem)
 
 

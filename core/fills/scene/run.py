@@ -11,10 +11,11 @@ from ...errors import GapfillError
 from ...learned.onnx_session import LogFn, no_log
 from ...masks.gap_mask import MaskSettings, build_gap_mask
 from ...progress import CancelledFn, ProgressFn, never_cancelled, no_progress
+from ...raster.output import check_writable
 from .fill_scene import DEFAULT_SETTINGS, SceneResult, SceneSettings, fill_scene
 from .inputs import open_scene
 from .network import AdaptedNetwork
-from .report import write_scene_report
+from .report import HTML_NAME, write_scene_report
 from .saved_network import check_save_path, load_network, save_network
 
 AUTOMATIC = MaskSettings(method="automatic")  # as Build gap mask's default
@@ -73,6 +74,8 @@ def fill_scene_files(
         )
     if save_network_to is not None:
         check_save_path(save_network_to)
+    if report_folder is not None:  # before any work, so that the fill is never published by
+        check_writable(Path(report_folder) / HTML_NAME)  # a run whose report then fails
     start_from = load_network(start_network) if start_network else None
     mask_given = gap_mask is not None
     with tempfile.TemporaryDirectory(prefix="gapfill-scene-") as scratch:
