@@ -24,6 +24,7 @@ from numpy.lib import format as npy
 from osgeo import gdal
 
 from ..errors import GapfillError
+from ..learned.model_card import ROLE_LABELS
 from ..masks.gap_mask import OUTSIDE
 from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from ..raster.access import (
@@ -39,6 +40,7 @@ from ..raster.alignment import align_to_grid
 from ..raster.fill_engine import check_mask
 from ..raster.output import check_writable
 from ..raster.validity import BandMasks
+from ..raster.value_range import check_same_scale, sample_spread
 from .patch_dataset import (
     LOCATION_COLUMNS,
     LOCATIONS,
@@ -158,9 +160,13 @@ class RoleSource:
         return values, complete
 
 
+LABELS = ROLE_LABELS | {"reference": "reference (clear) image"}
+OPTICAL = ("optical_before", "optical_after", "reference")  # on the target's scale
+
+
 def open_role(role: str, path: str, grid: Grid | None) -> RoleSource:
     """Open a role's raster (aligned to `grid` unless it is the target) and describe it."""
-    label = f"{role.replace('_', ' ')} raster"
+    label = LABELS[role]
     original = open_raster(path, label)  # band descriptions and metadata do not survive warping
     dataset = original
     if grid is not None:
@@ -178,6 +184,19 @@ def open_role(role: str, path: str, grid: Grid | None) -> RoleSource:
         scaling=recorded.scaling if recorded else None,
     )
     return RoleSource(role, dataset, info, BandMasks(dataset))
+
+
+def check_optical_scales(sources: Sequence[RoleSource]) -> None:
+    """Refuse other dates or a reference on another scale than the target (reflectance 0–1
+    beside digital numbers): a network trained on them would learn the change of scale."""
+    target, others = sources[0], [s for s in sources if s.role in OPTICAL]
+    if not others:
+        return
+    bands = list(range(1, len(target.info.bands) + 1))
+    spread = sample_spread(target.dataset, bands)
+    for source in others:
+        other = sample_spread(source.dataset, list(range(1, len(source.info.bands) + 1)))
+        check_same_scale(spread, other, source.info.source, LABELS[source.role], LABELS["target"])
 
 
 def read_patch(sources: Sequence[RoleSource], window: Window) -> dict[str, np.ndarray] | None:
@@ -267,6 +286,7 @@ def extract_patches(
     sources = [target] + [
         open_role(role, path, grid) for role, path in roles.items() if role != "target" and path
     ]
+    check_optical_scales(sources)
     skipped = {"off_image": 0, "nodata": 0, "excluded": 0}
     patches = []
     for point in points:

@@ -232,3 +232,19 @@ def test_rasters_that_do_not_overlap(data_dir, tmp_path):
             {"INPUT": str(date(data_dir, CLOUDY)),
              "SOURCES": [str(data_dir / "eolearn_slovenia" / "dem.tif")], "OUTPUT": "memory:"},
         )
+
+
+def test_extract_refuses_another_date_on_another_scale(sampled, data_dir, tmp_path):
+    """A reference or another date in reflectance 0–1 beside a target in digital numbers
+    would teach a network the change of scale: refused before any patch is written."""
+    reflectance = tmp_path / "reflectance.tif"
+    gdal.Translate(str(reflectance), str(date(data_dir, EARLIER)), outputType=gdal.GDT_Float32,
+                   scaleParams=[[0, 10000, 0, 1]])
+    for role in ("REFERENCE", "OPTICAL_BEFORE"):
+        with pytest.raises(QgsProcessingException, match="on different scales"):
+            processing.run(ExtractPatches(), {
+                "INPUT": str(date(data_dir, CLOUDY)), role: str(reflectance),
+                "POINTS": sampled["OUTPUT"], "PATCH_SIZE": 32,
+                "OUTPUT": str(tmp_path / "dataset"),
+            })
+    assert not (tmp_path / "dataset").exists()
