@@ -416,8 +416,9 @@ class CloudShapes:
         usable = [mask for mask in masks if mask.any() and mask.mean() >= low / 4]
         if not usable:
             raise DatasetError(
-                "The cloud masks hold no usable cloud shape (every mask is clear); give masks of "
-                "cloudy dates."
+                "The cloud masks hold no usable cloud shape: in no band do enough pixels hold "
+                "a value that means cloud (1, or the values given as PATH:values). Give masks "
+                "of cloudy dates, or the values that mean cloud there (e.g. labels.tif:0,4)."
             )
         self.masks = usable
         self.cover = (low, high)

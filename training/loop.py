@@ -613,6 +613,11 @@ def train(
             options=("output",),
         )
     folder = Path(config.output)
+    if folder.exists() and not folder.is_dir():
+        raise GapfillError(
+            f"The training folder '{folder}' is a file: checkpoints are written into a folder. "
+            "Choose another {output}.", options=("output",),
+        )
     last = folder / LAST
     if last.exists() and not config.resume:
         raise GapfillError(

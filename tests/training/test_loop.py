@@ -167,6 +167,10 @@ def test_refusals(synthetic, make_synthetic, tmp_path):
     assert not (tmp_path / "missing").exists()
     with pytest.raises(GapfillError, match="Nothing to resume"):
         train(config(output=str(tmp_path / "missing"), resume=True), log=quiet)
+    (tmp_path / "a_file").write_text("kept")
+    with pytest.raises(GapfillError, match="training folder .*a_file' is a file"):
+        train(config(output=str(tmp_path / "a_file")), log=quiet)
+    assert (tmp_path / "a_file").read_text() == "kept"
 
 
 def test_early_stopping(synthetic, tmp_path):
