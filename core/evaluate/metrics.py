@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)  # 5: the 11×11 window of Wang et al. and scikit-image
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_CELL = 64  # px: SSIM is mapped cell by cell (`ssim_sum`)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,33 @@ def ssim_map(reference: np.ndarray, filled: np.ndarray, data_range: float = 1.0)
     return np.where(valid, ssim, np.nan)
 
 
+def ssim_sum(
+    reference: np.ndarray, filled: np.ndarray, where: np.ndarray, data_range: float = 1.0,
+    origin: tuple[int, int] = (0, 0),
+) -> float:
+    """Sum of the SSIM map of two 2-D arrays over `where`, a mask of the region starting at
+    `origin` (row, column). Mapped cell by cell (SSIM_CELL px with the window's reach around
+    each), only where a cell holds such pixels: the whole map's values, for the share of its
+    cost that sparse pixels need (the scene fill's report blocks: several times less), and
+    faster even where every cell does (the cells stay in cache)."""
+    height, width = where.shape
+    top, left = origin
+    total = 0.0
+    for row in range(0, height, SSIM_CELL):
+        for col in range(0, width, SSIM_CELL):
+            part = where[row : row + SSIM_CELL, col : col + SSIM_CELL]
+            if not part.any():
+                continue
+            y, x = top + row, left + col
+            y0, x0 = max(0, y - SSIM_RADIUS), max(0, x - SSIM_RADIUS)
+            y1 = min(reference.shape[0], y + part.shape[0] + SSIM_RADIUS)
+            x1 = min(reference.shape[1], x + part.shape[1] + SSIM_RADIUS)
+            mapped = ssim_map(reference[y0:y1, x0:x1], filled[y0:y1, x0:x1], data_range)
+            inner = mapped[y - y0 : y - y0 + part.shape[0], x - x0 : x - x0 + part.shape[1]]
+            total += float(inner[part].sum())
+    return total
+
+
 def spectral_angle(reference: np.ndarray, filled: np.ndarray) -> np.ndarray:
     """Angle in degrees between the spectra (axis 0) of each pixel.
 
@@ -268,8 +296,9 @@ class MetricsAccumulator:
         self.square_sum += (error**2).sum(axis=(1, 2))
         self.signed_sum += error.sum(axis=(1, 2))
         for band in np.flatnonzero(done.any(axis=(1, 2))) if self.with_ssim else ():
-            ssim = ssim_map(reference[band], filled[band], self.data_range)[core[1:]]
-            self.ssim_sum[band] += ssim[done[band]].sum()
+            self.ssim_sum[band] += ssim_sum(
+                reference[band], filled[band], done[band], self.data_range, (y, x)
+            )
         if self.bands > 1:
             every = done.all(axis=0)
             self.sam_sum += spectral_angle(ref[:, every], fil[:, every]).sum()

@@ -12,6 +12,7 @@ from gapfill.core.errors import GapfillError
 from gapfill.core.evaluate.metrics import (
     NO_SCALING,
     SENTINEL2_REFLECTANCE,
+    SSIM_CELL,
     SSIM_RADIUS,
     MetricsAccumulator,
     Scaling,
@@ -20,6 +21,7 @@ from gapfill.core.evaluate.metrics import (
     psnr,
     spectral_angle,
     ssim_map,
+    ssim_sum,
 )
 from gapfill.core.raster.access import expand_window, iter_windows
 
@@ -132,6 +134,24 @@ def test_gaussian_filter_matches_scipy(shape):
     image = np.random.default_rng(1).random(shape)
     expected = ndimage.gaussian_filter(image, 1.5, mode="reflect", truncate=3.5)
     np.testing.assert_allclose(gaussian_filter(image), expected, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("share", [0.002, 0.2, 1.0])
+def test_ssim_by_cells_is_the_whole_maps_sum(share):
+    """Cells of the map, each with the window's reach, give the whole map's values: with
+    evaluated pixels sparse, dense or at the borders, a region inside the image, no data."""
+    rng = np.random.default_rng(7)
+    height, width = 2 * SSIM_CELL + 37, 3 * SSIM_CELL + 5
+    reference = rng.random((height, width))
+    filled = reference + 0.1 * rng.standard_normal((height, width))
+    reference[rng.random((height, width)) < 0.03] = np.nan
+    top, left = 3, 11
+    where = rng.random((height - top - 2, width - left)) < share
+    where[0, 0] = where[-1, -1] = True
+    region = ssim_map(reference, filled)[top : top + where.shape[0], left:]
+    where &= np.isfinite(region)  # pixels without data are never evaluated
+    assert ssim_sum(reference, filled, where, 1.0, (top, left)) == pytest.approx(
+        region[where].sum(), rel=1e-12)
 
 
 def test_pixels_outside_the_evaluation_never_count():
