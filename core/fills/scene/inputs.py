@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 
+from ...learned.onnx_session import LogFn, no_log
 from ...raster.access import Window, crop, expand_window, read_bands
 from ...raster.dates import resolve_dates
 from ...raster.fill_engine import TargetImage, open_target, read_gaps
@@ -135,7 +135,7 @@ def open_scene(
     dates: str | None = None,
     sar_path: str | None = None,
     dem_path: str | None = None,
-    log: Callable[[str], None] = lambda _: None,
+    log: LogFn = no_log,
 ) -> SceneInputs:
     """Open the target, its gap mask and every other layer on the target grid; dates come from
     `dates` (target first) or the files, and are needed only with other dates."""
@@ -152,7 +152,7 @@ def open_scene(
     return SceneInputs(target, target_date, others, sar, dem)
 
 
-def _sar_in_db(sar: AuxiliarySource, log: Callable[[str], None]) -> AuxiliarySource:
+def _sar_in_db(sar: AuxiliarySource, log: LogFn) -> AuxiliarySource:
     """The SAR as the network and the bundled models read it, in dB: linear backscatter is
     converted (and said), as the model fill does."""
     spread = sample_spread(sar.dataset, list(range(1, sar.bands + 1)))
