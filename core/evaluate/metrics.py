@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)  # 5: the 11×11 window of Wang et al. and scikit-image
 SSIM_K1, SSIM_K2 = 0.01, 0.03
-SSIM_CELL = 64  # px: SSIM is mapped cell by cell (`ssim_sum`)
+SSIM_CELL = 128  # px: SSIM is mapped cell by cell (`ssim_sum`)
 
 
 @dataclass(frozen=True)
