@@ -76,6 +76,7 @@ ADAPTED = "adapted network"
 CONTEXT = 128  # pixels read around a sampled window for the candidates' context
 MIN_SCORED = 200  # evaluation pixels a split needs before its scores mean anything
 REPORT_COST = 2.2  # report scoring / ranking scoring: 22.0 s / 10.2 s, 2048² with two dates
+MIN_TRAINING_SHARE = 0.1  # of the budget, left for training after the examples, or no network
 CONFIDENCE_BANDS = ["expected absolute error", "90 % upper bound of the absolute error"]
 
 
@@ -507,14 +508,19 @@ def fill_scene(
     if settings.adapt:
         try:
             require("torch", "The network adapted to the scene")
-            # past the deadline a new network could not train, and its examples cost about
-            # what the candidates' fills of the windows did; a saved one corrects as it is
-            if start_from is not None or time.monotonic() < deadline - report_reserve:
+            # a new network is built only when the budget leaves it time to train once its
+            # examples (the two fills it corrects, on every training layout) are made; a
+            # saved one corrects as it is
+            examples = _examples_seconds(windows, candidate_seconds, ranked)
+            left = deadline - report_reserve - time.monotonic() - examples
+            if start_from is not None or left > MIN_TRAINING_SHARE * 60 * settings.budget_minutes:
                 network = _adapt(
                     inputs, windows, sampled, candidates, ranked, samples, scaling,
                     data_range, settings, deadline - report_reserve, start_from,
                     training_stage, cancelled,
                 )
+            if network is not None and network.steps == 0 and start_from is None:
+                network = None  # untrained, it is its base fill: nothing to choose or score
             if (network is None or network.steps == 0) and settings.max_steps != 0:
                 notes.append(budget_spent_note(
                     settings.budget_minutes, time.monotonic() - started, len(windows),
@@ -713,6 +719,17 @@ def _on_scene(mask: np.ndarray, scene: SceneWindow, stored: tuple) -> np.ndarray
     x, y, w, h = stored
     full[y : y + h, x : x + w] |= mask
     return full
+
+
+def _examples_seconds(
+    windows: list[ValidationWindow], candidate_seconds: dict[str, float],
+    ranked: list[CandidateResult],
+) -> float:
+    """What the network's examples will cost: the two fills it corrects (the best ranked), made
+    for every training layout of every window, at what they cost for one layout of each."""
+    corrected = sum(candidate_seconds.get(r.name, 0.0) for r in ranked[:2])
+    layouts = sum(len(w.training_layouts()) for w in windows) / max(len(windows), 1)
+    return corrected * layouts
 
 
 def budget_spent_note(budget_minutes: float, elapsed: float, windows: int,
