@@ -67,6 +67,7 @@ bench: venv
 	$(RUN) benchmarks/bench_prepare.py --output bench-output
 	$(RUN) benchmarks/bench_mask_speed.py --output bench-output
 	$(RUN) benchmarks/bench_distributed.py --output bench-output --scenes 6
+	$(RUN) benchmarks/bench_ssim.py
 
 bench-quality: venv
 	$(RUN) benchmarks/bench_quality.py --output bench-output/quality --mask-method $(MASK_METHOD)
