@@ -34,6 +34,7 @@ from ..raster.access import (
 from ..raster.dates import parse_date
 from ..raster.fill_engine import FillReport
 from ..raster.output import GeoTiffWriter, atomic_path, cast_to
+from ..raster.value_range import check_same_scale, sample_spread
 from .timeseries_baselines import temporal_linear
 from .whittaker import whittaker_fill
 
@@ -171,9 +172,19 @@ def stack_rasters(
 
     if len(paths) < 2:
         raise GapfillError(f"A time series needs at least two rasters; {len(paths)} given.")
-    entries = []
+    entries, first = [], None
     for path in paths:
         dataset = open_raster(path, "time series date")
+        spread = sample_spread(dataset, [1])
+        if first is None:
+            first = (path, spread)
+        else:  # one variable, one scale: a date in reflectance beside DN would be a jump
+            check_same_scale(first[1], spread, str(path), "time series date",
+                             f"first date '{Path(first[0]).name}'")
+        if dataset.RasterCount > 1 and len(entries) == 0:
+            log(f"'{Path(path).name}' has {dataset.RasterCount} bands: the time series takes "
+                "band 1 of each raster (one variable per date, e.g. NDVI). For another band, "
+                "give one-band rasters, or a stack whose bands are the dates.")
         entries.append((str(path), raster_date(str(path), dataset), Grid.of(dataset)))
         dataset = None
     if all(day is not None for _, day, _ in entries):

@@ -140,3 +140,27 @@ def test_a_mask_with_the_opposite_convention_is_refused(qgis_processing, data_di
              "METHOD": 0, "OUTPUT": str(tmp_path / "o.tif")},
         )
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_date_on_another_scale_is_refused_and_band_1_is_said(qgis_processing, data_dir,
+                                                              tmp_path):
+    """Dates of one variable on one scale: a date in reflectance 0–1 beside digital numbers
+    would be a jump in every pixel's series. Multi-band rasters: band 1 is taken, and said."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from feedback import RecordingFeedback
+
+    folder = data_dir / "sen12mscr_ts"
+    dates = [str(folder / f"s2_{day}.tif") for day in ("2018-03-07", "2018-03-22")]
+    feedback = RecordingFeedback()
+    processing.run(FillTimeSeries(), {"RASTERS": dates, "METHOD": 0,
+                                      "OUTPUT": str(tmp_path / "b1.tif")}, feedback=feedback)
+    assert any("13 bands: the time series takes band 1" in line for line in feedback.lines)
+    reflectance = tmp_path / "s2_2018-03-15.tif"
+    gdal.Translate(str(reflectance), dates[0], outputType=gdal.GDT_Float32,
+                   scaleParams=[[0, 10000, 0, 1]])
+    with pytest.raises(QgsProcessingException, match="on different scales"):
+        processing.run(FillTimeSeries(), {"RASTERS": [*dates, str(reflectance)], "METHOD": 0,
+                                          "OUTPUT": str(tmp_path / "mixed.tif")})
+    assert not (tmp_path / "mixed.tif").exists()
