@@ -231,7 +231,7 @@ def compute_statistics(
 ) -> RasterStatistics:
     """Statistics of every data band of `path`, without no-data and the gaps of `gap_mask`."""
     percents = check_percentiles(percentiles)
-    image = open_target(path, gap_mask)
+    image = open_target(path, gap_mask, every_band=False)  # statistics band by band
     moments = [Moments() for _ in range(image.bands)]
     first = _valid_blocks(image, block_size, lambda f: progress(f / 2), cancelled)
     for values, valid in first:

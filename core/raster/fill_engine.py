@@ -75,10 +75,15 @@ def default_nodata(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).min)
 
 
-def open_target(path: str, mask_path: str | None = None) -> TargetImage:
-    """Open the target and its gap mask; a mask must be one integer band (1 = gap, 0 = clear)."""
+def open_target(
+    path: str, mask_path: str | None = None, *, every_band: bool = True
+) -> TargetImage:
+    """Open the target and its gap mask; a mask must be one integer band (1 = gap, 0 = clear).
+    `every_band`: refuse a band without any data (a fill needs every band at a pixel; band
+    statistics do not)."""
     dataset = open_raster(path, "target image")
-    check_every_band_has_data(dataset, path)
+    if every_band:
+        check_every_band_has_data(dataset, path)
     grid = Grid.of(dataset)
     mask, coverage = None, 1.0
     if mask_path:

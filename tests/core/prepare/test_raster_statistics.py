@@ -63,12 +63,16 @@ def test_gaps_and_nodata_are_left_out(data_dir, tmp_path):
 
 
 def test_a_band_without_valid_pixel(tmp_path):
+    """Statistics are band by band: an empty band (a date under cloud in a time series stack)
+    has none, the others theirs (the fills refuse such a target, statistics do not)."""
     path = tmp_path / "empty.tif"
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 8, 8, 1, gdal.GDT_Float32)
-    dataset.GetRasterBand(1).Fill(float("nan"))
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 8, 8, 2, gdal.GDT_Float32)
+    dataset.GetRasterBand(1).Fill(3.0)
+    dataset.GetRasterBand(2).Fill(float("nan"))
     dataset = None
-    band = compute_statistics(str(path)).bands[0]
-    assert band.count == 0 and band.mean is None and band.percentiles == {}
+    full, empty = compute_statistics(str(path)).bands
+    assert full.count == 64 and full.mean == 3.0
+    assert empty.count == 0 and empty.mean is None and empty.percentiles == {}
 
 
 def test_json_round_trip(data_dir, tmp_path):
