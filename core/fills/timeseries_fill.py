@@ -172,16 +172,14 @@ def stack_rasters(
 
     if len(paths) < 2:
         raise GapfillError(f"A time series needs at least two rasters; {len(paths)} given.")
-    entries, first = [], None
+    entries, spreads = [], []
     for path in paths:
         dataset = open_raster(path, "time series date")
-        spread = sample_spread(dataset, [1])
-        if first is None:
-            first = (path, spread)
-        else:  # one variable, one scale: a date in reflectance beside DN would be a jump
-            check_same_scale(first[1], spread, str(path), "time series date",
-                             f"first date '{Path(first[0]).name}'")
-        if dataset.RasterCount > 1 and len(entries) == 0:
+        # one variable on one scale: a date in reflectance beside DN would be a jump
+        spreads.append(sample_spread(dataset, [1]))
+        check_same_scale(spreads[0], spreads[-1], str(path), "time series date",
+                         f"first date '{Path(paths[0]).name}'")
+        if dataset.RasterCount > 1 and not entries:
             log(f"'{Path(path).name}' has {dataset.RasterCount} bands: the time series takes "
                 "band 1 of each raster (one variable per date, e.g. NDVI). For another band, "
                 "give one-band rasters, or a stack whose bands are the dates.")

@@ -37,7 +37,7 @@ from .alignment import align_to_grid, covered_fraction
 from .output import GeoTiffWriter, atomic_path, cast_to
 from .pipeline import run_pipeline
 from .validity import BandMasks
-from .value_range import sample_windows
+from .value_range import check_every_band_has_data
 
 MASK_OUTSIDE = 255  # value of gap-mask pixels outside the image
 
@@ -219,26 +219,6 @@ def filled_window(target: TargetImage, block_size: int) -> Window:
             f"of {block_size} pixels."
         )
     return target.region
-
-
-def check_every_band_has_data(dataset: gdal.Dataset, path: str) -> None:
-    """Refuse a target with bands that have no valid value in windows spread over the image
-    while other bands have some there: no pixel has every band, so every pixel would be a gap
-    and the fill would replace the other bands' clear values."""
-    masks, descriptions = BandMasks(dataset), band_descriptions(dataset)
-    seen = np.zeros(len(descriptions), bool)
-    for window in sample_windows(dataset.RasterXSize, dataset.RasterYSize):
-        seen |= masks.valid(window, read_bands(dataset, window)).any(axis=(1, 2))
-    if seen.all() or not seen.any():
-        return
-    empty = [f"{band + 1} ({descriptions[band]})" if descriptions[band] else str(band + 1)
-             for band in np.flatnonzero(~seen)]
-    raise GapfillError(
-        f"The target '{path}' has no data at all in band(s) {', '.join(empty)} (every value "
-        "no-data or NaN), so no pixel has every band: drop the band (Processing › GDAL › "
-        "Raster conversion › Rearrange bands, or gdal_translate -b) or give it values, and "
-        "run again."
-    )
 
 
 def conclude(report: FillReport, target_path: str) -> FillReport:

@@ -1,5 +1,6 @@
-"""Cheap looks at the values of a raster, to catch inputs on the wrong scale before any work:
-the valid pixels of small windows spread over the image, and their percentiles."""
+"""Cheap looks at the values of a raster, to catch inputs on the wrong scale (or bands without
+any data) before any work: the valid pixels of small windows spread over the image, and their
+percentiles."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import GapfillError
-from .access import Window, read_bands, read_valid
+from .access import Window, band_descriptions, read_bands, read_valid
+from .validity import BandMasks
 
 SAMPLE_PIXELS = 256  # images of at most SAMPLE_PIXELS² pixels are read whole
 SAMPLE_GRID, SAMPLE_WINDOW = 8, 32  # else 8 × 8 windows of 32 px: 65,536 pixels per band
@@ -63,6 +65,26 @@ def sample_spread(dataset: gdal.Dataset, bands: list[int]) -> Spread | None:
         return None
     low, median, high = np.percentile(pooled, [1, 50, 99])
     return Spread(float(low), float(median), float(high))
+
+
+def check_every_band_has_data(dataset: gdal.Dataset, path: str) -> None:
+    """Refuse a target with bands that have no valid value in windows spread over the image
+    while other bands have some there: no pixel has every band, so every pixel would be a gap
+    and the fill would replace the other bands' clear values."""
+    masks, descriptions = BandMasks(dataset), band_descriptions(dataset)
+    seen = np.zeros(len(descriptions), bool)
+    for window in sample_windows(dataset.RasterXSize, dataset.RasterYSize):
+        seen |= masks.valid(window, read_bands(dataset, window)).any(axis=(1, 2))
+    if seen.all() or not seen.any():
+        return
+    empty = [f"{band + 1} ({descriptions[band]})" if descriptions[band] else str(band + 1)
+             for band in np.flatnonzero(~seen)]
+    raise GapfillError(
+        f"The target '{path}' has no data at all in band(s) {', '.join(empty)} (every value "
+        "no-data or NaN), so no pixel has every band: drop the band (Processing › GDAL › "
+        "Raster conversion › Rearrange bands, or gdal_translate -b) or give it values, and "
+        "run again."
+    )
 
 
 def check_same_scale(
