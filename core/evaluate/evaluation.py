@@ -36,6 +36,7 @@ from ..raster.access import (
 from ..raster.alignment import align_to_grid
 from ..raster.pipeline import run_pipeline
 from ..raster.sentinel2_bands import band_indices, band_names
+from ..raster.value_range import Spread, check_same_scale, sample_spread
 from .metrics import (
     SENTINEL2_REFLECTANCE,
     SSIM_RADIUS,
@@ -188,20 +189,45 @@ class _Inputs:
         )
 
 
-def _on_grid(path: str, grid: Grid, bands: int, role: str, messages: list[str]) -> gdal.Dataset:
-    """An image aligned to the reference grid, with the reference's band count."""
+def _on_grid(
+    path: str, grid: Grid, reference: Spread | None, bands: int, role: str, messages: list[str]
+) -> gdal.Dataset:
+    """An image aligned to the reference grid, with the reference's band count and scale (a
+    fill in reflectance 0–1 scored against digital numbers would get a meaningless score)."""
     dataset = align_to_grid(path, grid, "nearest", role)
     if data_band_count(dataset) != bands:
         raise GapfillError(
             f"The {role} '{path}' has {data_band_count(dataset)} band(s) but the reference has "
             f"{bands}; compare images of the same product with the same bands in the same order."
         )
+    check_same_scale(
+        reference, sample_spread(dataset, list(range(1, bands + 1))), path, role, "reference"
+    )
     if dataset.GetDescription() != str(path):  # a warped VRT, not the file itself
         messages.append(
             f"The {role} '{path}' is not on the reference grid: it was resampled to it (nearest "
             "neighbour) before being compared."
         )
     return dataset
+
+
+def check_scaling_fits(spread: Spread | None, settings: EvaluationSettings, path: str) -> None:
+    """Refuse a scaling that puts the reference far off the data range (reflectance 0–1
+    divided by 10000, or digital numbers taken as stored): PSNR and SSIM would then be
+    meaningless numbers, reported as if they were scores."""
+    if spread is None:
+        return
+    low, high = settings.scaling.apply(np.array([spread.low, spread.high]))
+    top = max(abs(low), abs(high))
+    if settings.data_range / 1000 <= top <= 10 * settings.data_range:
+        return
+    raise GapfillError(
+        f"The reference '{path}' holds values of {spread.text()} (1st to 99th percentile); "
+        f"under the scaling '{settings.scaling.describe()}' they reach {top:.3g}, far from the "
+        f"data range {settings.data_range:g} the scores are taken over. Choose the scaling "
+        "that fits the values (e.g. 'Values as stored' for reflectance 0–1, the Sentinel-2 "
+        "scaling for digital numbers 0–10000) or set the data range, and run again."
+    )
 
 
 def _open_mask(path: str, grid: Grid, bands: int) -> gdal.Dataset:
@@ -278,15 +304,17 @@ def evaluate_files(
     s2_names = _sentinel2_names(descriptions, settings.band_names)
     ndvi = _ndvi_bands(s2_names) if settings.ndvi else None
     messages: list[str] = []
+    spread = sample_spread(dataset, list(range(1, bands + 1)))
+    check_scaling_fits(spread, settings, reference)
     inputs = _Inputs(
         reference=dataset,
         filled=[
-            _on_grid(image.path, grid, bands, f"filled image '{image.name}'", messages)
+            _on_grid(image.path, grid, spread, bands, f"filled image '{image.name}'", messages)
             for image in filled
         ],
         mask=None if evaluation_mask is None else _open_mask(evaluation_mask, grid, bands),
         gaps=None if gaps_input is None else _on_grid(
-            gaps_input, grid, bands, "input with gaps", messages
+            gaps_input, grid, spread, bands, "input with gaps", messages
         ),
     )
     ndvi_indices = None if ndvi is None else tuple(s2_names.index(band) for band in ndvi)

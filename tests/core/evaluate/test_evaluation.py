@@ -173,6 +173,8 @@ def test_a_fill_on_another_grid_is_aligned_with_a_note(scene, tmp_path):
         ("mask_bands", GapfillError, "evaluation mask .* has 2 bands"),
         ("nodata_reference", GapfillError, "reference has no data"),
         ("divisor", GapfillError, "divisor must be positive"),
+        ("fill_in_reflectance", GapfillError, "on different scales"),
+        ("scaling_misfit", GapfillError, "far from the data range 1"),
     ],
 )
 def test_bad_inputs_are_refused_clearly(scene, tmp_path, case, error, message):
@@ -204,6 +206,11 @@ def test_bad_inputs_are_refused_clearly(scene, tmp_path, case, error, message):
         return
     elif case == "divisor":
         options["settings"] = EvaluationSettings(scaling=Scaling(divisor=0))
+    elif case == "fill_in_reflectance":  # a fill in 0–1 scored against DN: a meaningless score
+        path = write_raster(tmp_path / "reflectance.tif", scene["filled"] / 10000.0)
+        filled = [FilledImage("fill", scene["filled_path"]), FilledImage("reflectance", path)]
+    elif case == "scaling_misfit":  # DN taken as stored, over a data range of 1
+        options["settings"] = EvaluationSettings(scaling=Scaling(divisor=1.0, clip=None))
     with pytest.raises(error, match=message):
         run(scene, filled, **options)
 
