@@ -237,6 +237,12 @@ def compute_statistics(
     for values, valid in first:
         for band, plane, mask in zip(moments, values, valid, strict=True):
             band.add(plane[mask])
+    if not any(band.count for band in moments):  # a file of empty statistics scales nothing
+        where = f" outside the gaps of '{gap_mask}'" if gap_mask else ""
+        raise GapfillError(
+            f"'{path}' has no valid pixel{where}: there is nothing to take statistics of. "
+            "Give a gap mask that leaves clear pixels (or none), or an image with data."
+        )
     integer = np.issubdtype(image.dtype, np.integer)
     histograms = [
         Histogram(band.minimum, band.maximum, integer) if band.count else None for band in moments

@@ -75,6 +75,22 @@ def test_a_band_without_valid_pixel(tmp_path):
     assert empty.count == 0 and empty.mean is None and empty.percentiles == {}
 
 
+def test_no_valid_pixel_at_all_is_refused(data_dir, tmp_path):
+    """A mask that covers everything left a file of empty statistics, which scales nothing."""
+    source = date(data_dir, CLOUDY)
+    dataset = gdal.Open(str(source))
+    everywhere = tmp_path / "everywhere.tif"
+    mask = gdal.GetDriverByName("GTiff").Create(
+        str(everywhere), dataset.RasterXSize, dataset.RasterYSize, 1, gdal.GDT_Byte
+    )
+    mask.SetGeoTransform(dataset.GetGeoTransform())
+    mask.SetProjection(dataset.GetProjection())
+    mask.GetRasterBand(1).Fill(1)
+    mask = dataset = None
+    with pytest.raises(GapfillError, match="no valid pixel outside the gaps"):
+        compute_statistics(str(source), gap_mask=str(everywhere))
+
+
 def test_json_round_trip(data_dir, tmp_path):
     statistics = compute_statistics(str(date(data_dir, CLOUDY)), percentiles=(2.5, 97.5))
     path = write_statistics(statistics, tmp_path / "stats.json")
