@@ -183,6 +183,12 @@ class SimulateGaps(GapfillAlgorithm):
             feedback.pushWarning(
                 "No pixel with data was removed: shift, flip or pick another band of the mask."
             )
+        elif report.evaluation_fraction >= 1.0:
+            feedback.pushWarning(
+                "Every pixel with data was removed: a fill from the image itself has nothing "
+                "left to work from (only fills from other dates can fill it). Shift, flip or "
+                "tile a mask with clear parts, or pick another band of it."
+            )
         return {
             self.OUTPUT: outputs[0],
             self.GAP_MASK: outputs[1],

@@ -17,6 +17,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
+from feedback import RecordingFeedback
 from qgis_runner import QgisProcess
 from rasters import read, same_georeference
 
@@ -26,7 +27,7 @@ CLOUDY_DATE_BAND = 15  # 2016-03-17, about half cloudy
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def simulate(data_dir: Path, folder: Path, **overrides) -> dict:
+def simulate(data_dir: Path, folder: Path, feedback=None, **overrides) -> dict:
     parameters = {
         "INPUT": str(data_dir / CLEAR),
         "GAP_SOURCE": str(data_dir / CLOUD_MASK),
@@ -38,7 +39,7 @@ def simulate(data_dir: Path, folder: Path, **overrides) -> dict:
         "EVALUATION_MASK": str(folder / "evaluation.tif"),
         **overrides,
     }
-    return processing.run("gapfill:simulategaps", parameters)
+    return processing.run("gapfill:simulategaps", parameters, feedback=feedback)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,22 @@ def test_cloud_mode_brightens_the_gaps(provider, data_dir, tmp_path):
     result = simulate(data_dir, tmp_path, MODE=1, EDGE=0, CLOUD_VALUE=8000)
     removed = read(result["EVALUATION_MASK"])[0] == 1
     assert (read(result["OUTPUT"])[:, removed] == 8000).all()
+
+
+def test_removing_every_pixel_is_said(provider, data_dir, tmp_path):
+    """A mask that covers the whole image leaves nothing for a fill from the image itself."""
+    clear = gdal.Open(str(data_dir / CLEAR))
+    cloud = tmp_path / "overcast.tif"
+    mask = gdal.GetDriverByName("GTiff").Create(
+        str(cloud), clear.RasterXSize, clear.RasterYSize, 1, gdal.GDT_Byte
+    )
+    mask.GetRasterBand(1).Fill(1)
+    mask = clear = None
+    feedback = RecordingFeedback()
+    parameters = {"GAP_SOURCE": str(cloud), "GAP_BAND": 1, "SHIFT_X": 0, "FLIP": 0}
+    result = simulate(data_dir, tmp_path, feedback=feedback, **parameters)
+    assert result["EVALUATION_FRACTION"] == 1.0
+    assert any("Every pixel with data was removed" in text for text in feedback.warnings)
 
 
 class Page(HTMLParser):
