@@ -34,6 +34,8 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
         for dx in range(-radius, radius + 1):
             if dx * dx + dy * dy > radius * radius or (dx == 0 and dy == 0):
                 continue
+            if abs(dy) >= height or abs(dx) >= width:  # reaches past the array: nothing moves
+                continue
             ys, yd = (slice(0, height - dy), slice(dy, height)) if dy >= 0 else (
                 slice(-dy, height), slice(0, height + dy))
             xs, xd = (slice(0, width - dx), slice(dx, width)) if dx >= 0 else (

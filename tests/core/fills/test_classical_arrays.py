@@ -41,6 +41,15 @@ def test_dilate_grows_a_disk():
     assert (dilate(mask, 0) == mask).all()
 
 
+def test_dilate_reaches_across_an_array_smaller_than_its_radius():
+    """A 5-px image and a 6-px cloud margin: offsets beyond the array move nothing."""
+    mask = np.zeros((4, 5), dtype=bool)
+    mask[0, 0] = True
+    grown = dilate(mask, 6)
+    ys, xs = np.indices(mask.shape)
+    np.testing.assert_array_equal(grown, ys**2 + xs**2 <= 36)
+
+
 def test_interpolation_between_dates_is_linear_in_time():
     shape = (1, 1, 3)
     before = (date(2020, 1, 1), np.full(shape, 100.0), np.array([[True, True, False]]))
