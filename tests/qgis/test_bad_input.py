@@ -400,3 +400,12 @@ def test_complex_values_and_a_band_without_data_say_what_to_do(provider, series,
         "gapfill:fillspatial", {"INPUT": str(stack), "OUTPUT": str(tmp_path / "out.tif")}))
     assert_refused("no data at all in band", tmp_path, lambda: fill(
         series, tmp_path, INPUT=str(stack), DATES="2018-03-07, 2018-03-22"))
+
+
+def test_an_optical_image_given_as_the_elevation_model_is_refused(provider, series, tmp_path):
+    """The scene fill read every band of a 13-band image as elevation channels."""
+    assert_refused("elevation model .* has 13 bands", tmp_path, lambda: processing.run(
+        "gapfill:fillscene", {
+            "INPUT": str(series / TARGET), "DEM": str(series / OTHER), "BUDGET": 0.1,
+            "OUTPUT": str(tmp_path / "out.tif"),
+        }))

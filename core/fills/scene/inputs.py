@@ -7,6 +7,7 @@ from datetime import date
 
 import numpy as np
 
+from ...errors import GapfillError
 from ...learned.onnx_session import LogFn, no_log
 from ...raster.access import Window, crop, expand_window, read_bands
 from ...raster.dates import resolve_dates
@@ -149,6 +150,11 @@ def open_scene(
     sar = open_auxiliary(target, [sar_path], label="SAR image")[0] if sar_path else None
     sar = _sar_in_db(sar, log) if sar is not None else None
     dem = open_auxiliary(target, [dem_path], label="elevation model")[0] if dem_path else None
+    if dem is not None and dem.bands != 1:  # an optical image given as the DEM, most likely
+        raise GapfillError(
+            f"The elevation model '{dem.path}' has {dem.bands} bands; an elevation model has "
+            "one (heights). Give a one-band DEM (or take its band with gdal_translate -b 1)."
+        )
     return SceneInputs(target, target_date, others, sar, dem)
 
 
