@@ -58,11 +58,29 @@ def check_output_file(name: str, path: str, raster: bool) -> None:
             "another format is needed)."
         )
     folder = next((f for f in target.absolute().parents if f.exists()), None)
-    if folder is not None and not os.access(folder, os.W_OK):
+    if folder is not None and not folder.is_dir():
+        raise GapfillError(
+            f"The {label} '{path}' cannot be created: '{folder}' is a file, not a folder. "
+            "Choose a folder you can write to."
+        )
+    if folder is not None and not _can_create_in(folder):
         raise GapfillError(
             f"The {label} '{path}' cannot be written: '{folder}' is not writable. "
             "Choose a folder you can write to."
         )
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in `folder`, tried: permissions alone do not tell it for
+    root, read-only mounts or system folders (/proc, /sys), where the run would fail only
+    when it writes, after all its work."""
+    if not os.access(folder, os.W_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def check_not_inputs(inputs: dict[str, list[str]], outputs: dict[str, str]) -> None:

@@ -424,5 +424,5 @@ def test_scene_fill_refuses_a_budget_or_a_report_folder_it_cannot_use(data_dir, 
     taken.write_text("a file")
     code, result, _ = gapfill(capsys, "fill", "scene", target, "--no-adapt", "--report", taken,
                               "-o", output)
-    assert code == 2 and "taken' cannot be created" in result["error"]
+    assert code == 2 and "taken' is a file, not a folder" in result["error"]
     assert not output.exists() and taken.read_text() == "a file"
