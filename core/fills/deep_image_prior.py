@@ -19,6 +19,7 @@ from osgeo import gdal
 
 from ..dependencies import require
 from ..errors import GapfillError
+from ..learned.scaling import decibels_in_place
 from ..learned.tiling import ramp_window
 from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from ..raster.access import (
@@ -66,7 +67,7 @@ class AuxiliarySource:
             usable &= read_valid(self.mask, window)
         if self.linear_to_db:
             usable &= (data > 0).all(axis=0)
-            data = 10.0 * np.log10(np.where(data > 0, data, 1.0))
+            decibels_in_place(data)[np.isnan(data)] = 0.0  # not usable: any value does
         return data, usable
 
 

@@ -42,6 +42,15 @@ def _apply(out: np.ndarray, ufunc: np.ufunc, operand: np.ndarray | None) -> None
         ufunc(out, operand, out=out)
 
 
+def decibels_in_place(values: np.ndarray) -> np.ndarray:
+    """Linear backscatter → dB (10·log10), in place in a float array; zero or negative
+    backscatter has no dB value and becomes NaN (no data)."""
+    values[values <= 0] = np.nan
+    np.log10(values, out=values)
+    values *= 10
+    return values
+
+
 def scale_bands(
     values: np.ndarray, scalings: Sequence[BandScaling], *, in_place: bool = False
 ) -> np.ndarray:
@@ -56,9 +65,7 @@ def scale_bands(
         out = np.array(values, dtype=np.float32, copy=True)
     for band, scaling in zip(out, scalings, strict=True):
         if scaling.db:
-            band[band <= 0] = np.nan
-            np.log10(band, out=band)
-            band *= 10
+            decibels_in_place(band)
     bands = _per_band(scalings, out.ndim)
     _apply(out, np.maximum, bands["low"])  # NaN stays NaN
     _apply(out, np.minimum, bands["high"])
