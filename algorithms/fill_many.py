@@ -133,6 +133,8 @@ class FillMany(GapfillAlgorithm):
         if bool(table) == bool(scenes):
             raise QgsProcessingException(
                 "Give either a table of jobs (CSV) or a folder of scenes, not both."
+                if table else
+                "Give a table of jobs (CSV) or a folder of scenes: no jobs were given."
             )
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
         manifest = self.parameterAsFileOutput(parameters, self.MANIFEST, context)

@@ -106,8 +106,10 @@ def typed(text: str, default: Any, name: str) -> Any:
             return text.lower() in ("true", "yes", "1")
         return kind(text)
     except ValueError as error:
+        wanted = {bool: "true or false", int: "a whole number", float: "a number"}
         raise GapfillError(
-            f"The option {name}={text} is not a {kind.__name__} (default: {default})."
+            f"The option {name}={text} is not {wanted.get(kind, kind.__name__)} "
+            f"(default: {default})."
         ) from error
 
 

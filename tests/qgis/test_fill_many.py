@@ -44,8 +44,11 @@ def test_a_table_of_scenes_matches_the_single_fill_and_resumes(provider, data_di
 
 def test_bad_input_is_refused_with_what_to_do(provider, table, tmp_path):
     manifest = str(tmp_path / "run.json")
-    with pytest.raises(QgsProcessingException, match="either a table of jobs"):
+    with pytest.raises(QgsProcessingException, match="folder of scenes: no jobs were given"):
         processing.run("gapfill:fillmany", {"MANIFEST": manifest})
+    with pytest.raises(QgsProcessingException, match="either a table of jobs .*, not both"):
+        processing.run("gapfill:fillmany", {"JOBS": str(table), "SCENES": str(tmp_path),
+                                             "MANIFEST": manifest})
     with pytest.raises(QgsProcessingException, match="not a multiple of 1024"):
         processing.run("gapfill:fillmany", {"JOBS": str(table), "TILE_SIZE": 1000,
                                              "MANIFEST": manifest})

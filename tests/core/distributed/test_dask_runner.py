@@ -193,6 +193,9 @@ def test_bad_tables_are_refused_with_what_to_do(data_dir, tmp_path):
     table.write_text(text)
     with pytest.raises(GapfillError, match="line 2: The method 'pyramids' is not one of"):
         read_job_table(table)
+    table.write_text("target,output,method,options\na.tif,b.tif,spatial,max_distance=far\n")
+    with pytest.raises(GapfillError, match="max_distance=far is not a whole number"):
+        read_job_table(table)
     table.write_text("target,output,colour\na.tif,b.tif,red\n")
     with pytest.raises(GapfillError, match="unknown columns colour"):
         read_job_table(table)
