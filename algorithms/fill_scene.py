@@ -245,8 +245,8 @@ class FillScene(GapfillAlgorithm):
             self.REPORT_PSNR: chosen.report.psnr if chosen.report else math.nan,
             self.CLASSICAL_PSNR: classical.report.psnr if classical.report else math.nan,
         }
-        if confidence:
-            results[self.CONFIDENCE] = confidence
+        if result.confidence_layer:
+            results[self.CONFIDENCE] = result.confidence_layer
         if folder:
             results[self.REPORT_FOLDER] = folder
         if save_network and Path(save_network).is_file():

@@ -310,7 +310,7 @@ def scene_fill(
         session.warn(note)
     document = report_document(result, {})
     facts = {key: document[key] for key in SCENE_FACTS}
-    return result.fill, facts | {"confidence_output": arguments.confidence,
+    return result.fill, facts | {"confidence_output": result.confidence_layer,
                                  "report_folder": arguments.report,
                                  "saved_network": arguments.save_network}
 

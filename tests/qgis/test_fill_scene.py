@@ -61,6 +61,23 @@ def test_processing_run_fills_reports_and_writes_confidence(scene, tmp_path):
     assert read(result["CONFIDENCE"]).shape == (2, 128, 128)
 
 
+
+def test_a_scene_too_cloudy_to_measure_is_filled_without_claiming_a_confidence_layer(
+    provider, data_dir, tmp_path
+):
+    """97 % cloud: nothing can be validated, so no confidence layer can be made; the result
+    named one that was never written."""
+    sample = data_dir / "sen12mscr"
+    feedback = RecordingFeedback()
+    result = processing.run("gapfill:fillscene", {
+        "INPUT": str(sample / "4294_s2_cloudy.tif"), "GAP_MASK": str(sample / "4294_cloudmask.tif"),
+        "BUDGET": 0.1, "OUTPUT": str(tmp_path / "filled.tif"),
+        "CONFIDENCE": str(tmp_path / "confidence.tif"),
+    }, feedback=feedback)
+    assert result["FILLED_PIXELS"] > 0 and "CONFIDENCE" not in result
+    assert not (tmp_path / "confidence.tif").exists()
+    assert any("No confidence layer was written" in text for text in feedback.warnings)
+
 @pytest.mark.torch
 def test_the_saved_network_starts_the_next_run(scene, tmp_path):
     saved = processing.run("gapfill:fillscene", parameters(

@@ -158,6 +158,7 @@ class SceneResult:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     source_margin: int = 0  # px around the gaps no fill read (haze the mask missed)
+    confidence_layer: str | None = None  # the confidence layer written, if one was
 
     def result_of(self, name: str) -> CandidateResult:
         return next(c for c in self.candidates if c.name == name)
@@ -446,6 +447,7 @@ def fill_scene(
             f"{MIN_SCORED} are needed); {fallback.name} fills it, and how well is not known."
         )
         log(notes[-1])
+        _no_confidence_layer(confidence_output, notes, log)
         result = SceneResult(
             FillReport(), fallback.name, [CandidateResult(c.name, c.kind) for c in candidates],
             scaling, data_range, len(windows), pixels, notes=notes,
@@ -584,6 +586,9 @@ def fill_scene(
     if warning and confidence_output is not None:
         notes.append(warning)
         log(warning)
+    if confidence_model is None:
+        _no_confidence_layer(confidence_output, notes, log)
+        confidence_output = None
     report_stage(1.0)
 
     result = SceneResult(
@@ -599,6 +604,7 @@ def fill_scene(
         runner_up.name if runner_up else None, confidence_model, confidence_output,
         settings, stages.stage("fill"), cancelled,
     )
+    result.confidence_layer = None if confidence_output is None else str(confidence_output)
     result.seconds["fill"] = time.monotonic() - fill_started
     pieces = {"windows": windows, "network": network, "confidence": confidence_model}
     return result, pieces
@@ -871,6 +877,17 @@ def _confidence(
     return model, info if enough else None
 
 
+def _no_confidence_layer(asked: str | Path | None, notes: list[str], log: LogFn) -> None:
+    """Say that the confidence layer asked for is not written (no errors could be measured on
+    the scene): the fill goes on, and no output claims a layer that does not exist."""
+    if asked is not None:
+        notes.append(
+            f"No confidence layer was written to '{asked}': the scene has too few clear pixels "
+            "to measure the fill's errors on, so nothing could say how wrong each pixel may be."
+        )
+        log(notes[-1])
+
+
 def _spread(windows: list[ValidationWindow]) -> np.ndarray:
     truth = np.concatenate(
         [w.truth[:, ~w.hidden & np.isfinite(w.truth).all(axis=0)] for w in windows], axis=1
@@ -905,14 +922,7 @@ def _final_fill(
     # every prediction is completed by the pyramid, so its context is always needed
     context = max([c.halo for c in needed if c.name != PYRAMID] + [pyramid_context])
     halo = context + (MARGIN if chosen == ADAPTED else 0)
-    side = None
-    if confidence_output is not None:
-        if confidence is None:
-            raise GapfillError(
-                "No confidence layer can be made: the scene has too few clear pixels to "
-                "measure errors on. Leave the confidence output empty."
-            )
-        side = SideOutput(confidence_output, CONFIDENCE_BANDS)
+    side = None if confidence_output is None else SideOutput(confidence_output, CONFIDENCE_BANDS)
 
     def compute(block: Block) -> tuple[np.ndarray, ...]:
         scene: SceneWindow = block.sources
