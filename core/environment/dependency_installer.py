@@ -566,6 +566,31 @@ def remove_old_generations(root: Path, keep: Sequence[Path]) -> list[Path]:
     return leftovers
 
 
+def check_requirements(requirements: Sequence[str]) -> None:
+    """Refuse, before pip runs, what is not a requirement: a pip option (it belongs to the pip
+    options) or a malformed name, which pip would report deep inside its output. Paths, URLs
+    and archives (a local torch wheel) are pip's to judge."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # a Python without packaging: pip judges
+        return
+    for text in requirements:
+        if text.startswith("-"):
+            raise GapfillError(
+                f"'{text}' is a pip option, not a package: give it in the pip options, and "
+                "only packages (e.g. onnx==1.17.0) in the requirements."
+            )
+        if "/" in text or "\\" in text or text.endswith((".whl", ".tar.gz", ".zip")):
+            continue
+        try:
+            Requirement(text)
+        except InvalidRequirement as error:
+            raise GapfillError(
+                f"'{text}' is not a package requirement ({error}). Write one per package in "
+                "pip syntax, e.g. 'onnx==1.17.0 dask[distributed]>=2024.1'."
+            ) from error
+
+
 def install_dependencies(
     root: Path,
     *,
@@ -595,6 +620,7 @@ def install_dependencies(
     is not touched: `dependency_folder.activate` does that.
     """
     root = Path(root)
+    check_requirements(requirements or [])
     info = probe_python(python or python_executable(), root)
     choice = choose_packages(
         build,

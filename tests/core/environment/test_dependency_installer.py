@@ -327,6 +327,21 @@ def test_dry_run_prints_the_commands_and_writes_nothing(tmp_path):
     assert any(f"numpy=={np.__version__}" in line for line in lines)
 
 
+@pytest.mark.parametrize(("requirement", "message"), [
+    ("this is not", "is not a package requirement"),
+    ("--index-url", "is a pip option, not a package"),
+])
+def test_what_is_not_a_requirement_is_refused_before_pip(tmp_path, requirement, message):
+    root = tmp_path / "gapfill-deps"
+    with pytest.raises(GapfillError, match=message):
+        install_dependencies(root, requirements=[requirement], python=QGIS_PYTHON, dry_run=True)
+    assert not root.exists()
+    install_dependencies(  # a local wheel is pip's to judge, as are versions and extras
+        root, requirements=["/wheels/torch-2.13.0-cp311-none-linux_x86_64.whl",
+                            "dask[distributed]>=2024.1"], python=QGIS_PYTHON, dry_run=True,
+    )
+
+
 def test_python_without_pip_is_refused_with_the_fix(tmp_path):
     venv.EnvBuilder(with_pip=False, system_site_packages=False).create(tmp_path / "nopip")
     python = tmp_path / "nopip" / "bin" / "python"
