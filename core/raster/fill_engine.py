@@ -18,13 +18,14 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import GapfillError
-from ..progress import CancelledFn, ProgressFn, never_cancelled, no_progress
+from ..progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from .access import (
     Grid,
     Window,
     band_descriptions,
     crop,
     expand_window,
+    iter_windows,
     nodata_value,
     numpy_dtype,
     open_raster,
@@ -137,6 +138,18 @@ def read_gaps(
         values = target.mask.GetRasterBand(1).ReadAsArray(x, y, w, h)
         gap |= (values != 0) & read_valid(target.mask, window)
     return known, gap
+
+
+def has_gaps(
+    target: TargetImage, block_size: int = 1024, cancelled: CancelledFn = never_cancelled
+) -> bool:
+    """Whether the target has a pixel to fill, block by block until the first one (so a
+    cloudy scene costs one block, a clear one a read of its validity and mask)."""
+    for window in iter_windows(target.grid.width, target.grid.height, block_size):
+        check_cancelled(cancelled)
+        if read_gaps(target, window)[1].any():
+            return True
+    return False
 
 
 def mask_coverage_messages(target: TargetImage) -> list[str]:

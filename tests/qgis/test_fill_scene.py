@@ -62,6 +62,22 @@ def test_processing_run_fills_reports_and_writes_confidence(scene, tmp_path):
 
 
 
+def test_a_scene_without_gaps_is_copied_without_learning(scene, tmp_path):
+    """A clear scene took the whole learning budget before its copy was written."""
+    clear_mask = tmp_path / "no_cloud.tif"
+    gdal.Translate(str(clear_mask), str(scene["GAP_MASK"]), scaleParams=[[0, 255, 0, 0]])
+    feedback = RecordingFeedback()
+    result = processing.run("gapfill:fillscene", {
+        "INPUT": str(scene["clear"]), "GAP_MASK": str(clear_mask), "BUDGET": 10,
+        "OUTPUT": str(tmp_path / "copy.tif"),
+        "REPORT_FOLDER": str(tmp_path / "report"), "CONFIDENCE": str(tmp_path / "c.tif"),
+    }, feedback=feedback)
+    assert result["FILLED_PIXELS"] == 0 and "CONFIDENCE" not in result
+    np.testing.assert_array_equal(read(result["OUTPUT"]), read(scene["clear"]))
+    assert any("nothing was learned or validated" in text for text in feedback.warnings)
+    assert not any(line.startswith("Ranking PSNR") for line in feedback.lines)
+    assert json.loads((tmp_path / "report" / "scene_report.json").read_text())["windows"] == 0
+
 def test_a_scene_too_cloudy_to_measure_is_filled_without_claiming_a_confidence_layer(
     provider, data_dir, tmp_path
 ):

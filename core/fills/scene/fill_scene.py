@@ -31,7 +31,7 @@ from ...learned.onnx_session import LogFn, no_log
 from ...masks.haze_fringe import HAZE_BANDS, HazeFringe, measure_haze_fringe
 from ...progress import CancelledFn, ProgressFn, check_cancelled, never_cancelled, no_progress
 from ...raster.access import Grid, Window, crop, expand_window
-from ...raster.fill_engine import Block, FillReport, SideOutput, fill_image
+from ...raster.fill_engine import Block, FillReport, SideOutput, fill_image, has_gaps
 from ...raster.sentinel2_bands import band_indices, band_names
 from ..pyramid_fill import COARSE_SHARE
 from .candidates import (
@@ -411,6 +411,9 @@ def fill_scene(
     target = inputs.target
 
     notes: list[str] = []
+    if not has_gaps(target, cancelled=cancelled):  # a clear scene: minutes of learning for nothing
+        return _copy_of_a_clear_scene(inputs, output, settings, confidence_output, notes,
+                                      stages.stage("fill"), cancelled, log)
     inputs, sampled = _off_the_haze(
         inputs, _sample(inputs, settings, rng, cancelled), settings.source_margin, notes, log
     )
@@ -875,6 +878,29 @@ def _confidence(
     info["selection"] = model.calibration(features[SELECT], error[SELECT])
     info["report"] = model.calibration(features[REPORT], error[REPORT]) if enough else None
     return model, info if enough else None
+
+
+def _copy_of_a_clear_scene(
+    inputs: SceneInputs, output: str | Path, settings: SceneSettings,
+    confidence_output: str | Path | None, notes: list[str], progress: ProgressFn,
+    cancelled: CancelledFn, log: LogFn,
+) -> tuple[SceneResult, dict[str, Any]]:
+    """A target without gap pixels is copied as every fill copies it: nothing is learned,
+    validated or written beside it."""
+    notes.append("The target has no gap pixels: nothing was learned or validated.")
+    log(notes[-1])
+    if confidence_output is not None:
+        notes.append(f"No confidence layer was written to '{confidence_output}': no pixel is "
+                     "filled.")
+        log(notes[-1])
+    candidates = classical_candidates(inputs)
+    result = SceneResult(
+        FillReport(), PYRAMID, [CandidateResult(c.name, c.kind) for c in candidates],
+        Scaling(), 1.0, 0, {"training": 0, "selection": 0, "report": 0}, notes=notes,
+    )
+    result.fill = _final_fill(inputs, output, candidates, PYRAMID, None, None, None, None,
+                              settings, progress, cancelled)
+    return result, {"windows": [], "network": None, "confidence": None}
 
 
 def _no_confidence_layer(asked: str | Path | None, notes: list[str], log: LogFn) -> None:
