@@ -450,7 +450,7 @@ def fill_scene(
             f"{MIN_SCORED} are needed); {fallback.name} fills it, and how well is not known."
         )
         log(notes[-1])
-        _no_confidence_layer(confidence_output, notes, log)
+        _no_confidence_layer(confidence_output, TOO_FEW_ERRORS, notes, log)
         result = SceneResult(
             FillReport(), fallback.name, [CandidateResult(c.name, c.kind) for c in candidates],
             scaling, data_range, len(windows), pixels, notes=notes,
@@ -590,7 +590,7 @@ def fill_scene(
         notes.append(warning)
         log(warning)
     if confidence_model is None:
-        _no_confidence_layer(confidence_output, notes, log)
+        _no_confidence_layer(confidence_output, TOO_FEW_ERRORS, notes, log)
         confidence_output = None
     report_stage(1.0)
 
@@ -889,10 +889,7 @@ def _copy_of_a_clear_scene(
     validated or written beside it."""
     notes.append("The target has no gap pixels: nothing was learned or validated.")
     log(notes[-1])
-    if confidence_output is not None:
-        notes.append(f"No confidence layer was written to '{confidence_output}': no pixel is "
-                     "filled.")
-        log(notes[-1])
+    _no_confidence_layer(confidence_output, "no pixel is filled", notes, log)
     candidates = classical_candidates(inputs)
     result = SceneResult(
         FillReport(), PYRAMID, [CandidateResult(c.name, c.kind) for c in candidates],
@@ -903,14 +900,17 @@ def _copy_of_a_clear_scene(
     return result, {"windows": [], "network": None, "confidence": None}
 
 
-def _no_confidence_layer(asked: str | Path | None, notes: list[str], log: LogFn) -> None:
-    """Say that the confidence layer asked for is not written (no errors could be measured on
-    the scene): the fill goes on, and no output claims a layer that does not exist."""
+TOO_FEW_ERRORS = (
+    "the scene has too few clear pixels to measure the fill's errors on, so nothing could say "
+    "how wrong each pixel may be"
+)
+
+
+def _no_confidence_layer(asked: str | Path | None, why: str, notes: list[str], log: LogFn) -> None:
+    """Say that the confidence layer asked for is not written, and `why`: the fill goes on, and
+    no output claims a layer that does not exist."""
     if asked is not None:
-        notes.append(
-            f"No confidence layer was written to '{asked}': the scene has too few clear pixels "
-            "to measure the fill's errors on, so nothing could say how wrong each pixel may be."
-        )
+        notes.append(f"No confidence layer was written to '{asked}': {why}.")
         log(notes[-1])
 
 
