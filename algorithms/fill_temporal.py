@@ -17,7 +17,11 @@ from qgis.core import (
 )
 
 from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
-from ..core.fills.other_dates import build_other_date_masks, open_other_dates
+from ..core.fills.other_dates import (
+    build_other_date_masks,
+    check_temporal_inputs,
+    open_other_dates,
+)
 from ..core.fills.similar_pixels import fill_by_similar_pixels
 from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
 from ..core.masks.gap_mask import MaskSettings
@@ -202,6 +206,11 @@ class FillTemporal(GapfillAlgorithm):
         span = (0.5, 1.0) if build_masks else (0.0, 1.0)  # of the progress bar, for the fill
         with tempfile.TemporaryDirectory(prefix="gapfill-other-masks-") as scratch:
             if build_masks:
+                with domain_errors():
+                    check_temporal_inputs(
+                        target_path, mask_path, paths,
+                        self.parameterAsString(parameters, self.DATES, context),
+                    )
                 feedback.pushInfo("No gap masks of the other dates given: building them.")
                 masks = run_core(
                     build_other_date_masks, feedback, paths, MaskSettings(masking), scratch,

@@ -91,7 +91,11 @@ def temporal_fill(
     arguments: argparse.Namespace, session: Session, progress: ProgressFn, cancelled: CancelledFn
 ) -> tuple[FillReport, Facts]:
     from ..core.fills.histogram_matched_fill import fill_by_histogram_matching
-    from ..core.fills.other_dates import build_other_date_masks, open_temporal_inputs
+    from ..core.fills.other_dates import (
+        build_other_date_masks,
+        check_temporal_inputs,
+        open_temporal_inputs,
+    )
     from ..core.fills.similar_pixels import fill_by_similar_pixels
     from ..core.fills.temporal_interpolation import fill_by_temporal_interpolation
     from ..core.masks.gap_mask import MaskSettings
@@ -99,6 +103,9 @@ def temporal_fill(
     masks = arguments.other_masks
     with tempfile.TemporaryDirectory(prefix="gapfill-other-masks-") as scratch:
         if not masks and arguments.other_mask_method != "none":
+            check_temporal_inputs(
+                arguments.image, arguments.gap_mask, arguments.other_dates, arguments.dates
+            )
             session.info("No gap masks of the other dates given: building them.")
             masks = build_other_date_masks(
                 arguments.other_dates, MaskSettings(arguments.other_mask_method), scratch,

@@ -99,6 +99,15 @@ def open_temporal_inputs(
     dates = resolve_dates([target_path, *paths], dates_text)
     target = open_target(target_path, mask_path)
     return target, dates[0], open_other_dates(target, paths, dates[1:], mask_paths)
+def check_temporal_inputs(
+    target_path: str, mask_path: str | None, paths: list[str], dates_text: str = ""
+) -> None:
+    """Every check of the target and the other dates (place, bands, scale, dates), made before
+    the other dates' masks are built: that takes minutes on a tile, and a date on another
+    scale or place was refused only after it."""
+    open_temporal_inputs(target_path, mask_path, paths, None, dates_text)
+
+
 def build_other_date_masks(
     paths: list[str],
     settings: MaskSettings,

@@ -289,9 +289,12 @@ def test_an_other_date_on_another_scale_or_the_target_itself_is_refused(
     provider, series, tmp_path
 ):
     scaled = converted_copy(series / OTHER, tmp_path / "r.tif", lambda v: v / 10000)
+    feedback = RecordingFeedback()
     assert_refused("on different scales", tmp_path,
-                   lambda: fill(series, tmp_path, OTHER_DATES=[scaled],
+                   lambda: fill(series, tmp_path, feedback, OTHER_DATES=[scaled],
                                 DATES="2018-03-07, 2018-03-22"))
+    # refused before the other dates' masks are built (minutes on a tile)
+    assert not any("building them" in line for line in feedback.lines)
     assert_refused("is the target itself", tmp_path,
                    lambda: fill(series, tmp_path, OTHER_DATES=[str(series / TARGET)],
                                 DATES="2018-03-07, 2018-03-22"))

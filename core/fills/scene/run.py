@@ -78,6 +78,10 @@ def fill_scene_files(
         check_writable(Path(report_folder) / HTML_NAME)  # a run whose report then fails
     start_from = load_network(start_network) if start_network else None
     mask_given = gap_mask is not None
+    if gap_mask is None or (other_dates and not other_masks):
+        # masks are to be built (minutes on a tile): every other check of the inputs first
+        open_scene(target, gap_mask, other_paths=other_dates, dates=dates, sar_path=sar,
+                   dem_path=dem)
     with tempfile.TemporaryDirectory(prefix="gapfill-scene-") as scratch:
         folder = Path(scratch)
         if gap_mask is None:
