@@ -288,6 +288,9 @@ def fill_time_series(
             )
     session = card = None
     margin, multiple = 0, 1
+    if model_path and method != "model":  # a model given with another method is not used
+        log(f"The model '{model_path}' is not used: the method is {method}. Choose the model "
+            "method to fill with it.")
     if method == "model":
         if not model_path:
             from ..learned.bundled_models import choose_time_series_model

@@ -49,6 +49,21 @@ def test_model_method_without_a_model_takes_the_bundled_one(qgis_processing, dat
     assert any("bundled time-series model stpconv-s5p-co.onnx" in line for line in feedback.lines)
 
 
+def test_a_model_given_with_another_method_is_said_unused(qgis_processing, data_dir, tmp_path):
+    import processing
+
+    from feedback import RecordingFeedback
+
+    feedback = RecordingFeedback()
+    processing.run(
+        FillTimeSeries(),
+        {"INPUT": str(s5p_block(data_dir)), "METHOD": 0, "MODEL": str(BUNDLED),
+         "OUTPUT": str(tmp_path / "o.tif")},
+        feedback=feedback,
+    )
+    assert any("is not used: the method is linear" in line for line in feedback.lines)
+
+
 def test_band_dates_that_do_not_increase_are_refused(qgis_processing, data_dir, tmp_path):
     import processing
     from qgis.core import QgsProcessingException
