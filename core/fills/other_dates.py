@@ -99,6 +99,8 @@ def open_temporal_inputs(
     dates = resolve_dates([target_path, *paths], dates_text)
     target = open_target(target_path, mask_path)
     return target, dates[0], open_other_dates(target, paths, dates[1:], mask_paths)
+
+
 def check_temporal_inputs(
     target_path: str, mask_path: str | None, paths: list[str], dates_text: str = ""
 ) -> None:
