@@ -294,6 +294,15 @@ def _number(value: Any, where: str) -> float | None:
     return float(value)
 
 
+def _what_is_wrong(error: Exception) -> str:
+    """A malformed file's fault in words, not as a Python exception's repr."""
+    if isinstance(error, KeyError):
+        return f"the field {error.args[0]!r} is missing"
+    if isinstance(error, (TypeError, AttributeError)):
+        return "a field holds a value of the wrong kind (the bands must be a list of objects)"
+    return str(error)
+
+
 def read_statistics(path: str | Path) -> RasterStatistics:
     """Read a statistics file written by `write_statistics`, with clear errors otherwise."""
     hint = "Compute it with 'Raster statistics'."
@@ -335,7 +344,8 @@ def read_statistics(path: str | Path) -> RasterStatistics:
         percents = tuple(float(p) for p in document["percentiles"])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise StatisticsError(
-            f"The statistics file '{path}' is incomplete or malformed ({error!r}). {hint}"
+            f"The statistics file '{path}' is incomplete or malformed ({_what_is_wrong(error)})."
+            f" {hint}"
         ) from error
     return RasterStatistics(document.get("source", ""), document.get("gap_mask"), percents, bands)
 

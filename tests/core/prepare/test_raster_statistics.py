@@ -110,3 +110,21 @@ def test_bad_statistics_inputs(tmp_path):
         read_statistics(tmp_path / "other.json")
     with pytest.raises(StatisticsError, match="cannot be read"):
         read_statistics(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda bands: bands[0].pop("std"), "the field 'std' is missing"),
+        (lambda bands: bands.__setitem__(0, "B1"), "a field holds a value of the wrong kind"),
+    ],
+)
+def test_a_malformed_statistics_file_says_what_is_wrong(data_dir, tmp_path, change, message):
+    statistics = compute_statistics(str(date(data_dir, CLOUDY)))
+    path = write_statistics(statistics, tmp_path / "stats.json")
+    document = json.loads(path.read_text())
+    change(document["bands"])
+    path.write_text(json.dumps(document))
+    with pytest.raises(StatisticsError, match=message) as raised:
+        read_statistics(path)
+    assert "Error(" not in str(raised.value)  # no Python repr such as KeyError('std')
