@@ -55,14 +55,16 @@ def check_output(
     """Refuse an output that is one of the inputs (inputs are never modified), an existing
     file unless `overwrite` (a command line should not silently replace a result), and what
     Processing refuses too: a folder, an unwritable place, a raster name not ending in .tif."""
-    from ..core.raster.output import check_output_file  # GDAL: imported once a command runs
+    from ..core.raster.output import check_output_file, files_read_by  # GDAL: once a command runs
 
     target = Path(output)
     for path in filter(None, inputs):
-        if target.exists() and Path(path).exists() and os.path.samefile(target, path):
+        same = target.exists() and Path(path).exists() and os.path.samefile(target, path)
+        if same or os.path.realpath(output) in files_read_by(path):
+            through = "" if same else f" (read through '{path}')"
             raise GapfillError(
-                f"The output '{output}' is one of the inputs; inputs are never modified. "
-                "Choose another output file."
+                f"The output '{output}' is one of the inputs{through}; inputs are never "
+                "modified. Choose another output file."
             )
     check_output_file("", output, raster)
     if target.exists() and not overwrite:

@@ -83,15 +83,33 @@ def _can_create_in(folder: Path) -> bool:
         return False
 
 
+def files_read_by(path: str) -> list[str]:
+    """The files an input reads, links resolved: the file itself and, for a dataset made of
+    others (a VRT's sources), theirs, as GDAL lists them; an output that is one of those
+    would overwrite the user's data through the input that points at it."""
+    files = [os.path.realpath(path)]
+    with quiet_gdal():
+        try:
+            dataset = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_VECTOR | gdal.OF_READONLY)
+        except RuntimeError:
+            dataset = None
+        listed = (dataset.GetFileList() or []) if dataset is not None else []
+    dataset = None
+    return files + [os.path.realpath(item) for item in listed]
+
+
 def check_not_inputs(inputs: dict[str, list[str]], outputs: dict[str, str]) -> None:
-    """Refuse an output that is one of the inputs (or another output), before any work: writing
-    it would destroy the user's data. `inputs`: parameter → files; `outputs`: parameter → file
-    or folder. Paths are compared after resolving links and relative parts."""
+    """Refuse an output that is one of the inputs, a file an input reads (a VRT's source) or
+    another output, before any work: writing it would destroy the user's data. `inputs`:
+    parameter → files; `outputs`: parameter → file or folder. Paths are compared after
+    resolving links and relative parts."""
     taken: dict[str, str] = {}
     for name, paths in inputs.items():
-        for path in paths:
-            if path:
-                taken.setdefault(os.path.realpath(path), name)
+        for path in filter(None, paths):
+            direct, *behind = files_read_by(path)
+            taken.setdefault(direct, name)
+            for source in behind:
+                taken.setdefault(source, f"{name} (read through '{path}')")
     for name, path in outputs.items():
         if not path:
             continue

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import gdal
 
 from gapfill.cli.main import main
 from gapfill.core.learned.bundled_models import MODELS_FOLDER, bundled_models
@@ -217,6 +218,15 @@ def test_refuses_to_write_over_an_input_or_a_result(series, mask, tmp_path, caps
     )
     assert code == 2 and "is one of the inputs" in result["error"]
     assert series[TARGET].read_bytes() == before
+
+
+def test_refuses_to_write_over_the_source_of_a_virtual_raster(series, tmp_path, capsys):
+    source, virtual = tmp_path / "source.tif", tmp_path / "target.vrt"
+    source.write_bytes(series[TARGET].read_bytes())  # a copy: never risk the shared data
+    gdal.BuildVRT(str(virtual), [str(source)])
+    code, result, _ = gapfill(capsys, "fill", "spatial", virtual, "-o", source, "--overwrite")
+    assert code == 2 and "read through" in result["error"]
+    assert source.read_bytes() == series[TARGET].read_bytes()
 
 
 def test_missing_package_gives_the_pip_command_for_this_python(plugin_path, tmp_path):

@@ -214,6 +214,19 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(
     assert checksum(inputs[overwritten]) == before
 
 
+def test_an_output_that_a_virtual_raster_reads_is_refused(provider, series, tmp_path):
+    """A VRT given as the target reads its source file: writing the output over that source
+    destroyed the input (it 'succeeded')."""
+    source = tmp_path / "source.tif"
+    gdal.Translate(str(source), str(series / TARGET), srcWin=[0, 0, 64, 64])
+    virtual = tmp_path / "target.vrt"
+    gdal.BuildVRT(str(virtual), [str(source)])
+    before = checksum(source)
+    with pytest.raises(QgsProcessingException, match="read through .*target.vrt"):
+        processing.run("gapfill:fillspatial", {"INPUT": str(virtual), "OUTPUT": str(source)})
+    assert checksum(source) == before
+
+
 def test_a_mask_smaller_than_the_target_leaves_the_rest_unchanged(provider, series, tmp_path):
     """Outside the gap mask's extent clear pixels are copied bit for bit, with a warning."""
     gaps = np.zeros((128, 128), np.uint8)
