@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GapfillError
+from ..raster.output import files_read_by
 from .methods import METHODS, JobMethod, parse_options
 
 BUILD = "build"  # the mask column's value asking for a gap mask built by the spectral score
@@ -211,28 +212,42 @@ def raster_named(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _real(path: str) -> str:
+    return path if is_virtual(path) else os.path.realpath(path)
+
+
+def _files_read(path: str) -> list[str]:
+    """The files an input reads (itself, a VRT's sources), links resolved; virtual paths as
+    given (opening a remote file only to check it would cost a request per job)."""
+    return [path] if is_virtual(path) else files_read_by(path)
+
+
 def check_jobs(jobs: list[Job]) -> list[Job]:
     """Refuse a set of jobs that cannot run together: two jobs with one id or one output, an
-    output that is an input of its own job (inputs are never modified) or of another job (the
-    jobs of a run are independent: they run at the same time)."""
+    output that is an input of its own job or a file it reads (inputs are never modified) or
+    of another job (the jobs of a run are independent: they run at the same time). Paths are
+    compared with links resolved."""
     problems = []
     ids: dict[str, Job] = {}
     outputs: dict[str, Job] = {}
     for job in jobs:
+        output = _real(job.output)
         if job.id in ids:
             problems.append(f"two jobs have the id '{job.id}'")
-        if job.output in outputs:
-            problems.append(f"jobs '{outputs[job.output].id}' and '{job.id}' both write "
+        if output in outputs:
+            problems.append(f"jobs '{outputs[output].id}' and '{job.id}' both write "
                             f"'{job.output}'")
-        ids[job.id] = outputs[job.output] = job
+        ids[job.id] = outputs[output] = job
     for job in jobs:
         for path in job.inputs():
-            if path == job.output:
+            read = _files_read(path)
+            writer = next((outputs[file] for file in read if file in outputs), None)
+            if writer is job:
                 problems.append(f"job '{job.id}' writes its own input '{path}'; inputs are "
                                 "never modified")
-            elif path in outputs:
+            elif writer is not None:
                 problems.append(
-                    f"job '{job.id}' reads '{path}', the output of job '{outputs[path].id}': "
+                    f"job '{job.id}' reads '{path}', the output of job '{writer.id}': "
                     "the jobs of one run are independent; run the second in another table "
                     "after this one"
                 )

@@ -203,6 +203,20 @@ def test_bad_tables_are_refused_with_what_to_do(data_dir, tmp_path):
         run_jobs([], tmp_path / "run.json", tile_size=1000)
 
 
+def test_jobs_that_would_overwrite_an_input_through_a_link_or_a_vrt_are_refused(tmp_path):
+    source = write_raster(tmp_path / "a.tif", np.ones((1, 8, 8), np.uint16), gdal.GDT_UInt16)
+    gdal.BuildVRT(str(tmp_path / "a.vrt"), [str(source)])
+    (tmp_path / "link.tif").symlink_to(source)
+    table = tmp_path / "jobs.csv"
+    table.write_text("id,target,output,method\none,a.vrt,a.tif,spatial\n")
+    with pytest.raises(GapfillError, match="writes its own input '.*a.vrt'"):
+        read_job_table(table)
+    table.write_text("id,target,output,method\none,a.vrt,b.tif,spatial\n"
+                     "two,c.tif,link.tif,spatial\n")
+    with pytest.raises(GapfillError, match="reads '.*a.vrt', the output of job 'two'"):
+        read_job_table(table)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
