@@ -430,3 +430,12 @@ def test_an_optical_image_given_as_the_elevation_model_is_refused(provider, seri
             "INPUT": str(series / TARGET), "DEM": str(series / OTHER), "BUDGET": 0.1,
             "OUTPUT": str(tmp_path / "out.tif"),
         }))
+
+
+def test_an_optical_image_given_as_the_sar_is_refused(provider, series, tmp_path):
+    """The scene fill read an optical image's reflectances (0–10000 DN) as backscatter."""
+    assert_refused("SAR image .* neither backscatter in dB", tmp_path, lambda: processing.run(
+        "gapfill:fillscene", {
+            "INPUT": str(series / TARGET), "SAR": str(series / OTHER), "BUDGET": 0.1,
+            "OUTPUT": str(tmp_path / "out.tif"),
+        }))

@@ -158,10 +158,20 @@ def open_scene(
     return SceneInputs(target, target_date, others, sar, dem)
 
 
+SAR_DB_LIMIT = 60.0  # |dB| beyond it is no radar backscatter (−60 dB is below any noise floor)
+
+
 def _sar_in_db(sar: AuxiliarySource, log: LogFn) -> AuxiliarySource:
     """The SAR as the network and the bundled models read it, in dB: linear backscatter is
     converted (and said), as the model fill does."""
     spread = sample_spread(sar.dataset, list(range(1, sar.bands + 1)))
+    if spread is not None and spread.magnitude > SAR_DB_LIMIT:
+        raise GapfillError(
+            f"The SAR image '{sar.path}' holds values of {spread.text()}: neither backscatter "
+            "in dB (about −40 to +10) nor linear backscatter (0 to about 1); an optical image "
+            "given as the SAR, most likely. Give the Sentinel-1 image of the target's date "
+            "(VV, VH), or leave SAR empty."
+        )
     if spread is None or not looks_like_linear_backscatter(spread):
         return sar
     log(
