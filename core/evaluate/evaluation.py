@@ -11,6 +11,7 @@ at reduced resolution for the report's quick-looks.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,6 +269,10 @@ def _sentinel2_names(descriptions: list[str], given: str) -> list[str] | None:
         return None
 
 
+def _same_file(path: str, other: str) -> bool:
+    return os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other)
+
+
 def evaluate_files(
     reference: str,
     filled: Sequence[FilledImage],
@@ -303,7 +308,11 @@ def evaluate_files(
     bands = len(descriptions)
     s2_names = _sentinel2_names(descriptions, settings.band_names)
     ndvi = _ndvi_bands(s2_names) if settings.ndvi else None
-    messages: list[str] = []
+    messages: list[str] = [
+        f"The filled image '{image.name}' is the reference itself: its perfect score says "
+        "nothing about a fill. Give the fill's output as the filled image."
+        for image in filled if _same_file(image.path, reference)
+    ]
     spread = sample_spread(dataset, list(range(1, bands + 1)))
     check_scaling_fits(spread, settings, reference)
     inputs = _Inputs(

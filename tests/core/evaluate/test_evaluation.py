@@ -121,6 +121,7 @@ def test_a_perfect_fill_scores_mae_0_and_psnr_inf_in_every_output(scene, tmp_pat
     result = run(scene, [FilledImage("perfect", scene["reference_path"])])
     (metrics,) = result.metrics
     assert metrics.mae == 0 and metrics.psnr == math.inf and metrics.sam == 0
+    assert "'perfect' is the reference itself" in result.messages[0]  # a likely mistake, said
     files = write_report(result, tmp_path / "report")
     rows = files.csv.read_text().splitlines()
     header, overall = rows[0].split(","), rows[1].split(",")
