@@ -15,6 +15,7 @@ from .validity import BandMasks
 
 SAMPLE_PIXELS = 256  # images of at most SAMPLE_PIXELS² pixels are read whole
 SAMPLE_GRID, SAMPLE_WINDOW = 8, 32  # else 8 × 8 windows of 32 px: 65,536 pixels per band
+BACKSCATTER_LIMIT = 60.0  # |value| beyond it is no backscatter, in dB or linear
 SCALE_RATIO = 50.0  # two images of one place whose magnitudes differ more are on other scales
 
 
@@ -32,6 +33,12 @@ class Spread:
 
     def text(self) -> str:
         return f"{self.low:.4g} to {self.high:.4g}"
+
+
+def could_be_backscatter(spread: Spread) -> bool:
+    """Whether values can be SAR backscatter at all, in dB or linear: beyond ±60 they cannot
+    (−60 dB is below any sensor's noise floor; optical DN run to thousands)."""
+    return spread.magnitude <= BACKSCATTER_LIMIT
 
 
 def looks_like_linear_backscatter(spread: Spread) -> bool:

@@ -13,7 +13,11 @@ from ...raster.access import Window, crop, expand_window, read_bands
 from ...raster.dates import resolve_dates
 from ...raster.fill_engine import TargetImage, open_target, read_gaps
 from ...raster.proximity import distance_to
-from ...raster.value_range import looks_like_linear_backscatter, sample_spread
+from ...raster.value_range import (
+    could_be_backscatter,
+    looks_like_linear_backscatter,
+    sample_spread,
+)
 from ..deep_image_prior import AuxiliarySource, open_auxiliary
 from ..other_dates import OtherDate, open_other_dates
 from ..temporal_interpolation import Observation
@@ -158,14 +162,11 @@ def open_scene(
     return SceneInputs(target, target_date, others, sar, dem)
 
 
-SAR_DB_LIMIT = 60.0  # |dB| beyond it is no radar backscatter (−60 dB is below any noise floor)
-
-
 def _sar_in_db(sar: AuxiliarySource, log: LogFn) -> AuxiliarySource:
     """The SAR as the network and the bundled models read it, in dB: linear backscatter is
     converted (and said), as the model fill does."""
     spread = sample_spread(sar.dataset, list(range(1, sar.bands + 1)))
-    if spread is not None and spread.magnitude > SAR_DB_LIMIT:
+    if spread is not None and not could_be_backscatter(spread):
         raise GapfillError(
             f"The SAR image '{sar.path}' holds values of {spread.text()}: neither backscatter "
             "in dB (about −40 to +10) nor linear backscatter (0 to about 1); an optical image "
