@@ -7,7 +7,8 @@ pyramid fill from the clear pixels at least N px from the mask, scored on the ga
 against the clear date (SEN12MS-CR protocol) and against the image itself with the mask laid on
 it (gap filling); the margin `measure_haze_fringe` finds on both. Then the margins it finds on
 the 36 pairs of sen12mscr_pairs (f), cloudy and clear, under their spectral masks (dilated
-2 px, as bench_quality builds them).
+2 px, as bench_quality builds them). Last, the labelled scene of cloud_labels under its mask of
+clouds and shadows (labels 4 and 0), where the ring is measured beside the clouds only.
 
     GAPFILL_DATA=../shared/data PYTHONPATH=benchmarks python benchmarks/bench_haze.py
 """
@@ -62,10 +63,10 @@ def pyramid_scores(source: np.ndarray, truth: np.ndarray, gap: np.ndarray) -> st
     return " / ".join(scores)
 
 
-def margin_text(values: np.ndarray, gap: np.ndarray) -> str:
-    fringe = measure_haze_fringe([(values, gap)], BLUE, RED)
+def margin_text(values: np.ndarray, gap: np.ndarray, blue: int = BLUE, red: int = RED) -> str:
+    fringe = measure_haze_fringe([(values, gap)], blue, red)
     edge = "not measured" if fringe.excess is None else f"{fringe.excess[0]:+.1f} at the edge"
-    return f"{fringe.margin} px ({edge})"
+    return f"{fringe.margin} px ({edge}, around the {fringe.around})"
 
 
 def sen12mscr(folder: Path) -> None:
@@ -102,15 +103,24 @@ def pairs(folder: Path) -> None:
                 fringe = measure_haze_fringe([(values, gap)], BLUE, RED)
                 found[image].append((name, fringe))
     for image, fringes in found.items():
-        margins = [(n, f.margin) for n, f in fringes if f.margin]
+        margins = [(n, f.margin, f.around) for n, f in fringes if f.margin]
         edges = [f.excess[0] for _, f in fringes if f.excess is not None]
         print(f"pairs, {image} images: a margin on {len(margins)} of {len(fringes)} {margins}; "
               f"measured on {len(edges)}, largest excess at the edge {max(edges):+.1f} spreads")
 
 
+def cloud_labels(folder: Path) -> None:
+    values = read(folder / "s2_l1c_6band.tif")  # B2, B3, B4, B8, B11, B12
+    labels = read(folder / "labels.tif")
+    for name, gap in (("clouds and shadows", (labels == 4) | (labels == 0)),
+                      ("clouds", labels == 4)):
+        print(f"cloud_labels, mask of {name}: margin {margin_text(values, gap, 0, 2)}")
+
+
 def main() -> None:
     sen12mscr(data_folder("sen12mscr") / "sen12mscr")
     pairs(data_folder("sen12mscr_pairs") / "sen12mscr_pairs")
+    cloud_labels(data_folder("cloud_labels") / "cloud_labels")
 
 
 if __name__ == "__main__":

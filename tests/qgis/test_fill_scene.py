@@ -149,7 +149,7 @@ def test_the_haze_around_real_clouds_is_kept_off_and_said(provider, data_dir, tm
         }, feedback=feedback)["OUTPUT"], feedback.warnings
     gaps = read(mask)[0] == 1
     measured, warnings = runs[-1]
-    assert any(w.startswith("Haze around the gaps") and "grow it by" in w for w in warnings)
+    assert any(w.startswith("Haze around the clouds") and "grow it by" in w for w in warnings)
     np.testing.assert_array_equal(read(measured)[:, ~gaps], read(target)[:, ~gaps])
     every_pixel, warnings = runs[0]
     assert not any("Haze" in w for w in warnings)

@@ -48,7 +48,7 @@ def test_the_haze_is_measured_by_default_and_said(data_dir, tmp_path):
     target = data_dir / f"sen12mscr/{HAZY}_s2_cloudy.tif"
     mask = data_dir / f"sen12mscr/{HAZY}_cloudmask.tif"
     measured = fill(target, mask, tmp_path / "m.tif", replace(CLASSICAL, source_margin=None))
-    note = next(n for n in measured.notes if n.startswith("Haze around the gaps"))
+    note = next(n for n in measured.notes if n.startswith("Haze around the clouds"))
     assert "grow it by 16 px" in note and measured.source_margin == 16
     every_pixel = fill(target, mask, tmp_path / "0.tif", replace(CLASSICAL, source_margin=0))
     assert not any("Haze" in n for n in every_pixel.notes)

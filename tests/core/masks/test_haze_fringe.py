@@ -39,3 +39,20 @@ def test_the_margin_never_takes_most_clear_pixels_nor_goes_unmeasured_silently(d
     mostly_cloud = measure_haze_fringe([sample(data_dir, "4294", "cloudy")], BLUE, RED)
     assert mostly_cloud.margin == 0 and mostly_cloud.excess is None
     assert "not measured" in mostly_cloud.message()
+
+
+def test_haze_beside_clouds_is_found_when_the_mask_also_holds_their_shadows(data_dir):
+    """The labelled scene's mask of clouds and shadows: the shadows' rings have no haze, and
+    pooled with them the clouds' hazy ring was missed (+1.9 spreads, no margin)."""
+    values = read(data_dir / "cloud_labels/s2_l1c_6band.tif").astype(np.float64)
+    labels = read(data_dir / "cloud_labels/labels.tif")[0]
+    clouds_and_shadows = (labels == 4) | (labels == 0)
+    fringe = measure_haze_fringe([(values, clouds_and_shadows)], 0, 2)  # B2, B4 of B2…B12
+    assert fringe.around == "clouds" and fringe.excess[0] >= HAZE_AT_EDGE
+    assert fringe.margin >= 2
+    assert fringe.message().startswith("Haze around the clouds")
+    # the same shapes laid on a clear date hold no clouds: every ring counts, and none is hazy
+    clear = read(data_dir / "sen12mscr_ts/s2_2018-04-26.tif").astype(np.float64)
+    height, width = clear.shape[1:]
+    on_ground = measure_haze_fringe([(clear, clouds_and_shadows[:height, :width])], BLUE, RED)
+    assert on_ground.around == "gaps" and on_ground.margin == 0
